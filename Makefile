@@ -1,0 +1,48 @@
+# Pyrite: the two commands a newcomer needs are `make run` and `make test`.
+
+GO        ?= go
+DATA_DIR  ?= .pyrite
+NODE_DIR  := interop/node
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCH_COUNT ?= 5
+
+# PostgreSQL-backed tests read this; unset, they skip.
+export PYRITE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
+.PHONY: run test bench lint node-deps build fuzz
+
+## run: the whole pipeline in one process on embedded defaults (data in .pyrite/)
+run:
+	$(GO) run ./cmd/pyrite dev --data-dir $(DATA_DIR)
+
+## build: every program into bin/
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## test: vet plus every test, interop with real Node clients included
+test: node-deps
+	$(GO) vet ./...
+	$(GO) test -timeout 12m ./...
+
+## bench: every benchmark, each beside its baseline in the same run
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./...
+
+## lint: go vet and staticcheck
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## fuzz: a short run of every fuzz target (FUZZTIME each)
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+node-deps: $(NODE_DIR)/node_modules/.package-lock.json
+
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund

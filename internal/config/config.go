@@ -1,0 +1,82 @@
+// Package config fills a program's configuration from flags and PYRITE_*
+// environment variables once, at start. A flag given on the command line wins
+// over the environment, which wins over the default. Validation reports every
+// problem at once.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Dev addresses from DESIGN.md section 4.
+const (
+	DefaultBrokers   = "127.0.0.1:9092"
+	DefaultRegistry  = "http://127.0.0.1:8081"
+	DefaultIngest    = "127.0.0.1:8080"
+	DefaultProjector = "127.0.0.1:8082"
+	DefaultUpcaster  = "127.0.0.1:8083"
+)
+
+// Common is what every Pyrite program takes: where Kafka and the schema
+// registry are, and where its own HTTP server listens.
+type Common struct {
+	Brokers  []string
+	Registry string
+	Addr     string
+}
+
+// Bind registers --brokers, --registry and --addr on fs, with defaults taken
+// from PYRITE_BROKERS, PYRITE_REGISTRY and PYRITE_ADDR when set.
+func (c *Common) Bind(fs *flag.FlagSet, defaultAddr string) {
+	c.Brokers = splitList(Env("PYRITE_BROKERS", DefaultBrokers))
+	fs.Func("brokers", "comma-separated Kafka seed brokers (env PYRITE_BROKERS, default "+DefaultBrokers+")", func(s string) error {
+		c.Brokers = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.Registry, "registry", Env("PYRITE_REGISTRY", DefaultRegistry), "schema registry base URL (env PYRITE_REGISTRY)")
+	fs.StringVar(&c.Addr, "addr", Env("PYRITE_ADDR", defaultAddr), "host:port for this program's HTTP server (env PYRITE_ADDR)")
+}
+
+// Validate returns every problem with c, joined.
+func (c *Common) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("--brokers: at least one broker is required"))
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("--brokers: %q is not host:port", b))
+		}
+	}
+	if u, err := url.Parse(c.Registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", c.Registry))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("--addr: %q is not host:port", c.Addr))
+	}
+	return errors.Join(errs...)
+}
+
+// Env returns the environment variable key, or def when it is unset or empty.
+func Env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,313 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riferrei/srclient"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/ingest"
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
+)
+
+const rawTopic = "pyrite.work-effort.raw"
+
+type harness struct {
+	stack *stacktest.Stack
+	codec *codec.Codec
+	srv   *httptest.Server
+}
+
+func newHarness(t *testing.T, registryURL string, brokers []string, cfg ingest.Config) *harness {
+	t.Helper()
+	s := stacktest.Start(t)
+	if registryURL == "" {
+		registryURL = s.RegistryURL
+	}
+	if brokers == nil {
+		brokers = s.Brokers
+	}
+	prod, err := ingest.NewKafka("test-ingest-"+t.Name(), 2, kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	c := codec.New(srclient.CreateSchemaRegistryClient(registryURL))
+	svc := ingest.New(c, s.Topology, prod, cfg, prometheus.NewRegistry())
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return &harness{stack: s, codec: codec.New(srclient.CreateSchemaRegistryClient(s.RegistryURL)), srv: srv}
+}
+
+func (h *harness) post(t *testing.T, path, contentType, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(h.srv.URL+path, contentType, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("answer is not JSON (%d): %s", resp.StatusCode, b)
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+const created = `{"type":"WorkEffort:Created","aggregateId":"we-1","data":{"title":"Ship it","description":null,"createdAt":"2026-11-26T10:00:00Z","assignee":"ada@example.com"},"metadata":{"correlationId":"corr-1","userId":"ada"}}`
+
+func TestPostEventWritesRecord(t *testing.T) {
+	h := newHarness(t, "", nil, ingest.Config{})
+	code, _, body := h.post(t, "/v1/events", "application/json", created)
+	if code != http.StatusCreated {
+		t.Fatalf("status %d, body %v", code, body)
+	}
+	for _, k := range []string{"id", "type", "aggregateId", "topic", "partition", "offset", "schemaId"} {
+		if _, ok := body[k]; !ok {
+			t.Errorf("answer lacks %q: %v", k, body)
+		}
+	}
+	if body["topic"] != rawTopic || body["aggregateId"] != "we-1" || body["type"] != "WorkEffort:Created" {
+		t.Errorf("answer = %v", body)
+	}
+	wantID := h.stack.SchemaID("pyrite.workeffort.Created", 1)
+	if int(body["schemaId"].(float64)) != wantID {
+		t.Errorf("schemaId %v, want %d", body["schemaId"], wantID)
+	}
+
+	recs := h.stack.Consume(t, rawTopic, 1)
+	r := recs[0]
+	if string(r.Key) != "we-1" || r.Partition != int32(body["partition"].(float64)) || r.Offset != int64(body["offset"].(float64)) {
+		t.Errorf("record key %q at %d@%d, answer said %v", r.Key, r.Partition, r.Offset, body)
+	}
+	hdr := map[string]string{}
+	for _, kv := range r.Headers {
+		hdr[kv.Key] = string(kv.Value)
+	}
+	want := map[string]string{
+		"ce_specversion": "1.0", "ce_id": body["id"].(string), "ce_type": "WorkEffort:Created",
+		"ce_subject": "we-1", "content-type": "application/avro", "ce_aggregatetype": "WorkEffort",
+		"ce_correlationid": "corr-1", "ce_userid": "ada", "ce_source": ingest.DefaultSource,
+	}
+	for k, v := range want {
+		if hdr[k] != v {
+			t.Errorf("header %s = %q, want %q", k, hdr[k], v)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, hdr["ce_time"]); err != nil {
+		t.Errorf("ce_time %q: %v", hdr["ce_time"], err)
+	}
+	if len(hdr["traceparent"]) != 55 {
+		t.Errorf("traceparent %q", hdr["traceparent"])
+	}
+	var v map[string]any
+	w, err := h.codec.Decode(context.Background(), r.Value, nil, &v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.ID != wantID || v["title"] != "Ship it" {
+		t.Errorf("decoded with schema %d: %v", w.ID, v)
+	}
+	if ts, ok := v["createdAt"].(time.Time); !ok || !ts.Equal(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("createdAt = %#v", v["createdAt"])
+	}
+}
+
+func TestPostEventOptions(t *testing.T) {
+	h := newHarness(t, "", nil, ingest.Config{})
+	t.Run("given id and old schema version", func(t *testing.T) {
+		code, _, body := h.post(t, "/v1/events", "application/json",
+			`{"id":"evt-42","type":"WorkEffort:ProgressUpdated","aggregateId":"we-2","schemaVersion":1,"data":{"oldProgress":10,"newProgress":40}}`)
+		if code != http.StatusCreated {
+			t.Fatalf("status %d: %v", code, body)
+		}
+		if body["id"] != "evt-42" || int(body["schemaId"].(float64)) != h.stack.SchemaID("pyrite.workeffort.ProgressUpdated", 1) {
+			t.Errorf("answer %v", body)
+		}
+	})
+	t.Run("epoch millis timestamp", func(t *testing.T) {
+		code, _, body := h.post(t, "/v1/events", "application/json",
+			`{"type":"WorkEffort:Created","aggregateId":"we-3","data":{"title":"x","description":"d","createdAt":1764151200000,"assignee":null}}`)
+		if code != http.StatusCreated {
+			t.Fatalf("status %d: %v", code, body)
+		}
+	})
+	t.Run("caller traceparent kept", func(t *testing.T) {
+		const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/events", strings.NewReader(
+			`{"type":"System:CacheInvalidated","aggregateId":"cache","data":{"key":"k","reason":"r"}}`))
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		req.Header.Set("traceparent", tp)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		r := h.stack.Consume(t, "pyrite.system", 1)[0]
+		for _, kv := range r.Headers {
+			if kv.Key == "traceparent" && string(kv.Value) != tp {
+				t.Errorf("traceparent %q, want %q", kv.Value, tp)
+			}
+		}
+	})
+}
+
+// TestRejections checks every error answer of DESIGN.md section 5 and that
+// nothing reached Kafka for any of them.
+func TestRejections(t *testing.T) {
+	h := newHarness(t, "", nil, ingest.Config{MaxBody: 2048})
+	topics := []string{rawTopic, "pyrite.deployment.raw", "pyrite.system", "pyrite.integration"}
+	before := h.stack.EndOffsets(t, topics...)
+	big := `{"type":"WorkEffort:Created","aggregateId":"we","data":{"title":"` + strings.Repeat("x", 4096) + `"}}`
+	cases := []struct {
+		name, path, ctype, body string
+		status                  int
+		fields                  []string // fields the problem must name
+	}{
+		{"malformed JSON", "/v1/events", "application/json", `{"type":`, 400, nil},
+		{"missing fields", "/v1/events", "application/json", `{"data":{}}`, 400, []string{"type", "aggregateId"}},
+		{"unknown top-level field", "/v1/events", "application/json", `{"type":"WorkEffort:Created","aggregateId":"a","data":{},"extra":1}`, 400, []string{"extra"}},
+		{"data not an object", "/v1/events", "application/json", `{"type":"WorkEffort:Created","aggregateId":"a","data":[1]}`, 400, []string{"data"}},
+		{"body too large", "/v1/events", "application/json", big, 413, nil},
+		{"not JSON", "/v1/events", "text/plain", created, 415, nil},
+		{"no content type", "/v1/events", "", created, 415, nil},
+		{"unknown type", "/v1/events", "application/json", `{"type":"WorkEffort:Exploded","aggregateId":"a","data":{}}`, 422, []string{"type"}},
+		{"unknown aggregate", "/v1/events", "application/json", `{"type":"Nope:Created","aggregateId":"a","data":{}}`, 422, []string{"type"}},
+		{"unknown schema version", "/v1/events", "application/json", `{"type":"WorkEffort:Created","aggregateId":"a","schemaVersion":9,"data":{}}`, 422, []string{"schemaVersion"}},
+		{"data does not fit", "/v1/events", "application/json",
+			`{"type":"WorkEffort:Created","aggregateId":"a","data":{"title":5,"createdAt":"yesterday","colour":"red"}}`, 422,
+			[]string{"data.title", "data.createdAt", "data.colour"}},
+		{"expectedVersion before the event store", "/v1/events", "application/json",
+			`{"type":"WorkEffort:Created","aggregateId":"a","expectedVersion":0,"data":{"title":"t","createdAt":1}}`, 501, []string{"expectedVersion"}},
+		{"batch with one bad event", "/v1/events:batch", "application/json",
+			`{"events":[` + created + `,{"type":"WorkEffort:ProgressUpdated","aggregateId":"we-1","data":{"oldProgress":"ten","newProgress":20}}]}`, 422,
+			[]string{"events[1].data.oldProgress"}},
+		{"batch with malformed event", "/v1/events:batch", "application/json", `{"events":[` + created + `,{"type":"WorkEffort:Created"}]}`, 400,
+			[]string{"events[1].aggregateId", "events[1].data"}},
+		{"empty batch", "/v1/events:batch", "application/json", `{"events":[]}`, 400, []string{"events"}},
+		{"batch not an object", "/v1/events:batch", "application/json", `[1,2]`, 400, []string{"events"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(h.srv.URL+tc.path, tc.ctype, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("content type %q", ct)
+			}
+			var p ingest.Problem
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Status != tc.status || p.Type == "" || p.Title == "" {
+				t.Errorf("problem %+v", p)
+			}
+			named := map[string]bool{}
+			for _, e := range p.Errors {
+				named[e.Field] = true
+				if e.Message == "" {
+					t.Errorf("field %s has no message", e.Field)
+				}
+			}
+			for _, f := range tc.fields {
+				if !named[f] {
+					t.Errorf("problem does not name %q: %+v", f, p.Errors)
+				}
+			}
+		})
+	}
+	after := h.stack.EndOffsets(t, topics...)
+	for _, tp := range topics {
+		if after[tp] != before[tp] {
+			t.Errorf("%s end offsets moved from %d to %d: a rejected request wrote", tp, before[tp], after[tp])
+		}
+	}
+}
+
+func TestBatchIsOneTransaction(t *testing.T) {
+	h := newHarness(t, "", nil, ingest.Config{})
+	var evs []string
+	for i := range 50 {
+		evs = append(evs, `{"type":"WorkEffort:ProgressUpdated","aggregateId":"we-b","data":{"oldProgress":`+itoa(i)+`,"newProgress":`+itoa(i+1)+`,"delta":1,"formatted":"x"}}`)
+	}
+	code, _, body := h.post(t, "/v1/events:batch", "application/json", `{"events":[`+strings.Join(evs, ",")+`]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("status %d: %v", code, body)
+	}
+	results := body["events"].([]any)
+	if len(results) != 50 {
+		t.Fatalf("%d results", len(results))
+	}
+	recs := h.stack.Consume(t, rawTopic, 50)
+	for i, r := range recs {
+		var v map[string]any
+		if _, err := h.codec.Decode(context.Background(), r.Value, nil, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v["oldProgress"] != i { // one aggregate: one partition, in order
+			t.Fatalf("record %d has oldProgress %v", i, v["oldProgress"])
+		}
+		res := results[i].(map[string]any)
+		if int64(res["offset"].(float64)) != r.Offset {
+			t.Errorf("result %d offset %v, record at %d", i, res["offset"], r.Offset)
+		}
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	t.Run("registry down", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := "http://" + ln.Addr().String()
+		ln.Close()
+		h := newHarness(t, dead, nil, ingest.Config{})
+		code, hdr, body := h.post(t, "/v1/events", "application/json", created)
+		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+			t.Fatalf("status %d, Retry-After %q: %v", code, hdr.Get("Retry-After"), body)
+		}
+		if n := h.stack.EndOffsets(t, rawTopic)[rawTopic]; n != 0 {
+			t.Errorf("%d records written", n)
+		}
+	})
+	t.Run("kafka down", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := ln.Addr().String()
+		ln.Close()
+		h := newHarness(t, "", []string{dead}, ingest.Config{ProduceTimeout: time.Second})
+		code, hdr, body := h.post(t, "/v1/events", "application/json", created)
+		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+			t.Fatalf("status %d, Retry-After %q: %v", code, hdr.Get("Retry-After"), body)
+		}
+		code, _, body = h.post(t, "/v1/events:batch", "application/json", `{"events":[`+created+`]}`)
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("batch status %d: %v", code, body)
+		}
+	})
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(bytes.TrimSpace(b)) }

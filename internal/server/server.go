@@ -1,0 +1,101 @@
+// Package server runs a Pyrite program's HTTP server: the program's own API
+// plus GET /healthz, GET /readyz and GET /metrics, with the timeouts every
+// server needs and a graceful drain on shutdown.
+//
+// /healthz answers 200 while the process runs. /readyz answers 200 only while
+// the readiness check passes (and 503 with the reason otherwise). /metrics
+// serves the explicit Prometheus registry it is given.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Timeouts applied to every server.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 60 * time.Second
+	IdleTimeout       = 120 * time.Second
+)
+
+// ReadyFunc reports nil when the program can do its job, or why not.
+type ReadyFunc func(ctx context.Context) error
+
+// Handler wraps api with the standard routes. api may be nil.
+func Handler(api http.Handler, ready ReadyFunc, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := ready(ctx); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	if reg != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}
+	if api != nil {
+		mux.Handle("/", api)
+	}
+	return mux
+}
+
+// Listen opens addr. A port already in use is reported naming the address and
+// flag so the operator knows what to change.
+func Listen(addr, flagName string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("address %s is already in use; choose another with --%s", addr, flagName)
+		}
+		return nil, fmt.Errorf("listen on %s (--%s): %w", addr, flagName, err)
+	}
+	return ln, nil
+}
+
+// Serve serves h on ln until ctx is done, then stops accepting, lets in-flight
+// requests finish within drain, and returns. It returns nil after a clean
+// shutdown.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}
