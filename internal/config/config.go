@@ -34,9 +34,9 @@ type Common struct {
 // Bind registers --brokers, --registry and --addr on fs, with defaults taken
 // from PYRITE_BROKERS, PYRITE_REGISTRY and PYRITE_ADDR when set.
 func (c *Common) Bind(fs *flag.FlagSet, defaultAddr string) {
-	c.Brokers = splitList(Env("PYRITE_BROKERS", DefaultBrokers))
+	c.Brokers = SplitList(Env("PYRITE_BROKERS", DefaultBrokers))
 	fs.Func("brokers", "comma-separated Kafka seed brokers (env PYRITE_BROKERS, default "+DefaultBrokers+")", func(s string) error {
-		c.Brokers = splitList(s)
+		c.Brokers = SplitList(s)
 		return nil
 	})
 	fs.StringVar(&c.Registry, "registry", Env("PYRITE_REGISTRY", DefaultRegistry), "schema registry base URL (env PYRITE_REGISTRY)")
@@ -71,7 +71,9 @@ func Env(key, def string) string {
 	return def
 }
 
-func splitList(s string) []string {
+// SplitList splits a comma-separated value, trimming items and dropping
+// empty ones.
+func SplitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {

@@ -35,9 +35,10 @@ const (
 	DefaultSource       = "/pyrite/ingest"
 )
 
-// Router maps an event type to its raw topic.
+// Router maps an event type to its raw topic and registry subject.
 type Router interface {
 	RawTopic(eventType string) (string, error)
+	Subject(eventType string) (string, error)
 }
 
 // Producer writes records. Single events go through Produce; batches through
@@ -256,7 +257,7 @@ func (s *Service) prepare(r *http.Request, ev Event, prefix string) (*kgo.Record
 	if err != nil {
 		return nil, Result{}, unknownType(err.Error())
 	}
-	subject, err := codec.Subject(ev.Type)
+	subject, err := s.router.Subject(ev.Type)
 	if err != nil {
 		return nil, Result{}, unknownType(err.Error())
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riferrei/srclient"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
@@ -38,16 +37,16 @@ func newHarness(t *testing.T, registryURL string, brokers []string, cfg ingest.C
 	if brokers == nil {
 		brokers = s.Brokers
 	}
-	prod, err := ingest.NewKafka("test-ingest-"+t.Name(), 2, kgo.SeedBrokers(brokers...))
+	prod, err := ingest.NewKafka("test-ingest-"+t.Name(), 2, nil, kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	c := codec.New(srclient.CreateSchemaRegistryClient(registryURL))
+	c := codec.Dial(registryURL)
 	svc := ingest.New(c, s.Topology, prod, cfg, prometheus.NewRegistry())
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{stack: s, codec: codec.New(srclient.CreateSchemaRegistryClient(s.RegistryURL)), srv: srv}
+	return &harness{stack: s, codec: codec.Dial(s.RegistryURL), srv: srv}
 }
 
 func (h *harness) post(t *testing.T, path, contentType, body string) (int, http.Header, map[string]any) {

@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 )
 
 // Kafka is the ingest Producer on franz-go: one idempotent client (acks=all,
@@ -22,24 +25,37 @@ type Kafka struct {
 }
 
 // NewKafka connects the producers. opts apply to every client (seed brokers,
-// kprom hooks, ...).
-func NewKafka(txnPrefix string, txnClients int, opts ...kgo.Opt) (*Kafka, error) {
+// ...). With reg set, each client reports kprom metrics under the subsystem
+// ingest_kafka, labelled producer="single" or "txn-<n>".
+func NewKafka(txnPrefix string, txnClients int, reg prometheus.Registerer, opts ...kgo.Opt) (*Kafka, error) {
 	if txnClients <= 0 {
 		txnClients = 4
 	}
 	base := append([]kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 for keyed records, as Kafka's Java client
+		// Every record has a caller waiting for its ack: do not linger.
+		// Records still batch while earlier requests are in flight.
+		kgo.ProducerLinger(0),
 	}, opts...)
 	k := &Kafka{txns: make(chan *kgo.Client, txnClients)}
-	single, err := kgo.NewClient(base...)
+	withMetrics := func(name string, opts []kgo.Opt) []kgo.Opt {
+		if reg == nil {
+			return opts
+		}
+		m := kprom.NewMetrics("pyrite", kprom.Subsystem("ingest_kafka"), kprom.Registerer(reg),
+			kprom.WithStaticLabel(prometheus.Labels{"producer": name}))
+		return append(slices.Clip(opts), kgo.WithHooks(m))
+	}
+	single, err := kgo.NewClient(withMetrics("single", base)...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest producer: %w", err)
 	}
 	k.single = single
 	k.all = append(k.all, single)
 	for i := range txnClients {
-		cl, err := kgo.NewClient(append(base, kgo.TransactionalID(fmt.Sprintf("%s-%d", txnPrefix, i)))...)
+		cl, err := kgo.NewClient(withMetrics(fmt.Sprintf("txn-%d", i),
+			append(slices.Clip(base), kgo.TransactionalID(fmt.Sprintf("%s-%d", txnPrefix, i))))...)
 		if err != nil {
 			k.Close()
 			return nil, fmt.Errorf("ingest transactional producer %d: %w", i, err)

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riferrei/srclient"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/server"
@@ -39,13 +37,12 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Drain <= 0 {
 		o.Drain = 20 * time.Second
 	}
-	kp := kprom.NewMetrics("pyrite", kprom.Subsystem("ingest_kafka"), kprom.Registerer(o.Metrics))
-	prod, err := NewKafka(o.TxnPrefix, 4, kgo.SeedBrokers(o.Brokers...), kgo.WithHooks(kp))
+	prod, err := NewKafka(o.TxnPrefix, 4, o.Metrics, kgo.SeedBrokers(o.Brokers...))
 	if err != nil {
 		return err
 	}
 	defer prod.Close()
-	c := codec.New(srclient.CreateSchemaRegistryClient(o.Registry))
+	c := codec.Dial(o.Registry)
 	svc := New(c, o.Topology, prod, o.Config, o.Metrics)
 	ready := func(ctx context.Context) error {
 		return errors.Join(svc.Ready(ctx), registryReachable(ctx, o.Registry))

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/ingest"
+	"github.com/pyrite-dev/pyrite/internal/registry"
+	"github.com/pyrite-dev/pyrite/internal/server"
+	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/schemas"
+)
+
+// devConfig is the configuration of `pyrite dev`.
+type devConfig struct {
+	DataDir       string
+	KafkaAddr     string
+	RegistryAddr  string
+	IngestAddr    string
+	ProjectorAddr string
+	UpcasterAddr  string
+}
+
+func (c *devConfig) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", ".pyrite", "directory for the embedded Kafka's data (kept across runs in <data-dir>/kafka)")
+	fs.StringVar(&c.KafkaAddr, "kafka-addr", config.DefaultBrokers, "host:port of the embedded Kafka broker")
+	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:8081", "host:port of the schema registry")
+	fs.StringVar(&c.IngestAddr, "ingest-addr", config.DefaultIngest, "host:port of the ingest HTTP API")
+	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector (reserved; the projector is not built yet)")
+	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster (reserved; the upcaster is not built yet)")
+}
+
+func (c *devConfig) validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"kafka-addr", c.KafkaAddr}, {"registry-addr", c.RegistryAddr}, {"ingest-addr", c.IngestAddr},
+		{"projector-addr", c.ProjectorAddr}, {"upcaster-addr", c.UpcasterAddr},
+	} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %q is not host:port", a.flag, a.addr))
+		} else if _, err := strconv.Atoi(port); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %q has no numeric port", a.flag, a.addr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runDev runs the whole stack in one process: embedded Kafka (kfake with a
+// data directory), the schema registry, the topology, the schemas, and
+// ingest. It stops in order on ctx: ingest drains and flushes, then the
+// registry, then Kafka.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c devConfig
+	fs := flag.NewFlagSet("pyrite dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pyrite dev [flags]\n\nRuns the whole pipeline in one process on embedded defaults.")
+		fs.PrintDefaults()
+	}
+	c.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	log := newLogger(stderr)
+
+	// Claim every port first, so a port in use fails before anything starts.
+	kafkaLn, err := server.Listen(c.KafkaAddr, "kafka-addr")
+	if err != nil {
+		return err
+	}
+	regLn, err := server.Listen(c.RegistryAddr, "registry-addr")
+	if err != nil {
+		kafkaLn.Close()
+		return err
+	}
+	ingestLn, err := server.Listen(c.IngestAddr, "ingest-addr")
+	if err != nil {
+		kafkaLn.Close()
+		regLn.Close()
+		return err
+	}
+
+	kafkaDir := filepath.Join(c.DataDir, "kafka")
+	if err := os.MkdirAll(kafkaDir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	_, kport, _ := net.SplitHostPort(c.KafkaAddr)
+	port, _ := strconv.Atoi(kport)
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
+		kfake.DataDir(kafkaDir),
+	)
+	if err != nil {
+		regLn.Close()
+		ingestLn.Close()
+		return fmt.Errorf("embedded kafka: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	fmt.Fprintf(stdout, "kafka      %s  (data in %s)\n", brokers[0], kafkaDir)
+
+	// The topology comes first: the registry's _schemas topic is part of it.
+	topo, err := topology.New(topology.Dev)
+	if err != nil {
+		return err
+	}
+	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	plan, err := topo.Ensure(ctx, kadm.NewClient(adm))
+	adm.Close()
+	if err != nil {
+		return fmt.Errorf("apply topology: %w", err)
+	}
+	for _, ch := range plan.Unfixable() {
+		log.Warn("topology drift that apply cannot fix", "change", ch.String())
+	}
+
+	regMetrics := prometheus.NewRegistry()
+	reg, err := registry.New(ctx, brokers, registry.WithRegisterer(regMetrics), registry.WithLogger(log))
+	if err != nil {
+		return fmt.Errorf("schema registry: %w", err)
+	}
+	defer reg.Close()
+	registryURL := "http://" + regLn.Addr().String()
+
+	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReg()
+	regDone := make(chan error, 1)
+	go func() {
+		regDone <- server.Serve(regCtx, regLn, server.Handler(reg.Handler(), func(context.Context) error {
+			if !reg.Ready() {
+				return errors.New("catching up with _schemas")
+			}
+			return nil
+		}, regMetrics), 5*time.Second)
+	}()
+	fmt.Fprintf(stdout, "registry   %s\n", registryURL)
+
+	files, err := schemas.All()
+	if err != nil {
+		return err
+	}
+	regd, err := registerSchemas(ctx, registryURL, files)
+	if err != nil {
+		stopReg()
+		<-regDone
+		return fmt.Errorf("register schemas: %w", err)
+	}
+	fmt.Fprintf(stdout, "schemas    %d versions registered\n", len(regd))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return ingest.Run(gctx, ingestLn, ingest.Options{
+			Brokers: brokers, Registry: registryURL, TxnPrefix: "pyrite-dev-ingest",
+			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+		})
+	})
+	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
+	fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
+
+	err = g.Wait() // ingest drained and flushed
+	stopReg()
+	if rerr := <-regDone; rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	fmt.Fprintln(stdout, "pyrite dev stopped")
+	return err
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}

@@ -1,0 +1,139 @@
+// Command pyrite is the operator CLI for the Pyrite event pipeline: it
+// declares Kafka topics (topology plan/apply), registers and checks event
+// schemas against the schema registry (schema register/check) and runs the
+// whole stack in one process (dev).
+//
+// Exit codes: 0 success; 1 failure, or findings where a command documents
+// them (drift that apply cannot fix, incompatible schemas, plan
+// --exit-code with changes); 2 usage errors.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+var (
+	// errUsage marks a usage mistake: exit code 2.
+	errUsage = errors.New("usage")
+	// errReported marks an error whose details are already printed.
+	errReported = errors.New("reported")
+	// errFindings marks a command that ran but found what it reports as a
+	// failure (drift apply cannot fix, incompatible schemas): exit code 1.
+	errFindings = errors.New("failed")
+)
+
+// runFunc is a command's body: args after the command name, output to
+// stdout, diagnostics to stderr.
+type runFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+type command struct {
+	name    string
+	summary string
+	run     runFunc
+}
+
+func topCommands() []command {
+	return []command{
+		{name: "topology", summary: "compare (plan) or converge (apply) Kafka topics with the declared topology", run: runTopology},
+		{name: "schema", summary: "register schemas/ with the schema registry, or check them against it", run: runSchema},
+		{name: "dev", summary: "run the whole stack in one process on embedded Kafka and registry", run: runDev},
+	}
+}
+
+// run dispatches args and maps the outcome to an exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, "pyrite", topCommands(), args, stdout, stderr)
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		if !errors.Is(err, errReported) {
+			fmt.Fprintf(stderr, "pyrite: %v\n", err)
+		}
+		return 2
+	default:
+		if !errors.Is(err, errReported) {
+			fmt.Fprintf(stderr, "pyrite: %v\n", err)
+		}
+		return 1
+	}
+}
+
+// dispatch runs the command named by args[0] among cmds; "help", "-h" and
+// "--help" print the list (or a command's help: "help <cmd>").
+func dispatch(ctx context.Context, prefix string, cmds []command, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		printCommands(stderr, prefix, cmds)
+		return fmt.Errorf("%w: %s needs a command", errUsage, prefix)
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if name == "help" && len(rest) > 0 {
+			return dispatch(ctx, prefix, cmds, []string{rest[0], "-h"}, stdout, stderr)
+		}
+		printCommands(stdout, prefix, cmds)
+		return nil
+	}
+	for _, c := range cmds {
+		if c.name == name {
+			return c.run(ctx, rest, stdout, stderr)
+		}
+	}
+	printCommands(stderr, prefix, cmds)
+	return fmt.Errorf("%w: %s: unknown command %q", errUsage, prefix, name)
+}
+
+func printCommands(w io.Writer, prefix string, cmds []command) {
+	fmt.Fprintf(w, "Usage: %s <command> [flags]\n\nCommands:\n", prefix)
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", prefix)
+	if prefix == "pyrite" {
+		fmt.Fprint(w, "Exit codes: 0 ok, 1 failure or findings (see each command), 2 usage error.\n")
+	}
+}
+
+// newFlagSet returns a flag set that reports to stderr and prints usage
+// with the command's description.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\n%s\n\nFlags:\n", name, strings.TrimSpace(usage))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args and rejects positional arguments. -h gives
+// flag.ErrHelp (exit 0); other mistakes are usage errors already printed.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w%w: %v", errUsage, errReported, err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: %s: unexpected arguments %q", errUsage, fs.Name(), fs.Args())
+	}
+	return nil
+}

@@ -1,0 +1,26 @@
+// Package registry is a Confluent-compatible schema registry: the Confluent
+// Schema Registry REST API (subjects, versions, schemas by id, references,
+// compatibility, config, mode, soft and hard deletes) and its error bodies,
+// for AVRO schemas, with its state in a compacted Kafka topic ("_schemas")
+// written in Confluent's own record format.
+//
+// Guarantees:
+//   - State is rebuilt at start by reading the store topic to its end
+//     (read_committed); ids, versions, config, mode and deletes survive
+//     restarts.
+//   - Writes are serialized within an instance; each one first catches up
+//     with the topic, then commits its records in one Kafka transaction, and
+//     is answered only once those records are read back and applied.
+//   - One writer per cluster is expected. The writer's fixed transactional id
+//     makes a newer instance fence an older one, which then answers writes
+//     with 50001. Independently, every reader rejects a SCHEMA record that
+//     would give an id to a second, different schema or change an existing
+//     subject version, and the instance that wrote it answers 50001: two
+//     instances never hand one id to two schemas.
+//   - Two schemas are the same schema when their normalized forms match
+//     (defaults, docs, aliases and properties count; formatting and name
+//     qualification do not). Every schema is parsed with a fresh hamba/avro
+//     SchemaCache, never the global one.
+//   - Bad input gets Confluent's error code; no request panics or gets a 500
+//     unless Kafka fails. Registry is safe for concurrent use.
+package registry
