@@ -29,7 +29,7 @@ const benchClients = 64
 // ceiling ingest can approach) in the same run.
 func BenchmarkIngest(b *testing.B) {
 	s := stacktest.Start(b)
-	prod, err := ingest.NewKafka("bench-ingest", 4, nil, kgo.SeedBrokers(s.Brokers...))
+	prod, err := ingest.NewKafka("bench-ingest", 16, nil, kgo.SeedBrokers(s.Brokers...))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,6 +92,20 @@ func BenchmarkIngest(b *testing.B) {
 				rs[j] = &kgo.Record{Topic: rawTopic, Key: fmt.Appendf(nil, "we-%d", (i+j)%1000), Value: value}
 			}
 			return direct.ProduceSync(context.Background(), rs...).FirstErr()
+		})
+	})
+	txn, err := ingest.NewKafka("bench-direct-txn", 16, nil, kgo.SeedBrokers(s.Brokers...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer txn.Close()
+	b.Run("franz-go direct transaction 500", func(b *testing.B) {
+		run(b, 500, func(i int) error {
+			rs := make([]*kgo.Record, 500)
+			for j := range rs {
+				rs[j] = &kgo.Record{Topic: rawTopic, Key: fmt.Appendf(nil, "we-%d", (i+j)%1000), Value: value}
+			}
+			return txn.Transact(context.Background(), rs)
 		})
 	})
 	b.Run("ingest batch 500", func(b *testing.B) {
