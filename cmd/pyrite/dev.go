@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
+	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/registry"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -42,7 +44,7 @@ func (c *devConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", config.DefaultBrokers, "host:port of the embedded Kafka broker")
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:8081", "host:port of the schema registry")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", config.DefaultIngest, "host:port of the ingest HTTP API")
-	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector (reserved; the projector is not built yet)")
+	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector's query API")
 	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster (reserved; the upcaster is not built yet)")
 }
 
@@ -104,6 +106,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		regLn.Close()
 		return err
 	}
+	projLn, err := server.Listen(c.ProjectorAddr, "projector-addr")
+	if err != nil {
+		kafkaLn.Close()
+		regLn.Close()
+		ingestLn.Close()
+		return err
+	}
 
 	kafkaDir := filepath.Join(c.DataDir, "kafka")
 	if err := os.MkdirAll(kafkaDir, 0o755); err != nil {
@@ -120,6 +129,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		regLn.Close()
 		ingestLn.Close()
+		projLn.Close()
 		return fmt.Errorf("embedded kafka: %w", err)
 	}
 	defer cluster.Close()
@@ -185,7 +195,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		})
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
-	fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
+	projStore := filepath.Join(c.DataDir, "projector.db")
+	g.Go(func() error {
+		return projector.Run(gctx, projLn, projector.Options{
+			Brokers: brokers, Registry: registryURL, Store: projStore, Topology: topo,
+			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
+		})
+	})
+	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
+	if err := waitReady(gctx, "http://"+ingestLn.Addr().String(), "http://"+projLn.Addr().String()); err == nil {
+		fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
+	}
 
 	err = g.Wait() // ingest drained and flushed
 	stopReg()
@@ -194,6 +214,30 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout, "pyrite dev stopped")
 	return err
+}
+
+// waitReady polls each base URL's /readyz until it answers 200 or ctx ends.
+func waitReady(ctx context.Context, bases ...string) error {
+	for _, base := range bases {
+		for {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+			if err != nil {
+				return err
+			}
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 func newLogger(w io.Writer) *slog.Logger {

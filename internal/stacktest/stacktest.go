@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/registry"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -31,6 +32,8 @@ type Stack struct {
 	Admin       *kadm.Client
 	// SchemaIDs maps "<subject>/v<N>" to the registered id.
 	SchemaIDs map[string]int
+
+	codec *codec.Codec
 }
 
 // Start brings a stack up and registers cleanups on t.

@@ -1,0 +1,228 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// CloudEvents Kafka binding (binary mode) header keys, as fixed by DESIGN.md section 2.
+const (
+	HeaderSpecVersion      = "ce_specversion"
+	HeaderID               = "ce_id"
+	HeaderSource           = "ce_source"
+	HeaderType             = "ce_type"
+	HeaderTime             = "ce_time"
+	HeaderSubject          = "ce_subject"
+	HeaderContentType      = "content-type"
+	HeaderAggregateType    = "ce_aggregatetype"
+	HeaderAggregateVersion = "ce_aggregateversion"
+	HeaderCorrelationID    = "ce_correlationid"
+	HeaderCausationID      = "ce_causationid"
+	HeaderUserID           = "ce_userid"
+	HeaderTraceParent      = "traceparent"
+
+	// SpecVersion is the only CloudEvents version accepted and written.
+	SpecVersion = "1.0"
+	// ContentTypeAvro is the content-type of every Pyrite record value.
+	ContentTypeAvro = "application/avro"
+)
+
+const cePrefix = "ce_"
+
+// reservedAttr reports whether k (without ce_) names an attribute that has an Event field;
+// an extension of such a name cannot be written.
+func reservedAttr(k string) bool {
+	switch k {
+	case "specversion", "id", "source", "type", "time", "subject", "aggregatetype",
+		"aggregateversion", "correlationid", "causationid", "userid":
+		return true
+	}
+	return false
+}
+
+// Event is one event as handlers see it: the seed's DomainEvent envelope plus the Kafka
+// record it came from, if any. Handlers must treat an Event, its Data and its Extensions as
+// read-only: one value is shared by every handler of a Publish.
+type Event struct {
+	// ID is unique per event (ce_id); consumers deduplicate on it.
+	ID string
+	// Type is <Aggregate>:<Name> (e.g. "WorkEffort:ProgressUpdated") or an integration type
+	// (e.g. "work-effort.completed.v1"). Patterns match on it.
+	Type string
+	// AggregateID is the entity the event is about (ce_subject, and the Kafka key).
+	AggregateID string
+	// AggregateType is the entity's type, e.g. "WorkEffort" (ce_aggregatetype).
+	AggregateType string
+	// AggregateVersion is the entity's version after the event, 0 when unknown.
+	AggregateVersion int64
+	// Time is when the event happened (ce_time).
+	Time time.Time
+	// Source names the producer (ce_source).
+	Source string
+	// CorrelationID, CausationID and UserID are the seed's metadata.
+	CorrelationID string
+	CausationID   string
+	UserID        string
+	// TraceParent is the W3C traceparent the event carries.
+	TraceParent string
+	// SchemaVersion is the version of the schema Data was decoded into, 0 when not decoded
+	// from Avro.
+	SchemaVersion int
+	// Data is the payload.
+	Data map[string]any
+	// Extensions are further CloudEvents attributes (other ce_* headers, without the
+	// prefix), e.g. what the Enrichment middleware adds ("hostname", "processid").
+	Extensions map[string]string
+	// Origin is the Kafka record the event came from; nil for events published in process.
+	Origin *Origin
+}
+
+// Origin is where in Kafka an event was read.
+type Origin struct {
+	// Topic, Partition and Offset locate the source record. For a redelivery from the retry
+	// topic they are those of the original record.
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Key, Headers and Timestamp are the record's (Headers without the runner's control
+	// headers).
+	Key       []byte
+	Headers   []kgo.RecordHeader
+	Timestamp time.Time
+	// Attempt counts deliveries of this record to the handler(s) now running: 1 for the first,
+	// 2 for the first redelivery from the retry topic, and so on.
+	Attempt int
+}
+
+// Clone returns a copy of ev with its own Extensions map and Origin; Data is shared.
+func (ev *Event) Clone() *Event {
+	if ev == nil {
+		return nil
+	}
+	c := *ev
+	if ev.Extensions != nil {
+		c.Extensions = maps.Clone(ev.Extensions)
+	}
+	if ev.Origin != nil {
+		o := *ev.Origin
+		c.Origin = &o
+	}
+	return &c
+}
+
+// ApplyHeaders sets ev's envelope from CloudEvents Kafka headers. Absent headers leave
+// their field as it is; when a key repeats, the last value wins (as Kafka's lastHeader).
+// Unknown ce_* headers go to Extensions. Every malformed header (ce_specversion other than
+// 1.0, a ce_time that is not RFC 3339, a ce_aggregateversion that is not an integer) is
+// reported, joined, each wrapping ErrBadHeader; the other headers are still applied.
+func (ev *Event) ApplyHeaders(hs []kgo.RecordHeader) error {
+	var errs []error
+	bad := func(key, value string, why string) {
+		errs = append(errs, fmt.Errorf("%w: %s %q: %s", ErrBadHeader, key, truncate(value, 64), why))
+	}
+	for _, h := range hs {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderSpecVersion:
+			if v != SpecVersion {
+				bad(h.Key, v, "want "+SpecVersion)
+			}
+		case HeaderID:
+			ev.ID = v
+		case HeaderSource:
+			ev.Source = v
+		case HeaderType:
+			ev.Type = v
+		case HeaderTime:
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				bad(h.Key, v, "not RFC 3339")
+				continue
+			}
+			ev.Time = t
+		case HeaderSubject:
+			ev.AggregateID = v
+		case HeaderAggregateType:
+			ev.AggregateType = v
+		case HeaderAggregateVersion:
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				bad(h.Key, v, "not an integer")
+				continue
+			}
+			ev.AggregateVersion = n
+		case HeaderCorrelationID:
+			ev.CorrelationID = v
+		case HeaderCausationID:
+			ev.CausationID = v
+		case HeaderUserID:
+			ev.UserID = v
+		case HeaderTraceParent:
+			ev.TraceParent = v
+		default:
+			if name, ok := strings.CutPrefix(h.Key, cePrefix); ok && name != "" {
+				if ev.Extensions == nil {
+					ev.Extensions = make(map[string]string)
+				}
+				ev.Extensions[name] = v
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Headers returns ev's envelope as CloudEvents Kafka headers (binary mode), in a fixed order:
+// the required attributes, content-type application/avro, then the optional ones that are
+// set, then Extensions sorted by name. It is the inverse of ApplyHeaders.
+func (ev *Event) Headers() []kgo.RecordHeader {
+	hs := make([]kgo.RecordHeader, 0, 13+len(ev.Extensions))
+	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	add(HeaderSpecVersion, SpecVersion)
+	add(HeaderID, ev.ID)
+	add(HeaderSource, ev.Source)
+	add(HeaderType, ev.Type)
+	if !ev.Time.IsZero() {
+		add(HeaderTime, ev.Time.UTC().Format(time.RFC3339Nano))
+	}
+	add(HeaderContentType, ContentTypeAvro)
+	opt := func(k, v string) {
+		if v != "" {
+			add(k, v)
+		}
+	}
+	opt(HeaderSubject, ev.AggregateID)
+	opt(HeaderAggregateType, ev.AggregateType)
+	if ev.AggregateVersion != 0 {
+		add(HeaderAggregateVersion, strconv.FormatInt(ev.AggregateVersion, 10))
+	}
+	opt(HeaderCorrelationID, ev.CorrelationID)
+	opt(HeaderCausationID, ev.CausationID)
+	opt(HeaderUserID, ev.UserID)
+	opt(HeaderTraceParent, ev.TraceParent)
+	for _, k := range slices.Sorted(maps.Keys(ev.Extensions)) {
+		if k == "" || reservedAttr(k) {
+			continue // would be read back as the attribute itself
+		}
+		add(cePrefix+k, ev.Extensions[k])
+	}
+	return hs
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut with "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,424 @@
+package bus
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Decoder turns a Kafka record into an Event (Origin is set by the Runner). An error marked
+// with Permanent sends the record to the dead-letter topic (reason "decode"); any other error
+// is transient (e.g. the schema registry is down) and the record is decoded again, in place,
+// after a backoff: the partition waits, since every later record would fail the same way.
+type Decoder interface {
+	Decode(ctx context.Context, rec *kgo.Record) (*Event, error)
+}
+
+// BatchHandler applies events of one partition, in order, as one unit (e.g. one database
+// transaction that also stores the position: the last event's Origin.Offset+1). It returns
+// nil when all are applied and nothing otherwise. A transient error retries the same batch
+// after a backoff, for as long as it takes (the partition waits: order matters to a
+// projection); a permanent error makes the runner apply the batch's events one at a time so
+// that only the failing ones go to the dead-letter topic.
+type BatchHandler func(ctx context.Context, events []*Event) error
+
+// RunnerConfig configures a Runner. Group, Topics, DLQTopic, Decoder and one of Bus or
+// Batch are required.
+type RunnerConfig struct {
+	// Group is the consumer group.
+	Group string
+	// Topics are the source topics.
+	Topics []string
+	// RetryTopic receives records whose handlers failed transiently, for delayed
+	// redelivery (pyrite.<group>.retry). Empty: a transient failure that in-process retries
+	// did not cure goes to the dead-letter topic. Not used with Batch.
+	RetryTopic string
+	// QueueTopic receives the deliveries of async handlers, which then run from it, so that
+	// their failures are retried and dead-lettered. Empty means RetryTopic; if both are
+	// empty, async handlers run inline like synchronous ones. Not used with Batch.
+	QueueTopic string
+	// DLQTopic is the dead-letter topic (pyrite.<group>.dlq).
+	DLQTopic string
+	// Decoder turns records into events.
+	Decoder Decoder
+	// Bus receives every event (reactors, sagas, process managers).
+	Bus *Bus
+	// Batch receives the events of a partition in batches (projections), instead of Bus.
+	Batch BatchHandler
+	// BatchSize and BatchWait bound a batch: at most BatchSize events, collected for at
+	// most BatchWait after the first. Defaults 500 and 50ms.
+	BatchSize int
+	BatchWait time.Duration
+	// MaxAttempts is how many deliveries a record gets for a transiently failing handler,
+	// counting the first, before it goes to the dead-letter topic. Default 5.
+	MaxAttempts int
+	// RetryDelay is the delay before the first redelivery, doubled for each next one and
+	// capped at MaxRetryDelay; it is also the first backoff of in-place retries (decoding,
+	// writing to Kafka, batches). Defaults 1s and 1m.
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// HandlerGrace is how long handlers in flight when Run's context ends may go on before
+	// their context is canceled. Default 5s.
+	HandlerGrace time.Duration
+	// MaxBuffered is how many fetched records a partition may have waiting before fetching
+	// from it pauses. Default 1000.
+	MaxBuffered int
+	// Positions, when set, is asked on every assignment where to start each source
+	// partition (ok false: from the group's committed offset), for handlers that store
+	// their positions with their own state. An error fails the group session, which is then
+	// joined again.
+	Positions func(ctx context.Context, topic string, partition int32) (offset int64, ok bool, err error)
+	// Metrics, when set, counts records, retries, dead letters and lag.
+	Metrics *Metrics
+	// Logger receives failures, with group, topic, partition and offset; default nowhere.
+	Logger *slog.Logger
+}
+
+// Runner defaults.
+const (
+	DefaultBatchSize     = 500
+	DefaultBatchWait     = 50 * time.Millisecond
+	DefaultMaxAttempts   = 5
+	DefaultRetryDelay    = time.Second
+	DefaultMaxRetryDelay = time.Minute
+	DefaultHandlerGrace  = 5 * time.Second
+	DefaultMaxBuffered   = 1000
+
+	pollRecords    = 500
+	flushEvery     = 100
+	flushAfter     = 100 * time.Millisecond
+	abandonAfter   = time.Second
+	produceTimeout = 30 * time.Second
+	commitTimeout  = 10 * time.Second
+)
+
+// Validate reports every problem with c, joined, each wrapping ErrInvalidConfig.
+func (c RunnerConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.Group == "" {
+		bad("Group is empty")
+	}
+	if len(c.Topics) == 0 {
+		bad("Topics is empty")
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Topics {
+		if t == "" {
+			bad("Topics holds an empty name")
+		} else if seen[t] {
+			bad("topic %s listed twice", t)
+		}
+		seen[t] = true
+	}
+	if c.DLQTopic == "" {
+		bad("DLQTopic is empty")
+	}
+	for _, x := range []struct{ name, topic string }{
+		{"DLQTopic", c.DLQTopic}, {"RetryTopic", c.RetryTopic}, {"QueueTopic", c.QueueTopic},
+	} {
+		if x.topic != "" && seen[x.topic] {
+			bad("%s %s is also a source topic", x.name, x.topic)
+		}
+	}
+	if c.DLQTopic != "" && (c.DLQTopic == c.RetryTopic || c.DLQTopic == c.QueueTopic) {
+		bad("DLQTopic %s is also the retry or queue topic", c.DLQTopic)
+	}
+	if c.Decoder == nil {
+		bad("Decoder is nil")
+	}
+	if (c.Bus == nil) == (c.Batch == nil) {
+		bad("exactly one of Bus and Batch must be set")
+	}
+	if c.BatchSize < 0 || c.MaxAttempts < 0 || c.MaxBuffered < 0 {
+		bad("BatchSize, MaxAttempts and MaxBuffered must not be negative")
+	}
+	if c.BatchWait < 0 || c.RetryDelay < 0 || c.MaxRetryDelay < 0 || c.HandlerGrace < 0 {
+		bad("durations must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *RunnerConfig) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.BatchSize, DefaultBatchSize)
+	def(&c.MaxAttempts, DefaultMaxAttempts)
+	def(&c.MaxBuffered, DefaultMaxBuffered)
+	defd(&c.BatchWait, DefaultBatchWait)
+	defd(&c.RetryDelay, DefaultRetryDelay)
+	defd(&c.MaxRetryDelay, DefaultMaxRetryDelay)
+	defd(&c.HandlerGrace, DefaultHandlerGrace)
+	c.MaxRetryDelay = max(c.MaxRetryDelay, c.RetryDelay)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Topics = slices.Clone(c.Topics)
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// Runner is a Kafka consumer group that feeds a Bus or a BatchHandler; see the package
+// comment for its guarantees. Make one with NewRunner and call Run once.
+type Runner struct {
+	cfg        RunnerConfig
+	opts       []kgo.Opt
+	log        *slog.Logger
+	queueTopic string          // where async deliveries go; "" runs them inline
+	control    map[string]bool // topics whose records carry control headers
+	started    atomic.Bool
+
+	// Set by Run before the client exists; read-only afterwards.
+	runCtx context.Context // Run's context: workers stop when it ends
+	hctx   context.Context // handlers' context: ends HandlerGrace after runCtx
+
+	mu      sync.Mutex
+	workers map[tp]*worker
+	closed  bool
+}
+
+// NewRunner checks cfg and returns a Runner. opts are passed to the kgo client after the
+// runner's own (consumer group, topics, AutoCommitMarks, BlockRebalanceOnPoll, partition
+// callbacks, read_committed), so they must at least name the brokers (kgo.SeedBrokers) and
+// may override defaults such as kgo.AutoCommitInterval (1s here) or kgo.FetchMaxWait; they
+// must not replace the partition callbacks or the commit mode.
+func NewRunner(cfg RunnerConfig, opts ...kgo.Opt) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	r := &Runner{
+		cfg:     cfg,
+		opts:    slices.Clone(opts),
+		log:     cfg.Logger.With("group", cfg.Group),
+		control: map[string]bool{},
+		workers: map[tp]*worker{},
+	}
+	if cfg.Bus != nil {
+		r.queueTopic = cmp.Or(cfg.QueueTopic, cfg.RetryTopic)
+		for _, t := range []string{cfg.RetryTopic, cfg.QueueTopic} {
+			if t != "" {
+				r.control[t] = true
+			}
+		}
+	}
+	return r, nil
+}
+
+// Group returns the runner's consumer group.
+func (r *Runner) Group() string { return r.cfg.Group }
+
+// Run consumes until ctx ends, then stops polling, lets every partition worker finish the
+// record in hand (handlers get HandlerGrace before their context is canceled), commits the
+// marked offsets, leaves the group and returns. It returns nil after a shutdown by ctx, or
+// the error of the final commit, or of making the client. Run may be called once.
+func (r *Runner) Run(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return ErrRunnerStarted
+	}
+	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	var grace *time.Timer
+	var graceMu sync.Mutex
+	stopGrace := context.AfterFunc(ctx, func() {
+		graceMu.Lock()
+		grace = time.AfterFunc(r.cfg.HandlerGrace, cancelHandlers)
+		graceMu.Unlock()
+	})
+	defer func() {
+		stopGrace()
+		graceMu.Lock()
+		if grace != nil {
+			grace.Stop()
+		}
+		graceMu.Unlock()
+	}()
+	r.runCtx, r.hctx = ctx, hctx
+
+	topics := slices.Clone(r.cfg.Topics)
+	for t := range r.control {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(r.cfg.Group),
+		kgo.ConsumeTopics(topics...),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.OnPartitionsRevoked(r.revoked),
+		kgo.OnPartitionsLost(r.lost),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	}
+	if r.cfg.Positions != nil {
+		opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustOffsets))
+	}
+	cl, err := kgo.NewClient(append(opts, r.opts...)...)
+	if err != nil {
+		return fmt.Errorf("bus: runner %s: client: %w", r.cfg.Group, err)
+	}
+	r.poll(ctx, cl)
+	r.stopWorkers(nil, true)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	err = cl.CommitMarkedOffsets(cctx)
+	cancel()
+	cl.CloseAllowingRebalance()
+	if err != nil {
+		return fmt.Errorf("bus: runner %s: final commit: %w", r.cfg.Group, err)
+	}
+	return nil
+}
+
+// poll hands fetched records to partition workers until ctx ends or the client closes. It
+// never blocks on a worker: a worker with too much buffered pauses its partition.
+func (r *Runner) poll(ctx context.Context, cl *kgo.Client) {
+	for {
+		fs := cl.PollRecords(ctx, pollRecords)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			cl.AllowRebalance()
+			return
+		}
+		fs.EachError(func(topic string, partition int32, err error) {
+			r.log.Error("bus: fetch failed", "topic", topic, "partition", partition, "err", err)
+		})
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			if w := r.worker(cl, p.Topic, p.Partition); w != nil {
+				w.push(p.Records, p.HighWatermark)
+			}
+		})
+		cl.AllowRebalance()
+	}
+}
+
+// worker returns the worker of a partition, starting it if needed; nil after shutdown.
+func (r *Runner) worker(cl *kgo.Client, topic string, partition int32) *worker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	k := tp{topic, partition}
+	if w := r.workers[k]; w != nil {
+		return w
+	}
+	w := newWorker(r, cl, topic, partition)
+	r.workers[k] = w
+	go w.run()
+	return w
+}
+
+// assigned starts a worker per new partition (the workers wait for records).
+func (r *Runner) assigned(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+	for topic, ps := range m {
+		for _, p := range ps {
+			r.worker(cl, topic, p)
+		}
+	}
+}
+
+// revoked stops the workers of the revoked partitions, waits for them to finish the record
+// in hand, and commits what they marked, before the partitions move on.
+func (r *Runner) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+	r.stopWorkers(m, false)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		r.log.Error("bus: commit on revoke failed", "err", err)
+	}
+}
+
+// lost stops the workers of lost partitions; their marks cannot be committed any more.
+func (r *Runner) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	r.stopWorkers(m, false)
+}
+
+// stopWorkers stops the workers of the partitions in m (all when m is nil) and waits for
+// them to finish the record in hand. final also refuses new workers and, at shutdown, stops
+// waiting for a handler that has not returned abandonAfter after its context was canceled
+// (its record stays unmarked). A revoke waits as long as it takes: the partition must not
+// move while a handler still works on it.
+func (r *Runner) stopWorkers(m map[string][]int32, final bool) {
+	r.mu.Lock()
+	var ws []*worker
+	for k, w := range r.workers {
+		if m == nil || slices.Contains(m[k.topic], k.partition) {
+			ws = append(ws, w)
+			delete(r.workers, k)
+		}
+	}
+	r.closed = r.closed || final
+	r.mu.Unlock()
+	for _, w := range ws {
+		w.cancel()
+	}
+	var giveUp <-chan time.Time
+	if final {
+		abandon := make(chan time.Time, 1)
+		stop := context.AfterFunc(r.hctx, func() {
+			time.AfterFunc(abandonAfter, func() { abandon <- time.Now() })
+		})
+		defer stop()
+		giveUp = abandon
+	}
+	for _, w := range ws {
+		select {
+		case <-w.done:
+			w.release()
+		case <-giveUp:
+			r.log.Error("bus: handler did not return after its context was canceled; abandoning it",
+				"topic", w.topic, "partition", w.partition)
+			return
+		}
+	}
+}
+
+// adjustOffsets applies Positions to the source partitions being assigned.
+func (r *Runner) adjustOffsets(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, ps := range offs {
+		if r.control[topic] {
+			continue
+		}
+		for p := range ps {
+			off, ok, err := r.cfg.Positions(ctx, topic, p)
+			if err != nil {
+				return nil, fmt.Errorf("bus: runner %s: position of %s[%d]: %w", r.cfg.Group, topic, p, err)
+			}
+			if ok {
+				ps[p] = kgo.NewOffset().At(off).WithEpoch(-1)
+			}
+		}
+	}
+	return offs, nil
+}
+
+// delay is the wait before delivery attempt+1.
+func (r *Runner) delay(attempt int) time.Duration {
+	d := r.cfg.RetryDelay
+	for i := 1; i < attempt && d < r.cfg.MaxRetryDelay; i++ {
+		d *= 2
+	}
+	return min(d, r.cfg.MaxRetryDelay)
+}

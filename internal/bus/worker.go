@@ -1,0 +1,478 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// errInterrupted means a worker stopped (revoke, lost, shutdown) before a record was done.
+var errInterrupted = errors.New("bus: interrupted")
+
+// worker processes one assigned partition, in order.
+type worker struct {
+	r         *Runner
+	cl        *kgo.Client
+	topic     string
+	partition int32
+	control   bool // records carry retry/queue control headers
+
+	ctx    context.Context // ends when the worker must stop
+	cancel context.CancelFunc
+	done   chan struct{}
+	wake   chan struct{}
+
+	mu     sync.Mutex
+	buf    []*kgo.Record
+	paused bool
+
+	hw atomic.Int64 // the partition's high watermark, as last fetched
+}
+
+func newWorker(r *Runner, cl *kgo.Client, topic string, partition int32) *worker {
+	ctx, cancel := context.WithCancel(r.runCtx)
+	return &worker{
+		r: r, cl: cl, topic: topic, partition: partition, control: r.control[topic],
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1),
+	}
+}
+
+// push queues fetched records; at MaxBuffered waiting records it pauses the partition.
+func (w *worker) push(recs []*kgo.Record, hw int64) {
+	w.hw.Store(hw)
+	w.mu.Lock()
+	w.buf = append(w.buf, recs...)
+	if !w.paused && len(w.buf) >= w.r.cfg.MaxBuffered {
+		w.paused = true
+		w.cl.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take removes up to n waiting records, resuming the partition once half the buffer drained.
+func (w *worker) take(n int) []*kgo.Record {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := min(n, len(w.buf))
+	out := slices.Clone(w.buf[:k])
+	w.buf = w.buf[k:]
+	if len(w.buf) == 0 {
+		w.buf = nil
+	}
+	if w.paused && len(w.buf) <= w.r.cfg.MaxBuffered/2 {
+		w.paused = false
+		w.cl.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	}
+	return out
+}
+
+// next waits for up to n records; nil when the worker must stop.
+func (w *worker) next(n int) []*kgo.Record {
+	for {
+		if w.ctx.Err() != nil {
+			return nil
+		}
+		if recs := w.take(n); len(recs) > 0 {
+			return recs
+		}
+		select {
+		case <-w.wake:
+		case <-w.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// release undoes a pause and forgets the lag of a stopped worker's partition.
+func (w *worker) release() {
+	w.mu.Lock()
+	if w.paused {
+		w.paused = false
+		w.cl.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	}
+	w.buf = nil
+	w.mu.Unlock()
+	w.r.cfg.Metrics.dropLag(w.r.cfg.Group, w.topic, w.partition)
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	for {
+		var ok bool
+		if w.r.cfg.Batch != nil {
+			recs := w.collect()
+			ok = recs != nil && w.processBatch(recs)
+		} else {
+			recs := w.next(pollRecords)
+			ok = recs != nil && w.processEvents(recs)
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+func (w *worker) logAttrs(rec *kgo.Record) []any {
+	return []any{"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset}
+}
+
+// mark marks rec (and so everything before it in the partition) for commit.
+func (w *worker) mark(rec *kgo.Record) {
+	w.cl.MarkCommitRecords(rec)
+	if hw := w.hw.Load(); hw > 0 {
+		w.r.cfg.Metrics.setLag(w.r.cfg.Group, w.topic, w.partition, hw-rec.Offset-1)
+	}
+}
+
+// produce writes recs synchronously, retrying what failed with backoff until it is written or
+// the worker stops (then false).
+func (w *worker) produce(recs []*kgo.Record) bool {
+	delay := w.r.cfg.RetryDelay
+	for {
+		ctx, cancel := context.WithTimeout(w.r.hctx, produceTimeout)
+		res := w.cl.ProduceSync(ctx, recs...)
+		cancel()
+		var failed []*kgo.Record
+		var firstErr error
+		for _, pr := range res {
+			if pr.Err != nil {
+				failed = append(failed, pr.Record)
+				firstErr = cmpOr(firstErr, pr.Err)
+			}
+		}
+		if len(failed) == 0 {
+			return true
+		}
+		w.r.log.Error("bus: write to retry/queue/dead-letter topic failed", "topic", failed[0].Topic,
+			"records", len(failed), "source_topic", w.topic, "source_partition", w.partition, "err", firstErr)
+		recs = failed
+		if !sleep(w.ctx, delay) {
+			return false
+		}
+		delay = min(2*delay, w.r.cfg.MaxRetryDelay)
+	}
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// decode decodes rec, retrying transient failures in place; (nil, nil) means the worker
+// stopped first.
+func (w *worker) decode(rec *kgo.Record) (*Event, error) {
+	delay := w.r.cfg.RetryDelay
+	for {
+		ev, err := w.r.cfg.Decoder.Decode(w.r.hctx, rec)
+		if err == nil && ev == nil {
+			err = Permanent(errors.New("decoder returned no event"))
+		}
+		if err == nil {
+			return ev, nil
+		}
+		if IsPermanent(err) {
+			return nil, fmt.Errorf("decode %s[%d]@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		}
+		w.r.log.Warn("bus: decode failed, retrying", append(w.logAttrs(rec), "err", err)...)
+		if !sleep(w.ctx, delay) || w.r.hctx.Err() != nil {
+			return nil, nil
+		}
+		delay = min(2*delay, w.r.cfg.MaxRetryDelay)
+	}
+}
+
+func (w *worker) dlq(rec *kgo.Record, o origin, reason string, attempts int, handlers []string, cause error) *kgo.Record {
+	w.r.log.Error("bus: dead-lettering record", append(w.logAttrs(rec), "reason", reason,
+		"attempts", attempts, "handlers", strings.Join(handlers, ","), "err", cause)...)
+	w.r.cfg.Metrics.dlq(w.r.cfg.Group, reason)
+	return dlqRecord(w.r.cfg.DLQTopic, w.r.cfg.Group, rec, o, reason, attempts, handlers, cause, time.Now())
+}
+
+// processEvents delivers recs one by one to the bus. A record that caused no writes is
+// marked at once (if no earlier record's writes are pending); retry, queue and dead-letter
+// writes are batched, written at least every flushAfter, and the records that caused them
+// are marked only once they are written. It returns false when the worker must stop.
+func (w *worker) processEvents(recs []*kgo.Record) bool {
+	var (
+		outs  []*kgo.Record
+		last  *kgo.Record
+		since time.Time // when the oldest pending write was queued
+	)
+	flush := func() bool {
+		if len(outs) > 0 && !w.produce(outs) {
+			return false
+		}
+		if last != nil {
+			w.mark(last)
+		}
+		outs, last = nil, nil
+		return true
+	}
+	for _, rec := range recs {
+		if w.ctx.Err() != nil {
+			break
+		}
+		if len(outs) > 0 && time.Since(since) >= flushAfter && !flush() {
+			return false
+		}
+		o, err := w.handleRecord(rec, flush)
+		if err != nil {
+			break
+		}
+		if len(outs) == 0 && len(o) > 0 {
+			since = time.Now()
+		}
+		outs = append(outs, o...)
+		last = rec
+		if (len(outs) == 0 || len(outs) >= flushEvery) && !flush() {
+			return false
+		}
+	}
+	return flush() && w.ctx.Err() == nil
+}
+
+// handleRecord delivers one record and returns the records to write because of it, or
+// errInterrupted. flush is called before waiting for a retry record's due time.
+func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record, error) {
+	r := w.r
+	o, attempt, mode := originOf(rec), 1, asyncInline
+	var only []string
+	if r.queueTopic != "" {
+		mode = asyncQueue
+	}
+	if w.control {
+		c, err := parseControl(rec.Headers)
+		if err != nil {
+			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
+			return []*kgo.Record{w.dlq(rec, o, ReasonDecode, 0, nil, fmt.Errorf("control headers: %w", err))}, nil
+		}
+		if d := time.Until(c.notBefore); d > 0 {
+			if !flush() || !sleep(w.ctx, d) {
+				return nil, errInterrupted
+			}
+		}
+		// Deliver to the handlers named (nil: every matching one), async ones included.
+		o, attempt, only, mode = c.origin, c.attempt+1, c.handlers, asyncInline
+	}
+
+	ev, err := w.decode(rec)
+	if err != nil {
+		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
+		return []*kgo.Record{w.dlq(rec, o, ReasonDecode, attempt, nil, err)}, nil
+	}
+	if ev == nil {
+		return nil, errInterrupted
+	}
+	ev.Origin = &Origin{
+		Topic: o.topic, Partition: o.partition, Offset: o.offset,
+		Key: rec.Key, Headers: stripControl(rec.Headers), Timestamp: rec.Timestamp, Attempt: attempt,
+	}
+
+	results, err := r.cfg.Bus.deliver(r.hctx, ev, only, mode)
+	if errors.Is(err, ErrDropped) {
+		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dropped")
+		return nil, nil
+	}
+	var (
+		transient, permanent, queued []string
+		tErr, pErr                   error
+	)
+	if err != nil { // rejected by a middleware
+		if r.hctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		if IsPermanent(err) {
+			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
+			return []*kgo.Record{w.dlq(rec, o, ReasonRejected, attempt, nil, err)}, nil
+		}
+		transient, tErr = only, err
+		if transient == nil {
+			transient = []string{} // every handler
+		}
+	}
+	for _, res := range results {
+		switch {
+		case res.Deferred:
+			queued = append(queued, res.Name)
+		case res.Err == nil:
+		case IsPermanent(res.Err):
+			permanent = append(permanent, res.Name)
+			pErr = cmpOr(pErr, fmt.Errorf("%s: %w", res.Name, res.Err))
+		default:
+			transient = append(transient, res.Name)
+			tErr = cmpOr(tErr, fmt.Errorf("%s: %w", res.Name, res.Err))
+		}
+	}
+	if transient != nil && r.hctx.Err() != nil {
+		// The failures may be the shutdown's doing: leave the record unmarked, so that it is
+		// delivered again (to every handler) after the restart.
+		return nil, errInterrupted
+	}
+
+	var outs []*kgo.Record
+	outcome := "ok"
+	if queued != nil {
+		outs = append(outs, retryRecord(r.queueTopic, rec, o, 0, queued, time.Now(), nil))
+		r.cfg.Metrics.enqueue(r.cfg.Group, "queue")
+	}
+	if transient != nil {
+		if r.cfg.RetryTopic == "" || attempt >= r.cfg.MaxAttempts {
+			outs = append(outs, w.dlq(rec, o, ReasonExhausted, attempt, transient, tErr))
+			outcome = "dlq"
+		} else {
+			due := time.Now().Add(r.delay(attempt))
+			r.log.Warn("bus: handlers failed, retrying later", append(w.logAttrs(rec), "attempt", attempt,
+				"handlers", strings.Join(transient, ","), "due", due, "err", tErr)...)
+			outs = append(outs, retryRecord(r.cfg.RetryTopic, rec, o, attempt, transient, due, tErr))
+			r.cfg.Metrics.enqueue(r.cfg.Group, "retry")
+			outcome = "retry"
+		}
+	}
+	if permanent != nil {
+		outs = append(outs, w.dlq(rec, o, ReasonPermanent, attempt, permanent, pErr))
+		outcome = "dlq"
+	}
+	r.cfg.Metrics.record(r.cfg.Group, rec.Topic, outcome)
+	return outs, nil
+}
+
+// collect waits for a batch: up to BatchSize records, gathered for at most BatchWait after
+// the first. nil when the worker must stop.
+func (w *worker) collect() []*kgo.Record {
+	size := w.r.cfg.BatchSize
+	recs := w.next(size)
+	if recs == nil || len(recs) >= size {
+		return recs
+	}
+	t := time.NewTimer(w.r.cfg.BatchWait)
+	defer t.Stop()
+	for len(recs) < size {
+		select {
+		case <-w.wake:
+			recs = append(recs, w.take(size-len(recs))...)
+		case <-t.C:
+			return append(recs, w.take(size-len(recs))...)
+		case <-w.ctx.Done():
+			return nil
+		}
+	}
+	return recs
+}
+
+// processBatch decodes recs and applies them through the BatchHandler; records that cannot
+// be decoded or applied go to the dead-letter topic. The last record is marked once all is
+// written. It returns false when the worker must stop.
+func (w *worker) processBatch(recs []*kgo.Record) bool {
+	r := w.r
+	var (
+		evs    []*Event
+		evRecs []*kgo.Record
+		outs   []*kgo.Record
+	)
+	for _, rec := range recs {
+		ev, err := w.decode(rec)
+		if err != nil {
+			outs = append(outs, w.dlq(rec, originOf(rec), ReasonDecode, 1, nil, err))
+			continue
+		}
+		if ev == nil {
+			return false
+		}
+		ev.Origin = &Origin{
+			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			Key: rec.Key, Headers: rec.Headers, Timestamp: rec.Timestamp, Attempt: 1,
+		}
+		evs, evRecs = append(evs, ev), append(evRecs, rec)
+	}
+	o, err := w.applyBatch(evs, evRecs)
+	if err != nil {
+		return false
+	}
+	outs = append(outs, o...)
+	if len(outs) > 0 && !w.produce(outs) {
+		return false
+	}
+	w.mark(recs[len(recs)-1])
+	for range len(recs) - len(outs) {
+		r.cfg.Metrics.record(r.cfg.Group, w.topic, "ok")
+	}
+	for range outs {
+		r.cfg.Metrics.record(r.cfg.Group, w.topic, "dlq")
+	}
+	return w.ctx.Err() == nil
+}
+
+// applyBatch applies evs, isolating permanent failures; it returns the dead-letter records
+// of the events that failed permanently, or errInterrupted.
+func (w *worker) applyBatch(evs []*Event, recs []*kgo.Record) ([]*kgo.Record, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	err := w.applyRetrying(evs)
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.Is(err, errInterrupted):
+		return nil, err
+	case len(evs) == 1:
+		return []*kgo.Record{w.dlq(recs[0], originOf(recs[0]), ReasonPermanent, 1, []string{"batch"}, err)}, nil
+	}
+	w.r.log.Warn("bus: batch failed permanently, applying its events one by one",
+		"topic", w.topic, "partition", w.partition, "events", len(evs), "err", err)
+	var outs []*kgo.Record
+	for i := range evs {
+		o, err := w.applyBatch(evs[i:i+1], recs[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, o...)
+	}
+	return outs, nil
+}
+
+// applyRetrying calls the BatchHandler until it succeeds or fails permanently, backing off
+// after transient failures; errInterrupted when the worker stops first.
+func (w *worker) applyRetrying(evs []*Event) error {
+	delay := w.r.cfg.RetryDelay
+	for {
+		err := w.callBatch(evs)
+		if err == nil || IsPermanent(err) {
+			return err
+		}
+		if w.r.hctx.Err() != nil {
+			return errInterrupted
+		}
+		first := evs[0].Origin
+		w.r.log.Warn("bus: batch failed, retrying", "topic", first.Topic, "partition", first.Partition,
+			"offset", first.Offset, "events", len(evs), "err", err)
+		if !sleep(w.ctx, delay) {
+			return errInterrupted
+		}
+		delay = min(2*delay, w.r.cfg.MaxRetryDelay)
+	}
+}
+
+func (w *worker) callBatch(evs []*Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.r.log.Error("bus: batch handler panicked", "topic", w.topic, "partition", w.partition,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = Permanent(fmt.Errorf("%w: batch: %v", ErrHandlerPanic, p))
+		}
+	}()
+	return w.r.cfg.Batch(w.r.hctx, evs)
+}

@@ -1,0 +1,193 @@
+// Package projector runs Pyrite's projections: named read models, each fed
+// by its own consumer group through a bus.Runner, stored in SQLite or
+// PostgreSQL, and served by the query API of DESIGN.md section 5.
+//
+// Guarantees: effectively once. A batch of events and the Kafka positions
+// after it commit in one database transaction, and on assignment the runner
+// starts from the stored positions, so a crash never double-applies or skips
+// an event. Per-aggregate order holds: one worker per partition. Reads go
+// through an LRU cache evicted by a bus subscription to the applied events.
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/store"
+)
+
+// WorkEfforts is the name and consumer group of the WorkEffort projection.
+const WorkEfforts = "work-efforts"
+
+// Projection is one read model fed by one consumer group.
+type Projection struct {
+	Name   string
+	Group  string
+	Topics []string
+	// Apply folds one event into the read model inside the batch's
+	// transaction.
+	Apply func(tx *store.Tx, ev store.Event) error
+}
+
+// Projector applies projections to a store and answers queries.
+type Projector struct {
+	store  *store.Store
+	adm    *kadm.Client // for end offsets (lag)
+	cache  *cache
+	events *bus.Bus // applied events, for cache invalidation and live subscribers
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	states map[string]string // projection -> "starting", "running", "stopped", "failed: ..."
+	projs  []Projection
+}
+
+// New returns a Projector on st. adm reads end offsets for lag; cacheSize
+// bounds the read cache (0 disables it).
+func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger) *Projector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Projector{
+		store: st, adm: adm, cache: newCache(cacheSize), log: log,
+		events: bus.New(bus.WithName("projector-applied")),
+		states: map[string]string{},
+	}
+	// The seed's cache invalidation: a subscription to the aggregate's events.
+	_, _ = p.events.On("WorkEffort:*", func(_ context.Context, ev *bus.Event) error {
+		p.cache.invalidate(ev.AggregateID)
+		return nil
+	}, bus.Options{Name: "cache-invalidation", Priority: 100})
+	return p
+}
+
+// Bus returns the bus on which every applied event is published after its
+// batch committed.
+func (p *Projector) Bus() *bus.Bus { return p.events }
+
+// Batch returns the runner's batch handler for proj: convert, apply in one
+// transaction with the positions, then publish the applied events.
+func (p *Projector) Batch(proj Projection) bus.BatchHandler {
+	return func(ctx context.Context, evs []*bus.Event) error {
+		batch := make([]store.Event, len(evs))
+		for i, ev := range evs {
+			batch[i] = storeEvent(ev)
+		}
+		if err := p.store.ApplyBatch(ctx, proj.Name, batch, proj.Apply); err != nil {
+			var ae *store.ApplyError
+			if errors.As(err, &ae) && ae.Permanent() {
+				return bus.Permanent(err)
+			}
+			return err
+		}
+		for _, ev := range evs {
+			if _, err := p.events.Publish(ctx, ev); err != nil {
+				p.log.Warn("publishing an applied event", "projection", proj.Name, "err", err)
+			}
+		}
+		return nil
+	}
+}
+
+// Positions returns the runner's Positions function for proj: start every
+// partition after the last event the store applied.
+func (p *Projector) Positions(proj Projection) func(ctx context.Context, topic string, partition int32) (int64, bool, error) {
+	return func(ctx context.Context, topic string, partition int32) (int64, bool, error) {
+		pos, err := p.store.Positions(ctx, proj.Name)
+		if err != nil {
+			return 0, false, err
+		}
+		off, ok := pos[store.TopicPartition{Topic: topic, Partition: partition}]
+		return off, ok, nil
+	}
+}
+
+// Register declares proj (for /v1/projections) before it runs.
+func (p *Projector) Register(proj Projection) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.projs = append(p.projs, proj)
+	p.states[proj.Name] = "starting"
+}
+
+// SetState records what a projection is doing.
+func (p *Projector) SetState(name, state string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.states[name] = state
+}
+
+func storeEvent(ev *bus.Event) store.Event {
+	se := store.Event{
+		ID: ev.ID, Type: ev.Type, AggregateID: ev.AggregateID, AggregateVersion: ev.AggregateVersion,
+		Time: ev.Time, Data: ev.Data,
+	}
+	if ev.Origin != nil {
+		se.Topic, se.Partition, se.Offset = ev.Origin.Topic, ev.Origin.Partition, ev.Origin.Offset
+	}
+	return se
+}
+
+// PartitionStatus is one partition of a projection in /v1/projections.
+type PartitionStatus struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Position  int64  `json:"position"` // next offset to apply
+	End       int64  `json:"end"`      // log end offset
+	Lag       int64  `json:"lag"`
+}
+
+// Status is one projection in /v1/projections.
+type Status struct {
+	Name       string            `json:"name"`
+	Group      string            `json:"group"`
+	State      string            `json:"state"`
+	Lag        int64             `json:"lag"`
+	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// Statuses reports every registered projection's positions and lag.
+func (p *Projector) Statuses(ctx context.Context) ([]Status, error) {
+	p.mu.Lock()
+	projs := append([]Projection(nil), p.projs...)
+	states := make(map[string]string, len(p.states))
+	for k, v := range p.states {
+		states[k] = v
+	}
+	p.mu.Unlock()
+	out := make([]Status, 0, len(projs))
+	for _, proj := range projs {
+		pos, err := p.store.Positions(ctx, proj.Name)
+		if err != nil {
+			return nil, fmt.Errorf("positions of %s: %w", proj.Name, err)
+		}
+		st := Status{Name: proj.Name, Group: proj.Group, State: states[proj.Name], Partitions: []PartitionStatus{}}
+		ends, err := p.adm.ListEndOffsets(ctx, proj.Topics...)
+		if err != nil {
+			return nil, fmt.Errorf("end offsets of %v: %w", proj.Topics, err)
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			ps := PartitionStatus{Topic: o.Topic, Partition: o.Partition, End: o.Offset}
+			ps.Position = pos[store.TopicPartition{Topic: o.Topic, Partition: o.Partition}]
+			ps.Lag = max(ps.End-ps.Position, 0)
+			st.Lag += ps.Lag
+			st.Partitions = append(st.Partitions, ps)
+		})
+		sortPartitions(st.Partitions)
+		if st.State == "running" && st.Lag > 0 {
+			st.State = "catching-up"
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// waitBound caps ?minVersion waits.
+const waitBound = 10 * time.Second

@@ -1,0 +1,49 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pyrite-dev/pyrite/internal/store"
+	"github.com/pyrite-dev/pyrite/internal/workeffort"
+)
+
+func ExampleStore_ApplyBatch() {
+	dir, err := os.MkdirTemp("", "pyrite-store-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	s, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "projector.db"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+
+	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	events := []store.Event{
+		{Type: workeffort.TypeCreated, AggregateID: "we-1", AggregateVersion: 1, Time: at,
+			Data:  map[string]any{"title": "Ship it", "description": nil, "createdAt": at, "assignee": nil},
+			Topic: "pyrite.workeffort.events", Partition: 2, Offset: 40},
+		{Type: workeffort.TypeProgressUpdated, AggregateID: "we-1", AggregateVersion: 2, Time: at,
+			Data:  map[string]any{"oldProgress": 0, "newProgress": 25, "delta": 25, "formatted": "25%"},
+			Topic: "pyrite.workeffort.events", Partition: 2, Offset: 41},
+	}
+	if err := s.ApplyBatch(ctx, store.WorkEffortProjection, events, store.ApplyWorkEffort); err != nil {
+		fmt.Println(err)
+		return
+	}
+	we, _, _ := s.WorkEffort(ctx, "we-1")
+	pos, _ := s.Positions(ctx, store.WorkEffortProjection)
+	fmt.Println(we.Title, we.Status, we.Progress, we.Version)
+	fmt.Println(pos)
+	// Output:
+	// Ship it planned 25 2
+	// map[{pyrite.workeffort.events 2}:42]
+}
