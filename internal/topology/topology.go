@@ -32,6 +32,11 @@ const (
 	SystemTopic = "pyrite.system"
 	// SchemasTopic is where the schema registry keeps its state.
 	SchemasTopic = "_schemas"
+	// ReplaysTopic records, per group and partition, the offset where an
+	// operator's replay began (compacted, key "<group>/<topic>/<partition>"):
+	// reactors with outside side effects do not fire again for records
+	// before it.
+	ReplaysTopic = "pyrite.replays"
 )
 
 // Topic config keys the declaration manages. Any other config on a topic is
@@ -135,6 +140,7 @@ const (
 	RoleRetry       Role = "retry"
 	RoleDLQ         Role = "dlq"
 	RoleSchemas     Role = "schemas"
+	RoleReplays     Role = "replays"
 )
 
 // Topic is one declared topic.
@@ -306,6 +312,7 @@ func (t *Topology) build() error {
 		t.add(&errs, Topic{Name: g.DLQTopic(), Role: RoleDLQ, Group: g.Name, Configs: s.configs("delete", s.DLQRetention.Milliseconds())})
 	}
 	t.add(&errs, Topic{Name: SchemasTopic, Role: RoleSchemas, Partitions: 1, Configs: s.configs("compact", 0)})
+	t.add(&errs, Topic{Name: ReplaysTopic, Role: RoleReplays, Partitions: 1, Configs: s.configs("compact", 0)})
 	return errors.Join(errs...)
 }
 
