@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/projector"
@@ -27,7 +26,6 @@ func TestKeepsUpAfterCatchingUp(t *testing.T) {
 		return recs
 	}
 	s.Produce(t, mk(1500, 0)...)
-	_ = projector.WorkEfforts
 	url, stop := startProjectorOpts(t, s, filepath.Join(t.TempDir(), "p.db"), 50)
 	defer stop()
 	waitPositions(t, url, 1500)
@@ -59,4 +57,26 @@ func waitPositions(t *testing.T, url string, n int64) {
 	}
 }
 
-var _ = prometheus.NewRegistry
+
+// TestNewStoreStartsFromTheBeginning: the store, not the group's committed
+// Kafka offsets, says where a projection is; an empty store rebuilds all.
+func TestNewStoreStartsFromTheBeginning(t *testing.T) {
+	s := stacktest.Start(t)
+	var recs []*kgo.Record
+	for i := range 200 {
+		recs = append(recs, s.Record(t, eventsTopic, "WorkEffort:ProgressUpdated", fmt.Sprintf("we-%d", i%10), 0,
+			map[string]any{"oldProgress": 0, "newProgress": 1, "delta": 1, "formatted": "1%"}))
+	}
+	s.Produce(t, recs...)
+	dir := t.TempDir()
+	url, stop := startProjectorOpts(t, s, filepath.Join(dir, "first.db"), 50)
+	waitPositions(t, url, 200)
+	stop()
+	url, stop = startProjectorOpts(t, s, filepath.Join(dir, "second.db"), 50)
+	defer stop()
+	waitPositions(t, url, 200)
+	var we map[string]any
+	if code := getJSON(t, url+"/v1/work-efforts/we-3", &we); code != 200 || we["version"] != float64(20) {
+		t.Fatalf("status %d: %v", code, we)
+	}
+}

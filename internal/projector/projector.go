@@ -97,15 +97,18 @@ func (p *Projector) Batch(proj Projection) bus.BatchHandler {
 }
 
 // Positions returns the runner's Positions function for proj: start every
-// partition after the last event the store applied.
+// partition after the last event the store applied, and a partition the
+// store never applied from its first record. The store is the only source
+// of truth: offsets the group may have committed in Kafka are ignored, so a
+// new or emptied store rebuilds the read model from the beginning.
 func (p *Projector) Positions(proj Projection) func(ctx context.Context, topic string, partition int32) (int64, bool, error) {
 	return func(ctx context.Context, topic string, partition int32) (int64, bool, error) {
 		pos, err := p.store.Positions(ctx, proj.Name)
 		if err != nil {
 			return 0, false, err
 		}
-		off, ok := pos[store.TopicPartition{Topic: topic, Partition: partition}]
-		return off, ok, nil
+		// Offset 0 below the log start resets to the start.
+		return pos[store.TopicPartition{Topic: topic, Partition: partition}], true, nil
 	}
 }
 
