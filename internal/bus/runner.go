@@ -93,6 +93,7 @@ const (
 	DefaultMaxBuffered   = 1000
 
 	pollRecords    = 500
+	fetchMaxWait   = 200 * time.Millisecond
 	flushEvery     = 100
 	flushAfter     = 100 * time.Millisecond
 	abandonAfter   = time.Second
@@ -271,6 +272,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A partition paused for back-pressure is left out of the fetch in
+		// flight; when it resumes, its records wait for that fetch to end.
+		// A short long-poll keeps that wait short (Kafka's default is 5s).
+		kgo.FetchMaxWait(fetchMaxWait),
 	}
 	if r.cfg.Positions != nil {
 		opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustOffsets))

@@ -33,7 +33,7 @@ func TestKeepsUpAfterCatchingUp(t *testing.T) {
 	waitPositions(t, url, 1800)
 }
 
-func waitPositions(t *testing.T, url string, n int64) {
+func waitPositions(t testing.TB, url string, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -34,7 +34,7 @@ func startProjector(t *testing.T, s *stacktest.Stack, storeURL string) (string, 
 	return startProjectorOpts(t, s, storeURL, 0)
 }
 
-func startProjectorOpts(t *testing.T, s *stacktest.Stack, storeURL string, batchSize int) (string, func()) {
+func startProjectorOpts(t testing.TB, s *stacktest.Stack, storeURL string, batchSize int) (string, func()) {
 	t.Helper()
 	ln, err := server.Listen("127.0.0.1:0", "addr")
 	if err != nil {
@@ -57,7 +57,7 @@ func startProjectorOpts(t *testing.T, s *stacktest.Stack, storeURL string, batch
 	return "http://" + ln.Addr().String(), stop
 }
 
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
