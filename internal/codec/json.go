@@ -42,20 +42,44 @@ func FromJSON(s *Schema, data []byte) (map[string]any, error) {
 	if s == nil || s.Avro == nil {
 		return nil, errors.New("codec: FromJSON: nil schema")
 	}
-	doc, err := parseJSON(data)
+	doc, err := ParseJSON(data)
 	if err != nil {
+		// Malformed input is rare and its message is part of the answer: describe it in
+		// encoding/json's words, with the reader FromJSON has always used.
+		if doc, err = describeJSON(data); err != nil {
+			return nil, &FieldErrors{{Field: "", Message: "invalid JSON: " + err.Error()}}
+		}
+	}
+	return fromJSONDoc(s, doc)
+}
+
+// FromJSONValue is FromJSON for a document ParseJSON has parsed already (a *JSONObject, or
+// any value of the tree, which is then reported as not an object), e.g. one member of a
+// larger document, which saves parsing its bytes again. It applies FromJSON's rules to v as
+// FromJSON applies them to v's text: a duplicate key, or nesting deeper than 64 levels below
+// v, is reported as invalid JSON. It only reads v.
+func FromJSONValue(s *Schema, v any) (map[string]any, error) {
+	if s == nil || s.Avro == nil {
+		return nil, errors.New("codec: FromJSONValue: nil schema")
+	}
+	return fromJSONDoc(s, v)
+}
+
+func fromJSONDoc(s *Schema, doc any) (map[string]any, error) {
+	if err := checkJSONTree(doc, 0); err != nil {
 		return nil, &FieldErrors{{Field: "", Message: "invalid JSON: " + err.Error()}}
 	}
-	if _, ok := doc.(*jsonObject); !ok {
+	if _, ok := doc.(*JSONObject); !ok {
 		return nil, &FieldErrors{{Field: "", Message: "must be a JSON object, got " + jsonKind(doc)}}
 	}
 	var errs FieldErrors
 	v, ok := fromJSON(s.Avro, doc, "", &errs)
 	if len(errs) > 0 || !ok {
-		if len(errs) == 0 {
-			errs = FieldErrors{{Field: "", Message: "does not fit the schema"}}
+		fes := errs // errs stays on the stack when there is nothing to report
+		if len(fes) == 0 {
+			fes = FieldErrors{{Field: "", Message: "does not fit the schema"}}
 		}
-		return nil, &errs
+		return nil, &fes
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -64,18 +88,61 @@ func FromJSON(s *Schema, data []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// jsonObject is a parsed JSON object that keeps its keys' order.
-type jsonObject struct {
-	keys []string
-	vals []any
+// checkJSONTree applies the rules FromJSON adds to JSON's (ParseJSON keeps duplicate keys and
+// nests up to 10000 levels) in document order, so the first fault is the one a reader going
+// through the text would meet first.
+func checkJSONTree(v any, depth int) error {
+	if depth > maxJSONDepth {
+		return fmt.Errorf("nested deeper than %d levels", maxJSONDepth)
+	}
+	switch t := v.(type) {
+	case *JSONObject:
+		var seen map[string]struct{} // for large objects only; small ones are scanned
+		const scan = 16
+		for i, m := range t.Members {
+			dup := false
+			if i < scan {
+				for _, e := range t.Members[:i] {
+					if e.Key == m.Key {
+						dup = true
+						break
+					}
+				}
+			} else {
+				if seen == nil {
+					seen = make(map[string]struct{}, len(t.Members))
+					for _, e := range t.Members[:i] {
+						seen[e.Key] = struct{}{}
+					}
+				}
+				_, dup = seen[m.Key]
+				seen[m.Key] = struct{}{}
+			}
+			if dup {
+				return fmt.Errorf("duplicate key %q", m.Key)
+			}
+			if err := checkJSONTree(m.Value, depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if err := checkJSONTree(e, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// parseJSON parses one JSON value with numbers as json.Number, objects as *jsonObject and
-// arrays as []any, rejecting duplicate keys, trailing data and deep nesting.
-func parseJSON(data []byte) (any, error) {
+// describeJSON reads data with encoding/json's tokenizer, applying FromJSON's rules (no
+// duplicate keys, no trailing data, at most 64 levels), and returns the first fault in
+// encoding/json's words. It is the reference ParseJSON and checkJSONTree are tested against,
+// and FromJSON uses it only to describe input ParseJSON rejected.
+func describeJSON(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	v, err := parseJSONValue(dec, 0)
+	v, err := describeJSONValue(dec, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +152,7 @@ func parseJSON(data []byte) (any, error) {
 	return v, nil
 }
 
-func parseJSONValue(dec *json.Decoder, depth int) (any, error) {
+func describeJSONValue(dec *json.Decoder, depth int) (any, error) {
 	if depth > maxJSONDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", maxJSONDepth)
 	}
@@ -100,7 +167,7 @@ func parseJSONValue(dec *json.Decoder, depth int) (any, error) {
 	case json.Delim:
 		switch t {
 		case '{':
-			obj := &jsonObject{}
+			obj := &JSONObject{}
 			seen := map[string]bool{}
 			for dec.More() {
 				kt, err := dec.Token()
@@ -115,12 +182,11 @@ func parseJSONValue(dec *json.Decoder, depth int) (any, error) {
 					return nil, fmt.Errorf("duplicate key %q", k)
 				}
 				seen[k] = true
-				v, err := parseJSONValue(dec, depth+1)
+				v, err := describeJSONValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
-				obj.keys = append(obj.keys, k)
-				obj.vals = append(obj.vals, v)
+				obj.Members = append(obj.Members, JSONMember{Key: k, Value: v})
 			}
 			if _, err := dec.Token(); err != nil { // '}'
 				return nil, err
@@ -129,7 +195,7 @@ func parseJSONValue(dec *json.Decoder, depth int) (any, error) {
 		case '[':
 			arr := []any{}
 			for dec.More() {
-				v, err := parseJSONValue(dec, depth+1)
+				v, err := describeJSONValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -159,7 +225,7 @@ func jsonKind(v any) string {
 		return "a string"
 	case []any:
 		return "an array"
-	case *jsonObject:
+	case *JSONObject:
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
@@ -253,11 +319,10 @@ func fromJSON(s avro.Schema, v any, path string, errs *FieldErrors) (any, bool) 
 		}
 		return f, true
 	case avro.String:
-		str, ok := v.(string)
-		if !ok {
+		if _, ok := v.(string); !ok {
 			return bad("must be a string, got " + jsonKind(v))
 		}
-		return str, true
+		return v, true // the string as the tree holds it, without boxing it again
 	case avro.Bytes, avro.Fixed:
 		str, ok := v.(string)
 		if !ok {
@@ -291,7 +356,7 @@ func fromJSON(s avro.Schema, v any, path string, errs *FieldErrors) (any, bool) 
 		if !slices.Contains(e.Symbols(), str) {
 			return bad(fmt.Sprintf("must be one of %s", strings.Join(e.Symbols(), ", ")))
 		}
-		return str, true
+		return v, true
 	case avro.Array:
 		arr, ok := v.([]any)
 		if !ok {
@@ -307,16 +372,16 @@ func fromJSON(s avro.Schema, v any, path string, errs *FieldErrors) (any, bool) 
 		}
 		return out, good
 	case avro.Map:
-		obj, ok := v.(*jsonObject)
+		obj, ok := v.(*JSONObject)
 		if !ok {
 			return bad("must be an object, got " + jsonKind(v))
 		}
 		values := s.(*avro.MapSchema).Values()
-		out := make(map[string]any, len(obj.keys))
+		out := make(map[string]any, len(obj.Members))
 		good := true
-		for i, k := range obj.keys {
+		for _, m := range obj.Members {
 			var ok bool
-			out[k], ok = fromJSON(values, obj.vals[i], keyPath(path, k), errs)
+			out[m.Key], ok = fromJSON(values, m.Value, keyPath(path, m.Key), errs)
 			good = good && ok
 		}
 		return out, good
@@ -397,7 +462,7 @@ func epochUnit(lt avro.LogicalType) string {
 }
 
 func recordFromJSON(rs *avro.RecordSchema, v any, path string, errs *FieldErrors) (any, bool) {
-	obj, ok := v.(*jsonObject)
+	obj, ok := v.(*JSONObject)
 	if !ok {
 		*errs = append(*errs, FieldError{Field: path, Message: "must be an object, got " + jsonKind(v)})
 		return nil, false
@@ -405,19 +470,19 @@ func recordFromJSON(rs *avro.RecordSchema, v any, path string, errs *FieldErrors
 	fields := rs.Fields()
 	out := make(map[string]any, len(fields))
 	good := true
-	for i, k := range obj.keys {
-		f := fieldNamed(fields, k)
+	for _, m := range obj.Members {
+		f := fieldNamed(fields, m.Key)
 		if f == nil {
-			*errs = append(*errs, FieldError{Field: fieldPath(path, k), Message: "unknown field"})
+			*errs = append(*errs, FieldError{Field: fieldPath(path, m.Key), Message: "unknown field"})
 			good = false
 			continue
 		}
-		val, ok := fromJSON(f.Type(), obj.vals[i], fieldPath(path, k), errs)
+		val, ok := fromJSON(f.Type(), m.Value, fieldPath(path, m.Key), errs)
 		good = good && ok
-		out[k] = val
+		out[m.Key] = val // every member that names a field has an entry, even a bad one
 	}
 	for _, f := range fields {
-		if _, ok := out[f.Name()]; ok || slices.Contains(obj.keys, f.Name()) {
+		if _, ok := out[f.Name()]; ok {
 			continue
 		}
 		if !f.HasDefault() {
@@ -464,10 +529,11 @@ func unionFromJSON(us *avro.UnionSchema, v any, path string, errs *FieldErrors) 
 		}
 		return map[string]any{typeName(t): val}
 	}
-	if obj, ok := v.(*jsonObject); ok && len(obj.keys) == 1 {
+	if obj, ok := v.(*JSONObject); ok && len(obj.Members) == 1 {
+		m := obj.Members[0]
 		for _, t := range nonNull {
-			if obj.keys[0] == typeName(t) || obj.keys[0] == string(derefSchema(t).Type()) && isPrimitive(t) {
-				val, ok := fromJSON(t, obj.vals[0], keyPath(path, obj.keys[0]), errs)
+			if m.Key == typeName(t) || m.Key == string(derefSchema(t).Type()) && isPrimitive(t) {
+				val, ok := fromJSON(t, m.Value, keyPath(path, m.Key), errs)
 				return wrap(t, val), ok
 			}
 		}

@@ -12,7 +12,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -147,15 +145,17 @@ type Result struct {
 }
 
 func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
-	body, p := readBody(w, r, s.cfg.MaxBody)
+	doc, p := readBody(w, r, s.cfg.MaxBody)
 	if p != nil {
 		return p
 	}
-	ev, issues := parseEvent(body, "")
+	ev, issues := parseEvent(doc, -1)
 	if len(issues) > 0 {
 		return problem(http.StatusBadRequest, "malformed", "Malformed event", "the event is missing fields or has fields of the wrong kind", issues...)
 	}
-	rec, res, p := s.prepare(r, ev, "")
+	mem := newRecordMem(r, 1)
+	rec := mem.record(0)
+	res, p := s.prepare(r.Context(), ev, -1, rec, mem)
 	if p != nil {
 		return p
 	}
@@ -174,40 +174,40 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 }
 
 func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
-	body, p := readBody(w, r, s.cfg.MaxBatchBody)
+	doc, p := readBody(w, r, s.cfg.MaxBatchBody)
 	if p != nil {
 		return p
 	}
-	var batch struct {
-		Events []json.RawMessage `json:"events"`
-	}
-	if err := json.Unmarshal(body, &batch); err != nil || batch.Events == nil {
+	events, ok := batchEvents(doc)
+	if !ok {
 		return problem(http.StatusBadRequest, "malformed", "Malformed batch", `the body must be {"events": [ ... ]}`,
 			FieldIssue{Field: "events", Message: "is required and must be an array of events"})
 	}
-	if len(batch.Events) == 0 {
+	if len(events) == 0 {
 		return problem(http.StatusBadRequest, "malformed", "Malformed batch", "the batch is empty",
 			FieldIssue{Field: "events", Message: "must hold at least one event"})
 	}
-	if len(batch.Events) > s.cfg.MaxBatch {
+	if len(events) > s.cfg.MaxBatch {
 		return problem(http.StatusRequestEntityTooLarge, "too-large", "Batch too large",
 			fmt.Sprintf("a batch holds at most %d events", s.cfg.MaxBatch))
 	}
-	evs := make([]Event, len(batch.Events))
+	evs := make([]Event, len(events))
 	var issues []FieldIssue
-	for i, raw := range batch.Events {
+	for i, v := range events {
 		var is []FieldIssue
-		evs[i], is = parseEvent(raw, fmt.Sprintf("events[%d].", i))
+		evs[i], is = parseEvent(v, i)
 		issues = append(issues, is...)
 	}
 	if len(issues) > 0 {
 		return problem(http.StatusBadRequest, "malformed", "Malformed batch", "events are missing fields or have fields of the wrong kind", issues...)
 	}
+	mem := newRecordMem(r, len(evs))
 	recs := make([]*kgo.Record, len(evs))
 	results := make([]Result, len(evs))
 	var worst *Problem
 	for i, ev := range evs {
-		rec, res, p := s.prepare(r, ev, fmt.Sprintf("events[%d].", i))
+		rec := mem.record(i)
+		res, p := s.prepare(r.Context(), ev, i, rec, mem)
 		if p != nil {
 			if p.Status != http.StatusUnprocessableEntity {
 				return p // unavailable, not implemented: the batch cannot go on
@@ -241,44 +241,19 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	return nil
 }
 
-// prepare validates and encodes one event into its record. Problems name
-// fields with prefix.
-func (s *Service) prepare(r *http.Request, ev Event, prefix string) (*kgo.Record, Result, *Problem) {
+// prepare validates and encodes one event into rec (from mem, which holds its bytes).
+// Problems name the fields of the at-th event of a batch as fieldPrefix(at) says.
+func (s *Service) prepare(ctx context.Context, ev Event, at int, rec *kgo.Record, mem *recordMem) (Result, *Problem) {
 	if ev.ExpectedVersion != nil {
-		return nil, Result{}, problem(http.StatusNotImplemented, "not-implemented", "expectedVersion is not supported yet",
+		return Result{}, problem(http.StatusNotImplemented, "not-implemented", "expectedVersion is not supported yet",
 			"optimistic concurrency needs the event store, which this version of ingest does not have; retry without expectedVersion",
-			FieldIssue{Field: prefix + "expectedVersion", Message: "not supported yet"})
+			FieldIssue{Field: fieldPrefix(at) + "expectedVersion", Message: "not supported yet"})
 	}
-	unknownType := func(msg string) *Problem {
-		return problem(http.StatusUnprocessableEntity, "unknown-type", "Unknown event type",
-			fmt.Sprintf("%q is not a registered event type", ev.Type), FieldIssue{Field: prefix + "type", Message: msg})
+	topic, sch, p := s.lookup(ctx, ev, at, &mem.last)
+	if p != nil {
+		return Result{}, p
 	}
-	topic, err := s.router.RawTopic(ev.Type)
-	if err != nil {
-		return nil, Result{}, unknownType(err.Error())
-	}
-	subject, err := s.router.Subject(ev.Type)
-	if err != nil {
-		return nil, Result{}, unknownType(err.Error())
-	}
-	ctx := r.Context()
-	var sch *codec.Schema
-	if ev.SchemaVersion > 0 {
-		sch, err = s.codec.Version(ctx, subject, ev.SchemaVersion)
-	} else {
-		sch, err = s.codec.Latest(ctx, subject)
-	}
-	switch {
-	case errors.Is(err, codec.ErrRegistryUnavailable):
-		return nil, Result{}, unavailable("the schema registry is unavailable: " + err.Error())
-	case err != nil && ev.SchemaVersion > 0:
-		return nil, Result{}, problem(http.StatusUnprocessableEntity, "unknown-schema-version", "Unknown schema version",
-			fmt.Sprintf("%s has no schema version %d", ev.Type, ev.SchemaVersion),
-			FieldIssue{Field: prefix + "schemaVersion", Message: err.Error()})
-	case err != nil:
-		return nil, Result{}, unknownType("no schema is registered under " + subject)
-	}
-	val, err := codec.FromJSON(sch, ev.Data)
+	val, err := codec.FromJSONValue(sch, ev.Data)
 	if err != nil {
 		fes := codec.FieldErrors{{Field: "", Message: err.Error()}}
 		var fe *codec.FieldErrors
@@ -287,57 +262,106 @@ func (s *Service) prepare(r *http.Request, ev Event, prefix string) (*kgo.Record
 		}
 		issues := make([]FieldIssue, len(fes))
 		for i, fe := range fes {
-			f := prefix + "data"
+			f := fieldPrefix(at) + "data"
 			if fe.Field != "" {
 				f += "." + fe.Field
 			}
 			issues[i] = FieldIssue{Field: f, Message: fe.Message}
 		}
-		return nil, Result{}, problem(http.StatusUnprocessableEntity, "invalid-data", "Data does not fit the schema",
+		return Result{}, problem(http.StatusUnprocessableEntity, "invalid-data", "Data does not fit the schema",
 			fmt.Sprintf("data does not fit %s version %d", sch.Subject, sch.Version), issues...)
 	}
-	value, err := s.codec.Encode(sch, val)
+	value, err := mem.encode(s.codec, sch, val)
 	if err != nil {
-		return nil, Result{}, problem(http.StatusUnprocessableEntity, "invalid-data", "Data does not fit the schema", err.Error(),
-			FieldIssue{Field: prefix + "data", Message: err.Error()})
+		return Result{}, problem(http.StatusUnprocessableEntity, "invalid-data", "Data does not fit the schema", err.Error(),
+			FieldIssue{Field: fieldPrefix(at) + "data", Message: err.Error()})
 	}
 	id := ev.ID
 	if id == "" {
-		id = uuid.NewString()
+		id = mem.newID()
 	}
-	rec := &kgo.Record{Topic: topic, Key: []byte(ev.AggregateID), Value: value, Headers: s.headers(r, ev, id)}
-	return rec, Result{ID: id, Type: ev.Type, AggregateID: ev.AggregateID, Topic: topic, SchemaID: sch.ID}, nil
+	rec.Topic, rec.Value = topic, value
+	s.headers(rec, ev, id, mem)
+	return Result{ID: id, Type: ev.Type, AggregateID: ev.AggregateID, Topic: topic, SchemaID: sch.ID}, nil
 }
 
-// headers builds the CloudEvents Kafka binding (binary mode) headers.
-func (s *Service) headers(r *http.Request, ev Event, id string) []kgo.RecordHeader {
-	h := []kgo.RecordHeader{
-		{Key: "ce_specversion", Value: []byte("1.0")},
-		{Key: "ce_id", Value: []byte(id)},
-		{Key: "ce_source", Value: []byte(s.cfg.Source)},
-		{Key: "ce_type", Value: []byte(ev.Type)},
-		{Key: "ce_time", Value: []byte(s.now().UTC().Format(time.RFC3339Nano))},
-		{Key: "ce_subject", Value: []byte(ev.AggregateID)},
-		{Key: "content-type", Value: []byte("application/avro")},
+// lookup is the raw topic and schema of one event type and schema version.
+type lookup struct {
+	typ     string
+	version int
+	topic   string
+	sch     *codec.Schema
+}
+
+// lookup finds the raw topic and schema of ev, reusing last when the previous event of the
+// request had the same type and schema version (so a batch is written with one schema),
+// and keeping what it found in last.
+func (s *Service) lookup(ctx context.Context, ev Event, at int, last *lookup) (string, *codec.Schema, *Problem) {
+	if last.sch != nil && last.typ == ev.Type && last.version == ev.SchemaVersion {
+		return last.topic, last.sch, nil
 	}
+	unknownType := func(msg string) *Problem {
+		return problem(http.StatusUnprocessableEntity, "unknown-type", "Unknown event type",
+			fmt.Sprintf("%q is not a registered event type", ev.Type), FieldIssue{Field: fieldPrefix(at) + "type", Message: msg})
+	}
+	topic, err := s.router.RawTopic(ev.Type)
+	if err != nil {
+		return "", nil, unknownType(err.Error())
+	}
+	subject, err := s.router.Subject(ev.Type)
+	if err != nil {
+		return "", nil, unknownType(err.Error())
+	}
+	var sch *codec.Schema
+	if ev.SchemaVersion > 0 {
+		sch, err = s.codec.Version(ctx, subject, ev.SchemaVersion)
+	} else {
+		sch, err = s.codec.Latest(ctx, subject)
+	}
+	switch {
+	case errors.Is(err, codec.ErrRegistryUnavailable):
+		return "", nil, unavailable("the schema registry is unavailable: " + err.Error())
+	case err != nil && ev.SchemaVersion > 0:
+		return "", nil, problem(http.StatusUnprocessableEntity, "unknown-schema-version", "Unknown schema version",
+			fmt.Sprintf("%s has no schema version %d", ev.Type, ev.SchemaVersion),
+			FieldIssue{Field: fieldPrefix(at) + "schemaVersion", Message: err.Error()})
+	case err != nil:
+		return "", nil, unknownType("no schema is registered under " + subject)
+	}
+	*last = lookup{typ: ev.Type, version: ev.SchemaVersion, topic: topic, sch: sch}
+	return topic, sch, nil
+}
+
+// headers sets the record's key and the CloudEvents Kafka binding (binary mode) headers.
+func (s *Service) headers(rec *kgo.Record, ev Event, id string, mem *recordMem) {
+	mem.reserve(len("1.0"+"application/avro"+time.RFC3339Nano) + len(s.cfg.Source) + len(id) + len(ev.Type) + len(ev.AggregateID) +
+		len(ev.Metadata.CorrelationID) + len(ev.Metadata.CausationID) + len(ev.Metadata.UserID) + traceparentLen)
+	subject := mem.copy(ev.AggregateID)
+	rec.Key = subject
+	idBytes := mem.copy(id)
+	typ := mem.copy(ev.Type)
+	h := append(rec.Headers,
+		kgo.RecordHeader{Key: "ce_specversion", Value: mem.copy("1.0")},
+		kgo.RecordHeader{Key: "ce_id", Value: idBytes},
+		kgo.RecordHeader{Key: "ce_source", Value: mem.copy(s.cfg.Source)},
+		kgo.RecordHeader{Key: "ce_type", Value: typ},
+		kgo.RecordHeader{Key: "ce_time", Value: mem.timestamp(s.now())},
+		kgo.RecordHeader{Key: "ce_subject", Value: subject},
+		kgo.RecordHeader{Key: "content-type", Value: mem.copy("application/avro")},
+	)
 	if agg, _, ok := strings.Cut(ev.Type, ":"); ok {
-		h = append(h, kgo.RecordHeader{Key: "ce_aggregatetype", Value: []byte(agg)})
+		h = append(h, kgo.RecordHeader{Key: "ce_aggregatetype", Value: typ[:len(agg):len(agg)]})
 	}
-	corr := ev.Metadata.CorrelationID
-	if corr == "" {
-		corr = id
+	corr := idBytes
+	if ev.Metadata.CorrelationID != "" {
+		corr = mem.copy(ev.Metadata.CorrelationID)
 	}
-	h = append(h, kgo.RecordHeader{Key: "ce_correlationid", Value: []byte(corr)})
+	h = append(h, kgo.RecordHeader{Key: "ce_correlationid", Value: corr})
 	if ev.Metadata.CausationID != "" {
-		h = append(h, kgo.RecordHeader{Key: "ce_causationid", Value: []byte(ev.Metadata.CausationID)})
+		h = append(h, kgo.RecordHeader{Key: "ce_causationid", Value: mem.copy(ev.Metadata.CausationID)})
 	}
 	if ev.Metadata.UserID != "" {
-		h = append(h, kgo.RecordHeader{Key: "ce_userid", Value: []byte(ev.Metadata.UserID)})
+		h = append(h, kgo.RecordHeader{Key: "ce_userid", Value: mem.copy(ev.Metadata.UserID)})
 	}
-	if tp := r.Header.Get("traceparent"); validTraceparent(tp) {
-		h = append(h, kgo.RecordHeader{Key: "traceparent", Value: []byte(tp)})
-	} else {
-		h = append(h, kgo.RecordHeader{Key: "traceparent", Value: []byte(newTraceparent())})
-	}
-	return h
+	rec.Headers = append(h, kgo.RecordHeader{Key: "traceparent", Value: mem.traceparent()})
 }

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pyrite-dev/pyrite/internal/codec"
 )
 
 // Event is one event as posted to POST /v1/events.
@@ -15,7 +19,7 @@ type Event struct {
 	AggregateID     string
 	SchemaVersion   int // 0: newest
 	ExpectedVersion *int64
-	Data            json.RawMessage
+	Data            *codec.JSONObject // the data object as codec.ParseJSON parsed it
 	Metadata        Metadata
 }
 
@@ -26,102 +30,219 @@ type Metadata struct {
 	UserID        string `json:"userId,omitempty"`
 }
 
-var eventFields = map[string]bool{
-	"id": true, "type": true, "aggregateId": true, "schemaVersion": true,
-	"expectedVersion": true, "data": true, "metadata": true,
+// issues collects the problems of one event; the fields of the at-th event of a batch are
+// prefixed "events[at].", those of a single event (at < 0) are not.
+type issues struct {
+	at   int
+	list []FieldIssue
 }
 
-// parseEvent reads one event object. Every problem is listed, each field
-// prefixed with prefix (e.g. "events[2].").
-func parseEvent(raw json.RawMessage, prefix string) (Event, []FieldIssue) {
+func (is *issues) add(field, message string) {
+	is.list = append(is.list, FieldIssue{Field: fieldPrefix(is.at) + field, Message: message})
+}
+
+// fieldPrefix is what the fields of the at-th event of a batch are named with: "events[at].",
+// or "" for a single event (at < 0). It is built only for an answer that names a field.
+func fieldPrefix(at int) string {
+	if at < 0 {
+		return ""
+	}
+	return "events[" + strconv.Itoa(at) + "]."
+}
+
+// parseEvent reads one event from its parsed JSON (codec.ParseJSON's tree) as
+// encoding/json would unmarshal the event's text into a map of raw members (the last of
+// duplicate keys wins) and each member into its Go type. Every problem is listed, fields
+// prefixed as fieldPrefix(at) says.
+func parseEvent(v any, at int) (Event, []FieldIssue) {
 	var ev Event
-	var issues []FieldIssue
-	bad := func(field, format string, args ...any) {
-		issues = append(issues, FieldIssue{Field: prefix + field, Message: fmt.Sprintf(format, args...)})
+	is := issues{at: at}
+	obj, ok := v.(*codec.JSONObject)
+	if !ok {
+		is.add("", "must be a JSON object")
+		return ev, is.list
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		bad("", "must be a JSON object")
-		return ev, issues
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !eventFields[k] {
-			bad(k, "unknown field")
+	// The last value of each field; present[f] says whether the field was given at all.
+	var (
+		vals    [numEventFields]any
+		present [numEventFields]bool
+		unknown []string
+	)
+	for _, m := range obj.Members {
+		f := eventField(m.Key)
+		if f < 0 {
+			unknown = append(unknown, m.Key)
+			continue
 		}
+		vals[f], present[f] = m.Value, true
 	}
-	str := func(name string, required bool) string {
-		v, ok := obj[name]
-		if !ok || isNull(v) {
+	slices.Sort(unknown)
+	for _, k := range slices.Compact(unknown) {
+		is.add(k, "unknown field")
+	}
+	given := func(f int) bool { return present[f] && vals[f] != nil } // null counts as absent
+	str := func(f int, required bool) string {
+		if !given(f) {
 			if required {
-				bad(name, "is required")
+				is.add(eventFields[f], "is required")
 			}
 			return ""
 		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			bad(name, "must be a string")
+		s, ok := vals[f].(string)
+		if !ok {
+			is.add(eventFields[f], "must be a string")
 			return ""
 		}
 		if s == "" {
-			bad(name, "must not be empty")
+			is.add(eventFields[f], "must not be empty")
 		}
 		return s
 	}
-	ev.ID = str("id", false)
-	ev.Type = str("type", true)
-	ev.AggregateID = str("aggregateId", true)
+	ev.ID = str(fieldID, false)
+	ev.Type = str(fieldType, true)
+	ev.AggregateID = str(fieldAggregateID, true)
 	if len(ev.ID) > 256 {
-		bad("id", "must be at most 256 characters")
+		is.add("id", "must be at most 256 characters")
 	}
 	if len(ev.AggregateID) > 1024 {
-		bad("aggregateId", "must be at most 1024 bytes")
+		is.add("aggregateId", "must be at most 1024 bytes")
 	}
-	if v, ok := obj["schemaVersion"]; ok && !isNull(v) {
-		var n int
-		if err := json.Unmarshal(v, &n); err != nil || n < 1 {
-			bad("schemaVersion", "must be a positive integer")
+	if given(fieldSchemaVersion) {
+		n, ok := jsonInt(vals[fieldSchemaVersion], strconv.IntSize)
+		if !ok || n < 1 {
+			is.add("schemaVersion", "must be a positive integer")
 		}
-		ev.SchemaVersion = n
+		ev.SchemaVersion = int(n)
 	}
-	if v, ok := obj["expectedVersion"]; ok && !isNull(v) {
-		var n int64
-		if err := json.Unmarshal(v, &n); err != nil || n < 0 {
-			bad("expectedVersion", "must be a non-negative integer")
+	if given(fieldExpectedVersion) {
+		n, ok := jsonInt(vals[fieldExpectedVersion], 64)
+		if !ok || n < 0 {
+			is.add("expectedVersion", "must be a non-negative integer")
 		} else {
 			ev.ExpectedVersion = &n
 		}
 	}
-	if v, ok := obj["data"]; !ok || isNull(v) {
-		bad("data", "is required")
-	} else if t := bytes.TrimSpace(v); len(t) == 0 || t[0] != '{' {
-		bad("data", "must be a JSON object")
+	if !given(fieldData) {
+		is.add("data", "is required")
+	} else if d, ok := vals[fieldData].(*codec.JSONObject); !ok {
+		is.add("data", "must be a JSON object")
 	} else {
-		ev.Data = v
+		ev.Data = d
 	}
-	if v, ok := obj["metadata"]; ok && !isNull(v) {
-		dec := json.NewDecoder(bytes.NewReader(v))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ev.Metadata); err != nil {
-			bad("metadata", "must be an object with optional string fields correlationId, causationId, userId")
+	if given(fieldMetadata) {
+		if !parseMetadata(vals[fieldMetadata], &ev.Metadata) {
+			is.add("metadata", "must be an object with optional string fields correlationId, causationId, userId")
 		}
 	}
-	return ev, issues
+	return ev, is.list
 }
 
-func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
+// The members of an event object, indexes into eventFields.
+const (
+	fieldID = iota
+	fieldType
+	fieldAggregateID
+	fieldSchemaVersion
+	fieldExpectedVersion
+	fieldData
+	fieldMetadata
+	numEventFields
+)
 
-// readBody reads a JSON body within limit, answering 415 and 413 itself.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Problem) {
+var eventFields = [numEventFields]string{"id", "type", "aggregateId", "schemaVersion", "expectedVersion", "data", "metadata"}
+
+// eventField returns the index of the event member named key (exactly), or -1.
+func eventField(key string) int {
+	for i, name := range eventFields {
+		if key == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// jsonInt reads an integer member as encoding/json unmarshals a number into a Go integer
+// of bitSize bits: a number literal without fraction or exponent, in range.
+func jsonInt(v any, bitSize int) (int64, bool) {
+	lit, ok := v.(json.Number)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(lit), 10, bitSize)
+	return n, err == nil
+}
+
+// parseMetadata reads v into m as a json.Decoder with DisallowUnknownFields decodes it into a
+// Metadata: an object whose keys match the field names without regard to case (Unicode
+// simple folding, as encoding/json), with string or null values (null leaves a field as it
+// is). It reports whether v fits.
+func parseMetadata(v any, m *Metadata) bool {
+	obj, ok := v.(*codec.JSONObject)
+	if !ok {
+		return false
+	}
+	fits := true
+	for _, e := range obj.Members {
+		var dst *string
+		switch {
+		case strings.EqualFold(e.Key, "correlationId"):
+			dst = &m.CorrelationID
+		case strings.EqualFold(e.Key, "causationId"):
+			dst = &m.CausationID
+		case strings.EqualFold(e.Key, "userId"):
+			dst = &m.UserID
+		default:
+			fits = false
+			continue
+		}
+		switch s := e.Value.(type) {
+		case nil:
+		case string:
+			*dst = s
+		default:
+			fits = false
+		}
+	}
+	return fits
+}
+
+// batchEvents returns the events of a batch body as encoding/json would unmarshal it into
+// struct{ Events []json.RawMessage `json:"events"` }: members whose key matches "events"
+// without regard to case each replace the list (null empties it), and any other kind of
+// value, or a body that is not an object, makes the body malformed. ok is false for a
+// malformed body or one without a list.
+func batchEvents(doc any) (events []any, ok bool) {
+	obj, isObj := doc.(*codec.JSONObject)
+	if !isObj {
+		return nil, false
+	}
+	for _, m := range obj.Members {
+		if m.Key != "events" && !strings.EqualFold(m.Key, "events") {
+			continue
+		}
+		switch v := m.Value.(type) {
+		case nil:
+			events = nil
+		case []any:
+			events = v
+		default:
+			return nil, false
+		}
+	}
+	return events, events != nil
+}
+
+// readBody reads and parses a JSON body within limit, answering 415, 413 and 400 itself. The
+// document is codec.ParseJSON's tree.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (any, *Problem) {
 	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"the body must be application/json")
 	}
 	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit {
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes to see the end
+	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -131,8 +252,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Pro
 		}
 		return nil, problem(http.StatusBadRequest, "malformed", "Malformed request", "reading the body: "+err.Error())
 	}
-	if !json.Valid(buf.Bytes()) {
+	doc, err := codec.ParseJSON(buf.Bytes())
+	if err != nil {
 		return nil, problem(http.StatusBadRequest, "malformed", "Malformed JSON", "the body is not valid JSON")
 	}
-	return buf.Bytes(), nil
+	return doc, nil
 }
