@@ -57,7 +57,6 @@ func waitPositions(t testing.TB, url string, n int64) {
 	}
 }
 
-
 // TestNewStoreStartsFromTheBeginning: the store, not the group's committed
 // Kafka offsets, says where a projection is; an empty store rebuilds all.
 func TestNewStoreStartsFromTheBeginning(t *testing.T) {
