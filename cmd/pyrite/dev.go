@@ -26,6 +26,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/registry"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/upcaster"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
 
@@ -45,7 +46,7 @@ func (c *devConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:8081", "host:port of the schema registry")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", config.DefaultIngest, "host:port of the ingest HTTP API")
 	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector's query API")
-	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster (reserved; the upcaster is not built yet)")
+	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster's health and metrics server")
 }
 
 func (c *devConfig) validate() error {
@@ -113,6 +114,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ingestLn.Close()
 		return err
 	}
+	upLn, err := server.Listen(c.UpcasterAddr, "upcaster-addr")
+	if err != nil {
+		kafkaLn.Close()
+		regLn.Close()
+		ingestLn.Close()
+		projLn.Close()
+		return err
+	}
 
 	kafkaDir := filepath.Join(c.DataDir, "kafka")
 	if err := os.MkdirAll(kafkaDir, 0o755); err != nil {
@@ -130,6 +139,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		regLn.Close()
 		ingestLn.Close()
 		projLn.Close()
+		upLn.Close()
 		return fmt.Errorf("embedded kafka: %w", err)
 	}
 	defer cluster.Close()
@@ -189,21 +199,29 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return ingest.Run(gctx, ingestLn, ingest.Options{
+		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
 			Brokers: brokers, Registry: registryURL, TxnPrefix: "pyrite-dev-ingest",
 			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
-		})
+		}))
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
+	g.Go(func() error {
+		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
+			Brokers: brokers, Registry: registryURL, Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Config:    upcaster.Config{TransactionalID: "pyrite-dev-upcaster"},
+			KafkaOpts: []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")},
+		}))
+	})
+	fmt.Fprintf(stdout, "upcaster   http://%s  (raw -> events, health and metrics)\n", upLn.Addr())
 	projStore := filepath.Join(c.DataDir, "projector.db")
 	g.Go(func() error {
-		return projector.Run(gctx, projLn, projector.Options{
+		return named("projector", projector.Run(gctx, projLn, projector.Options{
 			Brokers: brokers, Registry: registryURL, Store: projStore, Topology: topo,
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
-		})
+		}))
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
-	if err := waitReady(gctx, "http://"+ingestLn.Addr().String(), "http://"+projLn.Addr().String()); err == nil {
+	if err := waitReady(gctx, "http://"+ingestLn.Addr().String(), "http://"+upLn.Addr().String(), "http://"+projLn.Addr().String()); err == nil {
 		fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
 	}
 
@@ -214,6 +232,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout, "pyrite dev stopped")
 	return err
+}
+
+func named(component string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", component, err)
+	}
+	return nil
 }
 
 // waitReady polls each base URL's /readyz until it answers 200 or ctx ends.

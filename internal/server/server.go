@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,15 +75,40 @@ func Listen(addr, flagName string) (net.Listener, error) {
 }
 
 // Serve serves h on ln until ctx is done, then stops accepting, lets in-flight
-// requests finish within drain, and returns. It returns nil after a clean
-// shutdown.
+// requests finish within drain, closes every connection, and returns. It
+// returns nil after a clean shutdown and an error if requests were still in
+// flight when drain ran out.
+//
+// Unlike http.Server.Shutdown alone, connections that were opened but never
+// sent a request do not hold the shutdown up (Shutdown waits up to 5s for
+// those): only requests in flight count.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration) error {
+	var (
+		mu     sync.Mutex
+		active = map[net.Conn]bool{}
+		idle   = make(chan struct{}, 1)
+	)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			mu.Lock()
+			defer mu.Unlock()
+			if st == http.StateActive {
+				active[c] = true
+				return
+			}
+			delete(active, c)
+			if len(active) == 0 {
+				select {
+				case idle <- struct{}{}:
+				default:
+				}
+			}
+		},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -91,11 +117,29 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Dura
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return serr
+	srv.SetKeepAlivesEnabled(false)
+	_ = ln.Close() // stop accepting; Serve returns ErrServerClosed after Close below
+	deadline := time.NewTimer(drain)
+	defer deadline.Stop()
+	var err error
+	for {
+		mu.Lock()
+		n := len(active)
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-idle:
+			continue
+		case <-deadline.C:
+			err = fmt.Errorf("server: %d requests still in flight after the %s drain", n, drain)
+		}
+		break
+	}
+	_ = srv.Close()
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
+		return errors.Join(err, serr)
 	}
 	return err
 }
