@@ -1,12 +1,8 @@
 package store_test
 
 import (
-	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
@@ -48,47 +45,9 @@ func backendNames() []string {
 func newBackend(t testing.TB, name string) backend {
 	t.Helper()
 	if name == "postgres" {
-		return backend{name: name, url: pgSchema(t, os.Getenv("PYRITE_TEST_POSTGRES"))}
+		return backend{name: name, url: stacktest.PostgresURL(t)}
 	}
 	return backend{name: name, url: "sqlite://" + filepath.Join(t.TempDir(), "data", "projector.db")}
-}
-
-// pgSchema creates a schema with a random name, drops it when the test ends, and returns base
-// with search_path set to it, so parallel test runs never share tables.
-func pgSchema(t testing.TB, base string) string {
-	t.Helper()
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema := "pyrite_test_" + hex.EncodeToString(b[:])
-	cfg, err := pgx.ParseConfig(base)
-	if err != nil {
-		t.Fatalf("PYRITE_TEST_POSTGRES: %v", err)
-	}
-	admin := stdlib.OpenDB(*cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("PYRITE_TEST_POSTGRES: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func open(t testing.TB, b backend, opts ...store.Option) *store.Store {
