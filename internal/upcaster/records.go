@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
@@ -35,17 +36,17 @@ const (
 // Headers on a dead-lettered record, beside its original key, value and headers. The names are
 // those of internal/bus's runners, so one tool reads every dead-letter topic.
 const (
-	HeaderDLQReason   = "pyrite-dlq-reason"   // one of the Reason* values
-	HeaderDLQError    = "pyrite-dlq-error"    // the failure, for people (at most 1 KiB)
-	HeaderDLQGroup    = "pyrite-dlq-group"    // "upcaster"
-	HeaderDLQTime     = "pyrite-dlq-time"     // RFC 3339, UTC
-	HeaderDLQAttempts = "pyrite-dlq-attempts" // always "1": poison is not retried
+	HeaderDLQReason   = bus.HeaderDLQReason   // one of the Reason* values
+	HeaderDLQError    = bus.HeaderDLQError    // the failure, for people (at most 1 KiB)
+	HeaderDLQGroup    = bus.HeaderDLQGroup    // "upcaster"
+	HeaderDLQTime     = bus.HeaderDLQTime     // RFC 3339, UTC
+	HeaderDLQAttempts = bus.HeaderDLQAttempts // always "1": poison is not retried
 	// HeaderDLQSchemaID is the schema ID in the raw value's frame, decimal; absent when the
 	// value is not framed.
 	HeaderDLQSchemaID     = "pyrite-dlq-schema-id"
-	HeaderOriginTopic     = "pyrite-origin-topic"
-	HeaderOriginPartition = "pyrite-origin-partition"
-	HeaderOriginOffset    = "pyrite-origin-offset"
+	HeaderOriginTopic     = bus.HeaderOriginTopic
+	HeaderOriginPartition = bus.HeaderOriginPartition
+	HeaderOriginOffset    = bus.HeaderOriginOffset
 )
 
 // Dead-letter reasons: the HeaderDLQReason value and the reason label of
