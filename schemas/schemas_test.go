@@ -140,6 +140,7 @@ var wantEvents = map[string]int{
 	"Deployment:RunTests": 1, "Deployment:RunBuild": 1, "Deployment:RunDeploy": 1,
 	"Deployment:TestsPassed": 1, "Deployment:TestsFailed": 1, "Deployment:BuildComplete": 1,
 	"Deployment:BuildFailed": 1, "Deployment:Deployed": 1, "Deployment:DeployFailed": 1,
+	"Deployment:StepTimedOut": 1, "Deployment:ProcessFailed": 1,
 	"work-effort.completed.v1": 1,
 	"System:FileChanged":       1, "System:CacheInvalidated": 1, "System:WebSocketConnected": 1,
 }

@@ -1,6 +1,9 @@
 // Command projector runs Pyrite's projections (read models fed by consumer
-// groups, stored in SQLite or PostgreSQL with their Kafka positions) and
-// serves the query API.
+// groups, stored in SQLite or PostgreSQL with their Kafka positions), serves
+// the query API, and runs the reactors, sagas and process managers that are
+// turned on (integration events and the deployment process manager by
+// default; email, webhooks and the GitHub saga once configured), each as its
+// own consumer group.
 package main
 
 import (
@@ -12,15 +15,21 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	deployment "github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/projector"
+	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/webhook"
 )
 
 func main() {
@@ -42,6 +51,63 @@ type cfg struct {
 	CacheSize  int
 	BatchSize  int
 	InstanceID string
+
+	Integration     bool
+	Deployment      bool
+	DeployTimeout   time.Duration
+	DeployEnv       string
+	DeployPoll      time.Duration
+	SMTP            reactor.SMTPConfig
+	WebhooksFile    string
+	WebhookAttempts int
+	WebhookTimeout  time.Duration
+	GitHub          saga.Config
+	Attempts        int
+	RetryDelay      time.Duration
+	MaxRetryDelay   time.Duration
+
+	envErrs []error // PYRITE_* values that did not parse
+}
+
+// envInt, envBool and envDuration read a PYRITE_* default; a value that does
+// not parse is reported by validate.
+func (c *cfg) envInt(key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not an integer", key, v))
+		return def
+	}
+	return n
+}
+
+func (c *cfg) envBool(key string, def bool) bool {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not true or false", key, v))
+		return def
+	}
+	return b
+}
+
+func (c *cfg) envDuration(key string, def time.Duration) time.Duration {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not a duration", key, v))
+		return def
+	}
+	return d
 }
 
 func (c *cfg) validate() error {
@@ -58,7 +124,105 @@ func (c *cfg) validate() error {
 	if c.BatchSize < 1 {
 		errs = append(errs, errors.New("--batch-size must be at least 1"))
 	}
+	errs = append(errs, c.envErrs...)
+	if c.DeployTimeout <= 0 || c.DeployPoll <= 0 {
+		errs = append(errs, errors.New("--deployment-step-timeout and --deployment-poll must be positive"))
+	}
+	if err := c.SMTP.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--smtp-*: %w", err))
+	}
+	if c.SMTP.Host == "" && (c.SMTP.From != "" || c.SMTP.Username != "") {
+		errs = append(errs, errors.New("--smtp-from or --smtp-username is set but --smtp-host is not"))
+	}
+	if c.WebhookAttempts < 1 || c.WebhookTimeout <= 0 {
+		errs = append(errs, errors.New("--webhook-attempts must be at least 1 and --webhook-timeout positive"))
+	}
+	if c.GitHub.Enabled() {
+		if err := c.GitHub.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--github-*: %w (the token comes from PYRITE_GITHUB_TOKEN or GITHUB_TOKEN)", err))
+		}
+	}
+	if c.GitHub.Attempts < 1 || c.Attempts < 1 || c.RetryDelay <= 0 || c.MaxRetryDelay < c.RetryDelay {
+		errs = append(errs, errors.New("--github-attempts and --reactor-attempts must be at least 1, --reactor-retry-delay positive and at most --reactor-max-retry-delay"))
+	}
 	return errors.Join(errs...)
+}
+
+// bindReactors registers the flags of the reactors, sagas and process
+// managers; secrets come from the environment only.
+func (c *cfg) bindReactors(fs *flag.FlagSet) {
+	fs.BoolVar(&c.Integration, "integration", c.envBool("PYRITE_INTEGRATION", true),
+		"run the integration reactor: WorkEffort:Completed becomes work-effort.completed.v1 on pyrite.integration (env PYRITE_INTEGRATION)")
+	fs.BoolVar(&c.Deployment, "deployment", c.envBool("PYRITE_DEPLOYMENT", true),
+		"run the deployment process manager: RunTests, RunBuild, RunDeploy after each completed work effort (env PYRITE_DEPLOYMENT)")
+	fs.DurationVar(&c.DeployTimeout, "deployment-step-timeout", c.envDuration("PYRITE_DEPLOYMENT_STEP_TIMEOUT", deployment.DefaultStepTimeout),
+		"how long a deployment step may take before it times out and the process fails (env PYRITE_DEPLOYMENT_STEP_TIMEOUT)")
+	fs.StringVar(&c.DeployEnv, "deployment-environment", config.Env("PYRITE_DEPLOYMENT_ENVIRONMENT", deployment.DefaultEnvironment),
+		"environment RunDeploy deploys to (env PYRITE_DEPLOYMENT_ENVIRONMENT)")
+	fs.DurationVar(&c.DeployPoll, "deployment-poll", c.envDuration("PYRITE_DEPLOYMENT_POLL", deployment.DefaultPollInterval),
+		"how often due deployment deadlines are looked for (env PYRITE_DEPLOYMENT_POLL)")
+
+	fs.StringVar(&c.SMTP.Host, "smtp-host", config.Env("PYRITE_SMTP_HOST", ""),
+		"SMTP server of the notification reactor, which emails the assignee of each completed work effort; empty turns it off (env PYRITE_SMTP_HOST)")
+	fs.IntVar(&c.SMTP.Port, "smtp-port", c.envInt("PYRITE_SMTP_PORT", 587), "SMTP server port (env PYRITE_SMTP_PORT)")
+	fs.StringVar(&c.SMTP.Username, "smtp-username", config.Env("PYRITE_SMTP_USERNAME", ""),
+		"SMTP user for AUTH PLAIN; the password is read from PYRITE_SMTP_PASSWORD; empty: no authentication (env PYRITE_SMTP_USERNAME)")
+	fs.StringVar(&c.SMTP.From, "smtp-from", config.Env("PYRITE_SMTP_FROM", ""),
+		`sender address of notification emails, e.g. "Pyrite <pyrite@example.com>" (env PYRITE_SMTP_FROM)`)
+	fs.StringVar(&c.SMTP.TLS, "smtp-tls", config.Env("PYRITE_SMTP_TLS", reactor.TLSStartTLS),
+		"SMTP security: starttls (upgrade when offered), implicit (TLS from the start, port 465) or none (env PYRITE_SMTP_TLS)")
+	c.SMTP.Password = os.Getenv("PYRITE_SMTP_PASSWORD")
+
+	fs.StringVar(&c.WebhooksFile, "webhooks", config.Env("PYRITE_WEBHOOKS", ""),
+		`JSON file of webhook subscriptions, [{"id","url","events":[patterns],"secret":"whsec_..." or "secretEnv":"VAR"}]; empty turns the webhook reactor off (env PYRITE_WEBHOOKS)`)
+	fs.IntVar(&c.WebhookAttempts, "webhook-attempts", c.envInt("PYRITE_WEBHOOK_ATTEMPTS", 8),
+		"deliveries of one event to one subscriber, counting the first, before it is dead-lettered (env PYRITE_WEBHOOK_ATTEMPTS)")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.envDuration("PYRITE_WEBHOOK_TIMEOUT", 10*time.Second),
+		"time limit of one webhook POST (env PYRITE_WEBHOOK_TIMEOUT)")
+
+	fs.StringVar(&c.GitHub.Repository, "github-repo", config.Env("PYRITE_GITHUB_REPO", ""),
+		"owner/name of the repository the GitHub saga opens an issue in for each started work effort; the token is read from PYRITE_GITHUB_TOKEN (or GITHUB_TOKEN); empty turns the saga off (env PYRITE_GITHUB_REPO)")
+	fs.StringVar(&c.GitHub.BaseURL, "github-url", config.Env("PYRITE_GITHUB_URL", "https://api.github.com/"),
+		"GitHub REST API base URL; for GitHub Enterprise Server https://HOST/api/v3/ (env PYRITE_GITHUB_URL)")
+	fs.IntVar(&c.GitHub.Attempts, "github-attempts", c.envInt("PYRITE_GITHUB_ATTEMPTS", 5),
+		"tries to create or close an issue before the saga gives up (then GitHubIssueCreationFailed and NeedsManualSync) (env PYRITE_GITHUB_ATTEMPTS)")
+	c.GitHub.Token = config.Env("PYRITE_GITHUB_TOKEN", os.Getenv("GITHUB_TOKEN"))
+
+	fs.IntVar(&c.Attempts, "reactor-attempts", c.envInt("PYRITE_REACTOR_ATTEMPTS", 5),
+		"deliveries of an event to a failing reactor handler, counting the first, before it is dead-lettered (env PYRITE_REACTOR_ATTEMPTS)")
+	fs.DurationVar(&c.RetryDelay, "reactor-retry-delay", c.envDuration("PYRITE_REACTOR_RETRY_DELAY", time.Second),
+		"wait before the first redelivery to a failing reactor, doubled for each next one (env PYRITE_REACTOR_RETRY_DELAY)")
+	fs.DurationVar(&c.MaxRetryDelay, "reactor-max-retry-delay", c.envDuration("PYRITE_REACTOR_MAX_RETRY_DELAY", time.Minute),
+		"longest wait between redeliveries to a failing reactor (env PYRITE_REACTOR_MAX_RETRY_DELAY)")
+}
+
+// reactors turns the parsed flags into the projector's reactor options,
+// reading the webhook subscriptions file.
+func (c *cfg) reactors() (projector.Reactors, error) {
+	r := projector.Reactors{
+		Integration:      c.Integration,
+		SMTP:             c.SMTP,
+		Deployment:       c.Deployment,
+		DeploymentConfig: deployment.Config{StepTimeout: c.DeployTimeout, Environment: c.DeployEnv, PollInterval: c.DeployPoll},
+		WebhookAttempts:  c.WebhookAttempts,
+		Retry:            reactor.Retry{MaxAttempts: c.Attempts, Delay: c.RetryDelay, MaxDelay: c.MaxRetryDelay},
+	}
+	if c.GitHub.Enabled() {
+		r.GitHub = c.GitHub
+		r.GitHub.Backoff = c.RetryDelay
+	}
+	if c.WebhooksFile != "" {
+		data, err := os.ReadFile(c.WebhooksFile)
+		if err != nil {
+			return r, fmt.Errorf("--webhooks: %w", err)
+		}
+		subs, err := webhook.ParseSubscriptions(data, nil)
+		if err != nil {
+			return r, fmt.Errorf("--webhooks %s: %w", c.WebhooksFile, err)
+		}
+		r.Webhooks = webhook.Config{Subscriptions: subs, Timeout: c.WebhookTimeout}
+	}
+	return r, nil
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -73,10 +237,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "most events applied in one database transaction")
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
 		"static consumer-group member id (e.g. the pod name): a restarted instance takes its partitions back at once; unique per instance (env PYRITE_INSTANCE_ID; empty: dynamic membership)")
+	c.bindReactors(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
+		return err
+	}
+	reactors, err := c.reactors()
+	if err != nil {
 		return err
 	}
 	profile, _ := topology.ParseProfile(c.Profile)
@@ -94,5 +263,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Brokers: c.Brokers, Registry: c.Registry, Store: c.Store, Topology: topo,
 		Metrics: reg, Logger: slog.New(slog.NewJSONHandler(stderr, nil)),
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,
+		Reactors: reactors,
 	})
 }

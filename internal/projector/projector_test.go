@@ -122,6 +122,11 @@ func TestQueryAPI(t *testing.T) {
 		if len(page.Items) != 1 || page.Items[0]["id"] != "we-planned" {
 			t.Fatalf("planned: %+v", page.Items)
 		}
+		for i := range 3 { // every lifecycle applied, whatever its partition
+			if code := getJSON(t, fmt.Sprintf("%s/v1/work-efforts/we-%d?minVersion=4", url, i), nil); code != 200 {
+				t.Fatalf("we-%d: status %d", i, code)
+			}
+		}
 		getJSON(t, url+"/v1/work-efforts?status=completed&limit=2", &page)
 		if len(page.Items) != 2 || page.NextCursor == "" {
 			t.Fatalf("first page: %+v next %q", page.Items, page.NextCursor)

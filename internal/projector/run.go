@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,9 +16,13 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/process"
+	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/webhook"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
 
@@ -42,6 +47,40 @@ type Options struct {
 	InstanceID string
 	// KafkaOpts are added to the runner's client options.
 	KafkaOpts []kgo.Opt
+	// Reactors says which reactors, sagas and process managers run beside
+	// the projection, each as its own consumer group; the zero value runs
+	// none.
+	Reactors Reactors
+}
+
+// Reactors configures the side effects of DESIGN.md section 6. Each one
+// that is on runs as its own consumer group, after the replay marks on
+// pyrite.replays were read.
+type Reactors struct {
+	// Integration runs the integration reactor (group "integration").
+	Integration bool
+	// SMTP runs the notification reactor (group "notifications") when its
+	// Host is set.
+	SMTP reactor.SMTPConfig
+	// Webhooks runs the webhook reactor (group "webhooks") when it holds
+	// subscriptions; WebhookAttempts bounds the deliveries of one event to
+	// one subscriber before it is dead-lettered (default Retry.MaxAttempts).
+	Webhooks        webhook.Config
+	WebhookAttempts int
+	// GitHub runs the GitHub saga (group "github") when its Repository is
+	// set.
+	GitHub saga.Config
+	// Deployment runs the deployment process manager (group "deployment").
+	Deployment       bool
+	DeploymentConfig process.Config
+	// Retry is how the groups retry failing events (runner defaults when
+	// zero).
+	Retry reactor.Retry
+}
+
+// enabled reports whether any side effect runs.
+func (r Reactors) enabled() bool {
+	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || r.GitHub.Enabled() || r.Deployment
 }
 
 // Run opens the store (applying migrations), runs every projection's
@@ -75,7 +114,8 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if err != nil {
 		return err
 	}
-	dec, err := bus.NewCodecDecoder(codec.Dial(o.Registry), o.Topology, local)
+	cdc := codec.Dial(o.Registry)
+	dec, err := bus.NewCodecDecoder(cdc, o.Topology, local)
 	if err != nil {
 		return err
 	}
@@ -111,6 +151,13 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return err
 	}
 
+	var side *sideEffects
+	if o.Reactors.enabled() {
+		if side, err = buildReactors(o, st, cdc, dec, metrics); err != nil {
+			return err
+		}
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		p.SetState(proj.Name, "running")
@@ -122,12 +169,24 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		p.SetState(proj.Name, "stopped")
 		return nil
 	})
+	var replays *reactor.Replays
+	if side != nil {
+		side.start(gctx, g, o.Brokers)
+		replays = side.replays
+	}
 	ready := func(ctx context.Context) error {
 		if err := adminCl.Ping(ctx); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
 		if _, err := st.Positions(ctx, proj.Name); err != nil {
 			return fmt.Errorf("store: %w", err)
+		}
+		if replays != nil {
+			select {
+			case <-replays.Ready():
+			default:
+				return errors.New("reactors: replay marks not read yet")
+			}
 		}
 		return nil
 	}
@@ -144,4 +203,128 @@ func kafkaOpts(o Options) []kgo.Opt {
 		opts = append(opts, kgo.InstanceID(o.InstanceID))
 	}
 	return append(opts, o.KafkaOpts...)
+}
+
+// sideEffects are the reactors, sagas and process managers of a projector,
+// with the replay-mark reader and the producer they share.
+type sideEffects struct {
+	replays *reactor.Replays
+	prod    *kgo.Client
+	runs    []func(context.Context) error
+}
+
+// buildReactors makes every reactor, saga and process manager o turns on,
+// checking their configuration.
+func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder, runnerMetrics *bus.Metrics) (*sideEffects, error) {
+	r := o.Reactors
+	m, err := reactor.NewMetrics(o.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	replays := reactor.NewReplays(o.Logger)
+	d := reactor.Deps{
+		Store: st, Topology: o.Topology, Decoder: dec, Emitter: reactor.NewEmitter(cdc, o.Topology, "pyrite.projector"),
+		Producer: prod, Replays: replays, Metrics: m, RunnerMetrics: runnerMetrics, Logger: o.Logger,
+		KafkaOpts: kafkaOpts(o),
+	}
+	workEfforts, err := o.Topology.EventsTopic("WorkEffort")
+	if err != nil {
+		prod.Close()
+		return nil, err
+	}
+	deployments, err := o.Topology.EventsTopic("Deployment")
+	if err != nil {
+		prod.Close()
+		return nil, err
+	}
+	var runs []func(context.Context) error
+	busGroup := func(group string, topics []string, attempts int, subscribe func(*bus.Bus) error) error {
+		b := bus.New(bus.WithName(group), bus.WithMetrics(runnerMetrics), bus.WithLogger(o.Logger), bus.WithLogSize(0))
+		if err := subscribe(b); err != nil {
+			return err
+		}
+		retry := r.Retry
+		if attempts > 0 {
+			retry.MaxAttempts = attempts
+		}
+		runner, err := d.BusRunner(group, topics, b, retry)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, runner.Run)
+		return nil
+	}
+	var errs []error
+	if r.Integration {
+		errs = append(errs, busGroup(reactor.IntegrationGroup, []string{workEfforts}, 0,
+			reactor.NewIntegration(d.Emitter, prod, st, m).Subscribe))
+	}
+	if r.SMTP.Enabled() {
+		n, err := reactor.NewNotifier(r.SMTP, st, m, o.Logger)
+		if err == nil {
+			err = busGroup(reactor.NotificationsGroup, []string{workEfforts}, 0, n.Subscribe)
+		}
+		errs = append(errs, err)
+	}
+	if len(r.Webhooks.Subscriptions) > 0 {
+		w, err := webhook.New(r.Webhooks, st, m, o.Logger)
+		if err == nil {
+			var topics []string
+			for _, t := range o.Topology.TopicsWithRole(topology.RoleEvents) {
+				topics = append(topics, t.Name)
+			}
+			err = busGroup(webhook.Group, append(topics, topology.IntegrationTopic), r.WebhookAttempts, w.Subscribe)
+		}
+		errs = append(errs, err)
+	}
+	if r.GitHub.Enabled() {
+		s, err := saga.New(r.GitHub, d)
+		if err == nil {
+			runs = append(runs, func(ctx context.Context) error { return s.Run(ctx, []string{workEfforts}, r.Retry) })
+		}
+		errs = append(errs, err)
+	}
+	if r.Deployment {
+		pm, err := process.New(r.DeploymentConfig, d)
+		if err == nil {
+			runs = append(runs, func(ctx context.Context) error { return pm.Run(ctx, []string{workEfforts, deployments}, r.Retry) })
+		}
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		prod.Close()
+		return nil, fmt.Errorf("reactors: %w", err)
+	}
+	return &sideEffects{replays: replays, prod: prod, runs: runs}, nil
+}
+
+// start runs, in g, the replay-mark reader and every group; each group waits
+// for the replay marks before it consumes. The producer is closed once all
+// groups stopped.
+func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, brokers []string) {
+	var wg sync.WaitGroup
+	g.Go(func() error { return se.replays.Run(ctx, kgo.SeedBrokers(brokers...)) })
+	for _, run := range se.runs {
+		wg.Add(1)
+		g.Go(func() error {
+			defer wg.Done()
+			if se.replays.Wait(ctx) != nil {
+				return nil // stopped before the marks were read
+			}
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("reactors: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		wg.Wait() // the producer outlives every group that writes through it
+		<-ctx.Done()
+		se.prod.Close()
+		return nil
+	})
 }

@@ -1,0 +1,34 @@
+// Package reactor is the base of Pyrite's side effects: reactors (the seed's
+// NotificationReactor and the webhook and integration reactors), sagas (internal/saga) and
+// process managers (internal/process). Each runs as its own consumer group on a bus.Runner.
+//
+// What it gives them:
+//   - Emitter: events written back to Kafka (raw topics for domain events and commands,
+//     pyrite.integration for integration events), Avro-encoded with CloudEvents headers. The
+//     correlation id is carried over, the causation id is the triggering event's ce_id, and
+//     the ce_id is derived from the trigger's ce_id and a step name (EventID), so a
+//     redelivered trigger yields the same id and consumers deduplicate by it.
+//   - Stateful: the batch handler of sagas and process managers. Their state, their Kafka
+//     positions and the events they decided to emit commit in one database transaction
+//     (store.ApplyBatch with an Outbox), so a crash never loses or repeats a decision.
+//   - Outbox: the transactional outbox's relay. Records are produced (idempotent producer,
+//     in queue order) after the transaction committed and deleted once acknowledged. A crash
+//     between the acknowledgement and the delete writes a record again, with the same ce_id:
+//     emitted events are at least once on the wire and exactly once after deduplication by
+//     ce_id. We chose the outbox over "produce, then commit state" because the decision (a
+//     deadline that fired, an issue that was created) is then made once and is durable
+//     before anything leaves, and over "commit, then produce" because that loses the event
+//     when the process dies between the two.
+//   - Dedupe: at-least-once handlers whose side effect cannot join a database transaction
+//     (an email, a webhook POST, a Kafka record) record the event's ce_id in the store's
+//     processed_events after the effect and skip ids already recorded. A crash between the
+//     effect and the record repeats the effect once; the effect carries the deterministic
+//     id (Message-ID, webhook-id, ce_id) so that its receiver can drop the repeat.
+//   - Replays: the reading side of the operator's replay marks on pyrite.replays. A group
+//     does not fire again for records of a partition below the offset where a replay of
+//     that group began.
+//
+// Ordering: one worker per partition (bus.Runner), so the events of one aggregate reach a
+// reactor in order; emitted events keep the order of their decisions per consumer.
+// Everything here is safe for concurrent use unless its doc says otherwise.
+package reactor

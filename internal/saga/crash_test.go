@@ -1,0 +1,192 @@
+package saga_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
+	"github.com/pyrite-dev/pyrite/internal/saga"
+	"github.com/pyrite-dev/pyrite/internal/store"
+	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/schemas"
+)
+
+// childEnv is set when the test binary runs as the saga process of TestGitHubSagaSIGKILL.
+const childEnv = "PYRITE_SAGA_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		if err := runChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "saga child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runChild runs the saga as a program would, from the environment, until SIGTERM.
+func runChild() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	brokers := strings.Split(os.Getenv("CHILD_BROKERS"), ",")
+	topo, err := topology.New(topology.Dev)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, os.Getenv("CHILD_STORE"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	local, err := schemas.All()
+	if err != nil {
+		return err
+	}
+	cdc := codec.Dial(os.Getenv("CHILD_REGISTRY"))
+	dec, err := bus.NewCodecDecoder(cdc, topo, local)
+	if err != nil {
+		return err
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	d := reactor.Deps{Store: st, Topology: topo, Decoder: dec, Emitter: reactor.NewEmitter(cdc, topo, "pyrite.test"),
+		Producer: prod, Logger: log, KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.InstanceID("saga-child"),
+			kgo.FetchMaxWait(50 * time.Millisecond), kgo.AutoCommitInterval(100 * time.Millisecond)}}
+	s, err := saga.New(saga.Config{BaseURL: os.Getenv("CHILD_GITHUB"), Token: token, Repository: owner + "/" + repo,
+		Attempts: 3, Backoff: 10 * time.Millisecond, Timeout: 30 * time.Second,
+		SweepInterval: 50 * time.Millisecond, SweepAge: 200 * time.Millisecond}, d)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx, []string{reactortest.WorkEffortEvents}, reactortest.FastRetry(0))
+}
+
+type child struct {
+	cmd  *exec.Cmd
+	done chan error
+	logs *strings.Builder
+}
+
+func startChild(t *testing.T, e *reactortest.Env, f *fakeGitHub) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1", "CHILD_BROKERS="+strings.Join(e.Brokers, ","),
+		"CHILD_REGISTRY="+e.RegistryURL, "CHILD_STORE="+e.StoreURL, "CHILD_GITHUB="+f.srv.URL+"/")
+	c := &child{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
+	cmd.Stdout, cmd.Stderr = c.logs, c.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if err := <-c.done; t.Failed() {
+			t.Logf("saga process (%v):\n%s", err, c.logs.String())
+		}
+		c.done <- nil
+	})
+	return c
+}
+
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := <-c.done
+	c.done <- err
+}
+
+func (c *child) stop(t *testing.T) {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.done:
+		c.done <- err
+		if err != nil {
+			t.Errorf("saga process exited with %v after SIGTERM", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("saga process did not stop on SIGTERM")
+	}
+}
+
+// TestGitHubSagaSIGKILL runs the saga as a separate OS process and kills it with SIGKILL:
+// first after GitHub created an issue but before the answer arrived (the saga's state says
+// only that it meant to create one), then at an arbitrary moment of a burst. After the
+// restarts every work effort has exactly one issue and one GitHubIssueCreated id.
+func TestGitHubSagaSIGKILL(t *testing.T) {
+	e := reactortest.New(t)
+	f := newFakeGitHub(t)
+	f.hang = "hang-me"
+	var ids []string
+	var recs []*kgo.Record
+	add := func(from, to int) {
+		recs = recs[:0]
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("we-%d", i)
+			title := "T " + id
+			if i == 3 {
+				title = "hang-me"
+			}
+			ids = append(ids, id)
+			recs = append(recs, started(e, t, id, title))
+		}
+		e.Produce(t, recs...)
+	}
+	add(0, 8)
+
+	c := startChild(t, e, f)
+	select {
+	case <-f.hung:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the saga never created we-3's issue")
+	}
+	c.kill(t)
+	f.releaseHang()
+	st, ok, err := e.Store.GitHubIssue(t.Context(), "we-3")
+	if err != nil || !ok || st.State != store.IssueCreating {
+		t.Fatalf("we-3 after the kill: %+v (found %v, %v), want the intent only", st, ok, err)
+	}
+	if n := len(f.byWorkEffort("we-3")["we-3"]); n != 1 {
+		t.Fatalf("%d issues for we-3 before the restart", n)
+	}
+
+	f.mu.Lock()
+	f.delay = 3 * time.Millisecond
+	f.mu.Unlock()
+	add(8, 40)
+	c = startChild(t, e, f)
+	deadline := time.Now().Add(30 * time.Second)
+	for n, _ := f.count(); n < 20; n, _ = f.count() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d issues before the deadline", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	c.kill(t)
+
+	c = startChild(t, e, f)
+	waitEvents(t, e, saga.TypeIssueCreated, len(ids))
+	e.Stable(t, 300*time.Millisecond, reactortest.WorkEffortRaw)
+	c.stop(t)
+	assertOneIssueEach(t, f, reactortest.OfType(e.Events(t, reactortest.WorkEffortRaw), saga.TypeIssueCreated), ids)
+}

@@ -1,0 +1,66 @@
+-- State of reactors, sagas and process managers. Same SQL on SQLite and PostgreSQL:
+-- times are Unix milliseconds (BIGINT); binary values are base64 TEXT.
+
+-- Named counters, bumped inside a transaction (the outbox sequence per consumer).
+CREATE TABLE reactor_counters (
+    name  TEXT   NOT NULL PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+
+-- Transactional outbox: Kafka records a saga or process manager decided to write, committed
+-- in the same transaction as its state and positions, produced afterwards by a relay and
+-- then deleted. event_id is the record's deterministic ce_id: the same decision is never
+-- queued twice.
+CREATE TABLE outbox (
+    consumer         TEXT    NOT NULL,
+    seq              BIGINT  NOT NULL,
+    event_id         TEXT    NOT NULL,
+    topic            TEXT    NOT NULL,
+    record_key       TEXT    NOT NULL,
+    record_value     TEXT    NOT NULL,
+    headers          TEXT    NOT NULL,
+    source_topic     TEXT    NOT NULL DEFAULT '',
+    source_partition INTEGER NOT NULL DEFAULT -1,
+    created_at       BIGINT  NOT NULL,
+    PRIMARY KEY (consumer, seq)
+);
+
+CREATE UNIQUE INDEX outbox_consumer_event ON outbox (consumer, event_id);
+
+CREATE INDEX outbox_source ON outbox (consumer, source_topic, source_partition, seq);
+
+-- The GitHub saga: one row per work effort that has (or was meant to have) an issue.
+-- state: creating (intent recorded before the API call), open, closed, failed.
+CREATE TABLE github_issues (
+    work_effort_id   TEXT    NOT NULL PRIMARY KEY,
+    state            TEXT    NOT NULL,
+    issue_number     INTEGER,
+    issue_url        TEXT    NOT NULL DEFAULT '',
+    requested_at     BIGINT  NOT NULL,
+    trigger_event_id TEXT    NOT NULL,
+    last_error       TEXT    NOT NULL DEFAULT '',
+    updated_at       BIGINT  NOT NULL
+);
+
+-- The deployment process manager: one row per process. deadline_at is the durable deadline
+-- of the step in progress (NULL when no step waits); version is for compare-and-set.
+CREATE TABLE deployment_processes (
+    process_id      TEXT    NOT NULL PRIMARY KEY,
+    work_effort_id  TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    step            TEXT    NOT NULL DEFAULT '',
+    command_id      TEXT    NOT NULL DEFAULT '',
+    command_type    TEXT    NOT NULL DEFAULT '',
+    artifact        TEXT    NOT NULL DEFAULT '',
+    environment     TEXT    NOT NULL DEFAULT '',
+    deadline_at     BIGINT,
+    correlation_id  TEXT    NOT NULL DEFAULT '',
+    reason          TEXT    NOT NULL DEFAULT '',
+    version         BIGINT  NOT NULL,
+    started_at      BIGINT  NOT NULL,
+    updated_at      BIGINT  NOT NULL
+);
+
+CREATE INDEX deployment_processes_deadline ON deployment_processes (deadline_at);
+
+CREATE INDEX deployment_processes_work_effort ON deployment_processes (work_effort_id);
