@@ -218,6 +218,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
 			Brokers: brokers, Registry: registryURL, Store: projStore, Topology: topo,
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
+			// Reactors without outside services; SMTP, webhooks and GitHub need
+			// configuration, so run cmd/projector for those.
+			Reactors: projector.Reactors{Integration: true, Deployment: true},
 		}))
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)

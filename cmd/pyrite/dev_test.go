@@ -189,8 +189,8 @@ func TestDevRestartKeepsState(t *testing.T) {
 	var before, after int64
 	endsBefore.Each(func(o kadm.ListedOffset) { before += o.Offset })
 	endsAfter.Each(func(o kadm.ListedOffset) { after += o.Offset })
-	if before != 5 || after != before {
-		t.Errorf("raw topic held %d records before the restart and %d after; want 5 and 5", before, after)
+	if before < 5 || after != before { // end offsets count transaction markers too
+		t.Errorf("raw topic ended at %d before the restart and %d after; want the same, at least 5", before, after)
 	}
 	fetched, err := adm.FetchOffsets(ctx, "restart-test")
 	if err != nil {
