@@ -1,7 +1,9 @@
 // Command pyrite is the operator CLI for the Pyrite event pipeline: it
 // declares Kafka topics (topology plan/apply), registers and checks event
-// schemas against the schema registry (schema register/check) and runs the
-// whole stack in one process (dev).
+// schemas against the schema registry (schema register/check), reads topics
+// (tail), shows consumer lag (lag), moves groups back (replay), rebuilds
+// store-positioned projections (projection rebuild), handles dead letters
+// (dlq list/show/redrive) and runs the whole stack in one process (dev).
 //
 // Exit codes: 0 success; 1 failure, or findings where a command documents
 // them (drift that apply cannot fix, incompatible schemas, plan
@@ -52,6 +54,11 @@ func topCommands() []command {
 		{name: "topology", summary: "compare (plan) or converge (apply) Kafka topics with the declared topology", run: runTopology},
 		{name: "schema", summary: "register schemas/ with the schema registry, or check them against it", run: runSchema},
 		{name: "dev", summary: "run the whole stack in one process on embedded Kafka and registry", run: runDev},
+		{name: "tail", summary: "print a topic's records as JSON lines, values decoded, from any position", run: runTail},
+		{name: "lag", summary: "show consumer groups' lag per topic and partition", run: runLag},
+		{name: "replay", summary: "move a consumer group's offsets (by offset or time) so it reads records again", run: runReplay},
+		{name: "dlq", summary: "list, show and redrive a group's dead letters", run: runDLQ},
+		{name: "projection", summary: "rebuild a projection's read model beside the live one and swap it in", run: runProjection},
 	}
 }
 
@@ -102,7 +109,7 @@ func dispatch(ctx context.Context, prefix string, cmds []command, args []string,
 func printCommands(w io.Writer, prefix string, cmds []command) {
 	fmt.Fprintf(w, "Usage: %s <command> [flags]\n\nCommands:\n", prefix)
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", prefix)
 	if prefix == "pyrite" {

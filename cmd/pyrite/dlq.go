@@ -1,0 +1,587 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/topology"
+)
+
+// Redrive markers. A redriven dead letter is marked by a record on the dead-letter topic
+// itself, in the same partition, written in the same Kafka transaction as the redriven
+// record: either both are there for read_committed readers or neither. The marker has the
+// dead letter's key, no value, and these headers (pyrite-dlq-*, so the runners would strip
+// them as their own control headers, though nothing but this command reads a DLQ).
+const (
+	// headerRedrivenOffset is the DLQ offset of the dead letter the marker is for.
+	headerRedrivenOffset = "pyrite-dlq-redriven-offset"
+	// headerRedrivenTo says where it went: <topic>[<partition>]@<offset>.
+	headerRedrivenTo = "pyrite-dlq-redriven-to"
+	// headerRedrivenTime is when, RFC 3339 (UTC).
+	headerRedrivenTime = "pyrite-dlq-redriven-time"
+	// headerRedrivenFrom goes on the redriven record: <dlq topic>[<partition>]@<offset>.
+	// It is not a control header, so a record that fails again carries it into the DLQ.
+	headerRedrivenFrom = "pyrite-redriven-from"
+)
+
+func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return dispatch(ctx, "pyrite dlq", []command{
+		{name: "list", summary: "list a group's dead letters: reason, attempts, type, key, origin, redriven or not", run: runDLQList},
+		{name: "show", summary: "print a group's dead letters in full as JSON lines, values decoded", run: runDLQShow},
+		{name: "redrive", summary: "send dead letters back to their origin topic (key and headers kept) and mark them redriven", run: runDLQRedrive},
+	}, args, stdout, stderr)
+}
+
+// deadLetter is one record of a DLQ, as the dlq commands show it.
+type deadLetter struct {
+	Partition int32          `json:"partition"`
+	Offset    int64          `json:"offset"`
+	Time      string         `json:"time"`
+	Group     string         `json:"group"`
+	Reason    string         `json:"reason"`
+	Attempts  int            `json:"attempts"`
+	Handler   string         `json:"handler,omitempty"`
+	Error     string         `json:"error"`
+	Type      string         `json:"type,omitempty"`
+	Key       *string        `json:"key"`
+	Origin    *originView    `json:"origin"`
+	Redriven  *redriveRecord `json:"redriven,omitempty"`
+
+	rec *kgo.Record
+}
+
+type originView struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// redriveRecord says where and when a dead letter was redriven.
+type redriveRecord struct {
+	To string `json:"to"`
+	At string `json:"at"`
+}
+
+func (d *deadLetter) originString() string {
+	if d.Origin == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s[%d]@%d", d.Origin.Topic, d.Origin.Partition, d.Origin.Offset)
+}
+
+// dlqFlags are the flags every dlq subcommand takes.
+type dlqFlags struct {
+	opsFlags
+	at []position
+}
+
+// position is a DLQ record's partition and offset, written P:O.
+type position struct {
+	Partition int32
+	Offset    int64
+}
+
+func parsePosition(s string) (position, error) {
+	p, o, ok := strings.Cut(s, ":")
+	pn, err1 := strconv.ParseInt(p, 10, 32)
+	on, err2 := strconv.ParseInt(o, 10, 64)
+	if !ok || err1 != nil || err2 != nil || pn < 0 || on < 0 {
+		return position{}, fmt.Errorf("%q is not PARTITION:OFFSET", s)
+	}
+	return position{int32(pn), on}, nil
+}
+
+func (f *dlqFlags) bindAt(fs *flag.FlagSet) {
+	fs.Func("at", "only the dead letter at PARTITION:OFFSET of the DLQ topic (repeatable, or comma-separated)", func(s string) error {
+		for _, item := range config.SplitList(s) {
+			p, err := parsePosition(item)
+			if err != nil {
+				return err
+			}
+			f.at = append(f.at, p)
+		}
+		return nil
+	})
+}
+
+func (f *dlqFlags) selected(d *deadLetter) bool {
+	return len(f.at) == 0 || slices.Contains(f.at, position{d.Partition, d.Offset})
+}
+
+// dlqTopic returns the dead-letter topic of a declared group.
+func dlqTopic(group string) (string, error) {
+	top, err := topology.New(topology.Dev) // names only; sizes do not matter
+	if err != nil {
+		return "", err
+	}
+	t, err := top.DLQTopic(group)
+	if err != nil {
+		var names []string
+		for _, g := range top.Groups() {
+			names = append(names, g.Name)
+		}
+		return "", fmt.Errorf("%w: %q is not a declared group (groups: %s)", errUsage, group, strings.Join(names, ", "))
+	}
+	return t, nil
+}
+
+// readDLQ reads the whole dead-letter topic and returns its dead letters in partition and
+// offset order, each with its redrive marker if there is one.
+func readDLQ(ctx context.Context, brokers []string, adm *kadm.Client, topic string) ([]*deadLetter, error) {
+	starts, err := startSpec{kind: "earliest"}.resolve(ctx, adm, topic)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRangeReader(brokers, adm, starts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if err := r.refresh(ctx); err != nil {
+		return nil, err
+	}
+	var out []*deadLetter
+	redriven := map[position]*redriveRecord{}
+	for !r.done() {
+		recs, err := r.poll(ctx, time.Second, true)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, err)
+		}
+		for _, rec := range recs {
+			h := headerMap(rec.Headers)
+			if off, ok := h[headerRedrivenOffset]; ok {
+				if n, err := strconv.ParseInt(off, 10, 64); err == nil {
+					redriven[position{rec.Partition, n}] = &redriveRecord{To: h[headerRedrivenTo], At: h[headerRedrivenTime]}
+				}
+				continue
+			}
+			out = append(out, newDeadLetter(rec, h))
+		}
+	}
+	for _, d := range out {
+		d.Redriven = redriven[position{d.Partition, d.Offset}]
+	}
+	slices.SortFunc(out, func(a, b *deadLetter) int {
+		if a.Partition != b.Partition {
+			return int(a.Partition - b.Partition)
+		}
+		return int(a.Offset - b.Offset)
+	})
+	return out, nil
+}
+
+func headerMap(hs []kgo.RecordHeader) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		m[h.Key] = string(h.Value)
+	}
+	return m
+}
+
+func newDeadLetter(rec *kgo.Record, h map[string]string) *deadLetter {
+	d := &deadLetter{
+		Partition: rec.Partition, Offset: rec.Offset, Time: h[bus.HeaderDLQTime], Group: h[bus.HeaderDLQGroup],
+		Reason: h[bus.HeaderDLQReason], Handler: h[bus.HeaderDLQHandler], Error: h[bus.HeaderDLQError],
+		Type: h[bus.HeaderType], rec: rec,
+	}
+	d.Attempts, _ = strconv.Atoi(h[bus.HeaderDLQAttempts])
+	if rec.Key != nil {
+		k := string(rec.Key)
+		d.Key = &k
+	}
+	p, err1 := strconv.ParseInt(h[bus.HeaderOriginPartition], 10, 32)
+	o, err2 := strconv.ParseInt(h[bus.HeaderOriginOffset], 10, 64)
+	if t := h[bus.HeaderOriginTopic]; t != "" && err1 == nil && err2 == nil {
+		d.Origin = &originView{Topic: t, Partition: int32(p), Offset: o}
+	}
+	return d
+}
+
+const dlqListUsage = `
+Lists the dead letters of GROUP (its topic pyrite.<group>.dlq), oldest first
+per partition: where each is in the DLQ (PARTITION:OFFSET, what --at takes),
+when it was dead-lettered, the reason (decode, rejected, permanent,
+exhausted), the attempts made, its type (ce_type, or from the value's
+schema through the registry), key, where it came from, and whether it was
+redriven.
+
+Exit code 0, 1 when Kafka cannot be read, 2 on usage errors.`
+
+func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f dlqFlags
+	fs := newOpsFlagSet("pyrite dlq list", "pyrite dlq list GROUP [flags]", dlqListUsage, stderr)
+	f.bindKafka(fs)
+	f.bindRegistry(fs)
+	f.bindOutput(fs)
+	pending := fs.Bool("pending", false, "list only dead letters not redriven yet")
+	pos, err := parseArgs(fs, args, 1, "GROUP")
+	if err != nil {
+		return err
+	}
+	brokers, err := f.validate()
+	if err != nil {
+		return err
+	}
+	topic, err := dlqTopic(pos[0])
+	if err != nil {
+		return err
+	}
+	adm, err := admin(brokers)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	all, err := readDLQ(ctx, brokers, adm, topic)
+	if err != nil {
+		return err
+	}
+	v, err := newViewer(f.registry)
+	if err != nil {
+		return err
+	}
+	list := make([]*deadLetter, 0, len(all))
+	for _, d := range all {
+		if *pending && d.Redriven != nil {
+			continue
+		}
+		if d.Type == "" && d.rec.Value != nil {
+			d.Type = v.view(ctx, d.rec).Type // from the schema, for records without ce_type
+		}
+		list = append(list, d)
+	}
+	if f.output == "json" {
+		return printJSON(stdout, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stdout, "%s: no dead letters\n", topic)
+		return nil
+	}
+	rows := make([][]string, 0, len(list))
+	redriven := 0
+	for _, d := range list {
+		status := "pending"
+		if d.Redriven != nil {
+			status, redriven = "redriven to "+d.Redriven.To, redriven+1
+		}
+		key := "-"
+		if d.Key != nil {
+			key = truncateText(*d.Key, 24)
+		}
+		rows = append(rows, []string{fmt.Sprintf("%d:%d", d.Partition, d.Offset), d.Time, d.Reason, strconv.Itoa(d.Attempts),
+			orDash(d.Type), key, d.originString(), status, truncateText(oneLine(d.Error), 60)})
+	}
+	if err := printTable(stdout, []string{"AT", "TIME", "REASON", "ATTEMPTS", "TYPE", "KEY", "ORIGIN", "STATUS", "ERROR"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d dead letters, %d redriven, %d pending\n", topic, len(list), redriven, len(list)-redriven)
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// truncateText cuts s to n runes, marking the cut with "...".
+func truncateText(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-3]) + "..."
+}
+
+const dlqShowUsage = `
+Prints dead letters of GROUP in full, one JSON object per line: the record
+as 'pyrite tail' prints it (key, headers, value decoded through the
+registry, or base64 with an "error" field when it cannot be), plus
+"deadLetter": why, when, how often, where from, and whether it was redriven.
+
+Exit code 0, 1 when Kafka cannot be read or --at names no dead letter, 2
+on usage errors.`
+
+type dlqShown struct {
+	recordView
+	DeadLetter *deadLetter `json:"deadLetter"`
+}
+
+func runDLQShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f dlqFlags
+	fs := newOpsFlagSet("pyrite dlq show", "pyrite dlq show GROUP [--at PARTITION:OFFSET] [flags]", dlqShowUsage, stderr)
+	f.bindKafka(fs)
+	f.bindRegistry(fs)
+	f.bindAt(fs)
+	pos, err := parseArgs(fs, args, 1, "GROUP")
+	if err != nil {
+		return err
+	}
+	brokers, err := f.validate()
+	if err != nil {
+		return err
+	}
+	topic, err := dlqTopic(pos[0])
+	if err != nil {
+		return err
+	}
+	adm, err := admin(brokers)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	v, err := newViewer(f.registry)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	all, err := readDLQ(ctx, brokers, adm, topic)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	found := 0
+	for _, d := range all {
+		if !f.selected(d) {
+			continue
+		}
+		found++
+		if err := enc.Encode(dlqShown{recordView: v.view(ctx, d.rec), DeadLetter: d}); err != nil {
+			return err
+		}
+	}
+	if len(f.at) > found {
+		return fmt.Errorf("%s: %d of the %d dead letters named by --at do not exist", topic, len(f.at)-found, len(f.at))
+	}
+	return nil
+}
+
+const dlqRedriveUsage = `
+Sends dead letters of GROUP back to the topic they came from (the
+pyrite-origin-topic header) with their original key, value and headers (the
+dead-letter headers removed, pyrite-redriven-from added), to be processed
+again once the cause is fixed. By default every dead letter not redriven
+yet; --type and --at narrow that down.
+
+Each redriven record and a marker on the DLQ saying where it went are
+written in one Kafka transaction, so a dead letter is either redriven and
+marked, or neither; redriving again skips the marked ones. Every group that
+reads the origin topic sees the record again: reactors deduplicate by
+ce_id, projections skip versions they applied.
+
+Exit code 0 when every selected dead letter was redriven (or none was
+pending), 1 when Kafka failed or --at names no pending dead letter, 2 on
+usage errors.`
+
+type redriven struct {
+	At   string `json:"at"` // PARTITION:OFFSET in the DLQ
+	From string `json:"from"`
+	To   string `json:"to"`
+	Type string `json:"type,omitempty"`
+}
+
+func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f dlqFlags
+	fs := newOpsFlagSet("pyrite dlq redrive", "pyrite dlq redrive GROUP [--type PATTERN] [--at PARTITION:OFFSET] [flags]", dlqRedriveUsage, stderr)
+	f.bindKafka(fs)
+	f.bindRegistry(fs)
+	f.bindOutput(fs)
+	f.bindAt(fs)
+	typ := fs.String("type", "", "redrive only events whose type matches this pattern, e.g. 'WorkEffort:*'")
+	dryRun := fs.Bool("dry-run", false, "print what would be redriven and change nothing")
+	pos, err := parseArgs(fs, args, 1, "GROUP")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if *typ != "" && !validPattern(*typ) {
+		errs = append(errs, fmt.Errorf("--type: %q is not a pattern (\"*\", a type, or segments with * such as WorkEffort:*)", *typ))
+	}
+	brokers, err := f.validate(errs...)
+	if err != nil {
+		return err
+	}
+	group := pos[0]
+	topic, err := dlqTopic(group)
+	if err != nil {
+		return err
+	}
+	adm, err := admin(brokers)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	v, err := newViewer(f.registry)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	all, err := readDLQ(ctx, brokers, adm, topic)
+	if err != nil {
+		return err
+	}
+	var picked []*deadLetter
+	found := 0
+	for _, d := range all {
+		if !f.selected(d) || d.Redriven != nil {
+			continue
+		}
+		found++
+		if d.Origin == nil {
+			fmt.Fprintf(stderr, "pyrite dlq redrive: skipping %d:%d: it has no origin headers\n", d.Partition, d.Offset)
+			continue
+		}
+		if *typ != "" {
+			t := d.Type
+			if t == "" {
+				t = v.view(ctx, d.rec).Type // from the schema, for records without ce_type
+			}
+			if t == "" || !bus.Match(*typ, t) {
+				continue
+			}
+		}
+		picked = append(picked, d)
+	}
+	if len(f.at) > found {
+		return fmt.Errorf("%s: %d of the %d dead letters named by --at do not exist or were redriven already", topic, len(f.at)-found, len(f.at))
+	}
+	var done []redriven
+	if *dryRun {
+		for _, d := range picked {
+			done = append(done, redriven{At: fmt.Sprintf("%d:%d", d.Partition, d.Offset), From: fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset), To: d.Origin.Topic, Type: d.Type})
+		}
+	} else if len(picked) > 0 {
+		if done, err = redrive(ctx, brokers, group, topic, picked); err != nil {
+			return err
+		}
+	}
+	if f.output == "json" {
+		if done == nil {
+			done = []redriven{}
+		}
+		return printJSON(stdout, done)
+	}
+	verb := "redriven"
+	if *dryRun {
+		verb = "would redrive"
+	}
+	for _, r := range done {
+		fmt.Fprintf(stdout, "%s %s -> %s %s\n", verb, r.From, r.To, r.Type)
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "dry run: %d dead letters would be redriven; nothing changed\n", len(done))
+		return nil
+	}
+	fmt.Fprintf(stdout, "%d dead letters redriven from %s\n", len(done), topic)
+	return nil
+}
+
+// redrive writes the picked dead letters back to their origin topics and a marker for each
+// on the DLQ, in one transaction.
+func redrive(ctx context.Context, brokers []string, group, topic string, picked []*deadLetter) ([]redriven, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"),
+		kgo.TransactionalID("pyrite-dlq-redrive-"+group),
+		kgo.RecordPartitioner(redrivePartitioner{dlq: topic, keyed: kgo.StickyKeyPartitioner(nil)}))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	abort := func(err error) ([]redriven, error) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return nil, errors.Join(err, cl.EndTransaction(actx, kgo.TryAbort))
+	}
+	recs := make([]*kgo.Record, len(picked))
+	for i, d := range picked {
+		from := fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset)
+		hs := make([]kgo.RecordHeader, 0, len(d.rec.Headers)+1)
+		for _, h := range d.rec.Headers {
+			if !isRunnerHeader(h.Key) && h.Key != headerRedrivenFrom {
+				hs = append(hs, h)
+			}
+		}
+		hs = append(hs, kgo.RecordHeader{Key: headerRedrivenFrom, Value: []byte(from)})
+		// Partition is used only for records without a key: back where they came from.
+		recs[i] = &kgo.Record{Topic: d.Origin.Topic, Partition: d.Origin.Partition, Key: d.rec.Key, Value: d.rec.Value, Headers: hs}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return abort(fmt.Errorf("redrive to the origin topics: %w", err))
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	out := make([]redriven, len(picked))
+	markers := make([]*kgo.Record, len(picked))
+	for i, d := range picked {
+		to := fmt.Sprintf("%s[%d]@%d", recs[i].Topic, recs[i].Partition, recs[i].Offset)
+		out[i] = redriven{At: fmt.Sprintf("%d:%d", d.Partition, d.Offset), From: fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset), To: to, Type: d.Type}
+		markers[i] = &kgo.Record{Topic: topic, Partition: d.Partition, Key: d.rec.Key, Headers: []kgo.RecordHeader{
+			{Key: headerRedrivenOffset, Value: []byte(strconv.FormatInt(d.Offset, 10))},
+			{Key: headerRedrivenTo, Value: []byte(to)},
+			{Key: headerRedrivenTime, Value: []byte(now)},
+		}}
+	}
+	if err := cl.ProduceSync(ctx, markers...).FirstErr(); err != nil {
+		return abort(fmt.Errorf("mark as redriven on %s: %w", topic, err))
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return nil, fmt.Errorf("commit the redrive transaction: %w", err)
+	}
+	return out, nil
+}
+
+// isRunnerHeader reports whether k is one of the runners' control headers (retry, dead
+// letter, origin), which a redriven record sheds.
+func isRunnerHeader(k string) bool {
+	return strings.HasPrefix(k, "pyrite-retry-") || strings.HasPrefix(k, "pyrite-dlq-") || strings.HasPrefix(k, "pyrite-origin-")
+}
+
+// redrivePartitioner puts markers on the DLQ partition they name (the record's Partition),
+// keyed records by Kafka's murmur2 key hash like every Pyrite producer, and records without a
+// key on the partition they came from.
+type redrivePartitioner struct {
+	dlq   string
+	keyed kgo.Partitioner
+}
+
+func (p redrivePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return redriveTopicPartitioner{manual: topic == p.dlq, keyed: p.keyed.ForTopic(topic)}
+}
+
+type redriveTopicPartitioner struct {
+	manual bool
+	keyed  kgo.TopicPartitioner
+}
+
+func (p redriveTopicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (p redriveTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if p.manual || r.Key == nil {
+		if int(r.Partition) < n {
+			return int(r.Partition)
+		}
+		return 0
+	}
+	return p.keyed.Partition(r, n)
+}

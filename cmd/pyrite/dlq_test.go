@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
+	"github.com/pyrite-dev/pyrite/schemas"
+)
+
+// TestDLQ runs a reactor group whose handler is broken, so its records end in the group's
+// dead-letter topic; then fixes the handler and redrives them through the pipeline.
+func TestDLQ(t *testing.T) {
+	s := stacktest.Start(t)
+	const group, dlq = "notifications", "pyrite.notifications.dlq"
+
+	var broken atomic.Bool
+	broken.Store(true)
+	var mu sync.Mutex
+	var handled []*bus.Event
+	b := bus.New(bus.WithName(group))
+	if _, err := b.On("WorkEffort:*", func(_ context.Context, ev *bus.Event) error {
+		if broken.Load() {
+			return bus.Permanent(errors.New("no template for this event"))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		handled = append(handled, ev)
+		return nil
+	}, bus.Options{Name: "notify"}); err != nil {
+		t.Fatal(err)
+	}
+	files, err := schemas.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := bus.NewCodecDecoder(codec.Dial(s.RegistryURL), s.Topology, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := bus.NewRunner(bus.RunnerConfig{Group: group, Topics: []string{weEvents}, DLQTopic: dlq, Decoder: dec, Bus: b},
+		kgo.SeedBrokers(s.Brokers...), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- runner.Run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-runDone; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
+
+	good := []*kgo.Record{created(t, s, "we-1", time.Now()), created(t, s, "we-2", time.Now())}
+	garbage := &kgo.Record{Topic: weEvents, Key: []byte("we-3"), Value: []byte{0, 0, 0, 0, 99, 1},
+		Headers: []kgo.RecordHeader{{Key: "ce_type", Value: []byte("WorkEffort:Started")}, {Key: "ce_id", Value: []byte("garbage-1")}}}
+	s.Produce(t, append(slices.Clone(good), garbage)...)
+	waitEnd := func(topic string, n int64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for s.EndOffsets(t, topic)[topic] < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has %d records, want %d", topic, s.EndOffsets(t, topic)[topic], n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitEnd(dlq, 3)
+
+	list := func(t *testing.T, args ...string) []deadLetter {
+		t.Helper()
+		code, stdout, stderr := runCLI(t, append([]string{"dlq", "list", group, "--output", "json"}, opsArgs(s, args...)...)...)
+		if code != 0 {
+			t.Fatalf("dlq list: exit %d: %s", code, stderr)
+		}
+		var out []deadLetter
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatalf("%v:\n%s", err, stdout)
+		}
+		return out
+	}
+	find := func(ds []deadLetter, key string) *deadLetter {
+		for i := range ds {
+			if ds[i].Key != nil && *ds[i].Key == key {
+				return &ds[i]
+			}
+		}
+		return nil
+	}
+
+	t.Run("list", func(t *testing.T) {
+		ds := list(t)
+		if len(ds) != 3 {
+			t.Fatalf("%d dead letters, want 3: %+v", len(ds), ds)
+		}
+		for _, tc := range []struct{ key, reason, typ string }{
+			{"we-1", bus.ReasonPermanent, "WorkEffort:Created"},
+			{"we-2", bus.ReasonPermanent, "WorkEffort:Created"},
+			{"we-3", bus.ReasonDecode, "WorkEffort:Started"},
+		} {
+			d := find(ds, tc.key)
+			if d == nil || d.Reason != tc.reason || d.Type != tc.typ || d.Group != group || d.Origin == nil || d.Origin.Topic != weEvents || d.Redriven != nil {
+				t.Errorf("%s: %+v", tc.key, d)
+			}
+		}
+		if d := find(ds, "we-1"); d != nil && (d.Handler != "notify" || !strings.Contains(d.Error, "no template") || d.Attempts != 1) {
+			t.Errorf("we-1: handler %q, error %q, attempts %d", d.Handler, d.Error, d.Attempts)
+		}
+		code, stdout, _ := runCLI(t, append([]string{"dlq", "list", group}, opsArgs(s)...)...)
+		if code != 0 || !strings.Contains(stdout, "REASON") || !strings.Contains(stdout, "3 dead letters, 0 redriven, 3 pending") {
+			t.Errorf("table: exit %d\n%s", code, stdout)
+		}
+	})
+	t.Run("show", func(t *testing.T) {
+		d := find(list(t), "we-2")
+		code, stdout, stderr := runCLI(t, append([]string{"dlq", "show", group, "--at", fmt.Sprintf("%d:%d", d.Partition, d.Offset)}, opsArgs(s)...)...)
+		lines := jsonLines(t, stdout)
+		if code != 0 || len(lines) != 1 {
+			t.Fatalf("exit %d, %d lines: %s\n%s", code, len(lines), stdout, stderr)
+		}
+		value, _ := lines[0]["value"].(map[string]any)
+		dl, _ := lines[0]["deadLetter"].(map[string]any)
+		if value["title"] != "Title we-2" || dl["reason"] != bus.ReasonPermanent || lines[0]["topic"] != dlq {
+			t.Errorf("line = %v", lines[0])
+		}
+		code, stdout, _ = runCLI(t, append([]string{"dlq", "show", group}, opsArgs(s)...)...)
+		if n := len(jsonLines(t, stdout)); code != 0 || n != 3 {
+			t.Errorf("show everything: exit %d, %d lines", code, n)
+		}
+		code, _, stderr = runCLI(t, append([]string{"dlq", "show", group, "--at", "0:999"}, opsArgs(s)...)...)
+		if code != 1 || !strings.Contains(stderr, "do not exist") {
+			t.Errorf("--at of nothing: exit %d: %s", code, stderr)
+		}
+	})
+	t.Run("redrive dry run changes nothing", func(t *testing.T) {
+		before := s.EndOffsets(t, weEvents, dlq)
+		code, stdout, stderr := runCLI(t, append([]string{"dlq", "redrive", group, "--dry-run"}, opsArgs(s)...)...)
+		if code != 0 || !strings.Contains(stdout, "3 dead letters would be redriven") {
+			t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+		}
+		if after := s.EndOffsets(t, weEvents, dlq); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("a dry run wrote records: %v -> %v", before, after)
+		}
+	})
+	t.Run("redrive puts fixed records back through the pipeline", func(t *testing.T) {
+		broken.Store(false) // the fix is deployed
+		code, stdout, stderr := runCLI(t, append([]string{"dlq", "redrive", group, "--type", "*:Created", "--output", "json"}, opsArgs(s)...)...)
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+		}
+		var done []redriven
+		if err := json.Unmarshal([]byte(stdout), &done); err != nil || len(done) != 2 {
+			t.Fatalf("redriven %v (%v), want we-1 and we-2:\n%s", done, err, stdout)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			n := len(handled)
+			mu.Unlock()
+			if n >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the handler got %d redriven events, want 2", n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i, ev := range handled {
+			orig := good[slices.IndexFunc(good, func(r *kgo.Record) bool { return string(r.Key) == ev.AggregateID })]
+			if ev.ID != string(headerValue(orig.Headers, "ce_id")) || string(ev.Origin.Key) != string(orig.Key) {
+				t.Errorf("event %d: id %q key %q, want those of %s", i, ev.ID, ev.Origin.Key, orig.Key)
+			}
+			// The original headers come back, in order, with where it was redriven from.
+			var kept []kgo.RecordHeader
+			from := ""
+			for _, h := range ev.Origin.Headers {
+				if h.Key == headerRedrivenFrom {
+					from = string(h.Value)
+					continue
+				}
+				kept = append(kept, h)
+			}
+			if fmt.Sprint(kept) != fmt.Sprint(orig.Headers) || !strings.HasPrefix(from, dlq+"[") {
+				t.Errorf("event %d headers %v (from %q), want %v", i, kept, from, orig.Headers)
+			}
+		}
+		ds := list(t)
+		for _, key := range []string{"we-1", "we-2"} {
+			if d := find(ds, key); d == nil || d.Redriven == nil || !strings.HasPrefix(d.Redriven.To, weEvents+"[") {
+				t.Errorf("%s not marked redriven: %+v", key, d)
+			}
+		}
+		if d := find(ds, "we-3"); d == nil || d.Redriven != nil {
+			t.Errorf("we-3 (filtered out by --type) = %+v", d)
+		}
+	})
+	t.Run("redriving again skips the marked ones", func(t *testing.T) {
+		before := s.EndOffsets(t, weEvents)
+		code, stdout, _ := runCLI(t, append([]string{"dlq", "redrive", group, "--type", "*:Created"}, opsArgs(s)...)...)
+		if code != 0 || !strings.Contains(stdout, "0 dead letters redriven") {
+			t.Errorf("exit %d:\n%s", code, stdout)
+		}
+		if after := s.EndOffsets(t, weEvents); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("records written: %v -> %v", before, after)
+		}
+		if ds := list(t, "--pending"); len(ds) != 1 || *ds[0].Key != "we-3" {
+			t.Errorf("pending = %+v, want we-3 only", ds)
+		}
+	})
+	t.Run("a record that fails again comes back, saying it was redriven", func(t *testing.T) {
+		d := find(list(t), "we-3")
+		code, stdout, stderr := runCLI(t, append([]string{"dlq", "redrive", group, "--at", fmt.Sprintf("%d:%d", d.Partition, d.Offset)}, opsArgs(s)...)...)
+		if code != 0 || !strings.Contains(stdout, "1 dead letters redriven") {
+			t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+		}
+		waitEnd(dlq, 7) // 3 dead letters, 3 markers, and we-3 again
+		code, stdout, _ = runCLI(t, append([]string{"dlq", "show", group}, opsArgs(s)...)...)
+		var again map[string]any
+		for _, l := range jsonLines(t, stdout) {
+			if h, _ := l["headers"].(map[string]any); h[headerRedrivenFrom] != nil {
+				again = l
+			}
+		}
+		if code != 0 || again == nil || again["key"] != "we-3" || again["error"] == nil {
+			t.Errorf("no new dead letter of we-3 carrying %s:\n%s", headerRedrivenFrom, stdout)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		tests := []struct {
+			name   string
+			args   []string
+			code   int
+			stderr string
+		}{
+			{"no subcommand", []string{"dlq"}, 2, "needs a command"},
+			{"no group", []string{"dlq", "list"}, 2, "missing GROUP"},
+			{"undeclared group", []string{"dlq", "list", "nope"}, 2, `"nope" is not a declared group`},
+			{"bad --at", []string{"dlq", "show", group, "--at", "x"}, 2, "PARTITION:OFFSET"},
+			{"bad --type", []string{"dlq", "redrive", group, "--type", ":"}, 2, "--type"},
+			{"redrive --at of nothing", []string{"dlq", "redrive", group, "--at", "2:999"}, 1, "do not exist or were redriven"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				args := tt.args
+				if len(args) > 2 {
+					args = opsArgs(s, args...)
+				}
+				code, _, stderr := runCLI(t, args...)
+				if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+					t.Errorf("exit %d, want %d; stderr lacks %q:\n%s", code, tt.code, tt.stderr, stderr)
+				}
+			})
+		}
+	})
+}
+
+func headerValue(hs []kgo.RecordHeader, k string) []byte {
+	for _, h := range hs {
+		if h.Key == k {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+func TestParsePosition(t *testing.T) {
+	tests := []struct {
+		in   string
+		want position
+		err  bool
+	}{
+		{in: "0:0", want: position{0, 0}},
+		{in: "2:1042", want: position{2, 1042}},
+		{in: "2", err: true},
+		{in: ":3", err: true},
+		{in: "-1:3", err: true},
+		{in: "1:-3", err: true},
+		{in: "a:b", err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parsePosition(tt.in)
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("parsePosition(%q) = %v, %v", tt.in, got, err)
+			}
+		})
+	}
+}
+
+func FuzzParsePosition(f *testing.F) {
+	for _, s := range []string{"0:0", "2:1042", "1:", "-1:2", "9999999999:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parsePosition(s)
+		if err != nil {
+			return
+		}
+		if p.Partition < 0 || p.Offset < 0 {
+			t.Errorf("%q: negative %+v accepted", s, p)
+		}
+		if back, err := parsePosition(fmt.Sprintf("%d:%d", p.Partition, p.Offset)); err != nil || back != p {
+			t.Errorf("%q: %+v does not read back (%v)", s, p, err)
+		}
+	})
+}
