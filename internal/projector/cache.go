@@ -72,6 +72,15 @@ func (c *cache) invalidate(id string) {
 	}
 }
 
+// clear drops every entry (after a rebuild swapped the read model).
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.ll.Init()
+	clear(c.items)
+}
+
 func (c *cache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

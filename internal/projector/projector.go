@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
@@ -47,11 +48,15 @@ type Projector struct {
 	mu     sync.Mutex
 	states map[string]string // projection -> "starting", "running", "stopped", "failed: ..."
 	projs  []Projection
+
+	latency *prometheus.HistogramVec
+	gens    map[string]int64 // projection -> rebuild generation the cache holds rows of
 }
 
 // New returns a Projector on st. adm reads end offsets for lag; cacheSize
-// bounds the read cache (0 disables it).
-func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger) *Projector {
+// bounds the read cache (0 disables it); reg, when set, receives
+// pyrite_projection_latency_seconds.
+func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger, reg prometheus.Registerer) *Projector {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -59,6 +64,15 @@ func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger) *Pr
 		store: st, adm: adm, cache: newCache(cacheSize), log: log,
 		events: bus.New(bus.WithName("projector-applied")),
 		states: map[string]string{},
+		gens:   map[string]int64{},
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pyrite_projection_latency_seconds",
+			Help:    "End-to-end latency per projection: from the event's ce_time to its batch committing in the read model.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"projection"}),
+	}
+	if reg != nil {
+		reg.MustRegister(p.latency)
 	}
 	// The seed's cache invalidation: a subscription to the aggregate's events.
 	_, _ = p.events.On("WorkEffort:*", func(_ context.Context, ev *bus.Event) error {
@@ -87,7 +101,12 @@ func (p *Projector) Batch(proj Projection) bus.BatchHandler {
 			}
 			return err
 		}
+		now := time.Now()
+		lat := p.latency.WithLabelValues(proj.Name)
 		for _, ev := range evs {
+			if !ev.Time.IsZero() {
+				lat.Observe(max(now.Sub(ev.Time), 0).Seconds())
+			}
 			if _, err := p.events.Publish(ctx, ev); err != nil {
 				p.log.Warn("publishing an applied event", "projection", proj.Name, "err", err)
 			}
@@ -112,12 +131,19 @@ func (p *Projector) Positions(proj Projection) func(ctx context.Context, topic s
 	}
 }
 
-// Register declares proj (for /v1/projections) before it runs.
+// Register declares proj (for /v1/projections) before it runs, and notes
+// the rebuild generation of its read model for WatchGenerations.
 func (p *Projector) Register(proj Projection) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	gen, err := p.store.Generation(ctx, proj.Name)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.projs = append(p.projs, proj)
 	p.states[proj.Name] = "starting"
+	if err == nil {
+		p.gens[proj.Name] = gen
+	}
 }
 
 // SetState records what a projection is doing.
@@ -194,3 +220,35 @@ func (p *Projector) Statuses(ctx context.Context) ([]Status, error) {
 
 // waitBound caps ?minVersion waits.
 const waitBound = 10 * time.Second
+
+// WatchGenerations drops the read cache whenever a rebuild of a registered
+// projection is swapped in (pyrite projection rebuild, possibly from another
+// process), checking every interval until ctx ends.
+func (p *Projector) WatchGenerations(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		projs := append([]Projection(nil), p.projs...)
+		p.mu.Unlock()
+		for _, proj := range projs {
+			gen, err := p.store.Generation(ctx, proj.Name)
+			if err != nil {
+				continue // the next tick tries again
+			}
+			p.mu.Lock()
+			old, ok := p.gens[proj.Name]
+			p.gens[proj.Name] = gen
+			p.mu.Unlock()
+			if ok && old != gen {
+				p.log.Info("read model rebuilt; dropping the read cache", "projection", proj.Name, "generation", gen)
+				p.cache.clear()
+			}
+		}
+	}
+}

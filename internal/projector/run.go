@@ -123,7 +123,11 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if err != nil {
 		return err
 	}
-	p := New(st, kadm.NewClient(adminCl), o.CacheSize, o.Logger)
+	var reg prometheus.Registerer
+	if o.Metrics != nil {
+		reg = o.Metrics
+	}
+	p := New(st, kadm.NewClient(adminCl), o.CacheSize, o.Logger, reg)
 
 	agg, err := o.Topology.Aggregate("WorkEffort")
 	if err != nil {
@@ -159,6 +163,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { p.WatchGenerations(gctx, 2*time.Second); return nil })
 	g.Go(func() error {
 		p.SetState(proj.Name, "running")
 		err := runner.Run(gctx)
