@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -29,6 +28,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/tracing"
 	"github.com/pyrite-dev/pyrite/internal/webhook"
 )
 
@@ -238,10 +238,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
 		"static consumer-group member id (e.g. the pod name): a restarted instance takes its partitions back at once; unique per instance (env PYRITE_INSTANCE_ID; empty: dynamic membership)")
 	c.bindReactors(fs)
+	var tc tracing.Config
+	tc.Bind(fs, "projector", os.Getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := c.validate(); err != nil {
+	if err := errors.Join(c.validate(), tc.Validate()); err != nil {
 		return err
 	}
 	reactors, err := c.reactors()
@@ -253,6 +255,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	log := tracing.NewLogger(stderr, nil)
+	tr, err := tracing.New(ctx, tc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := server.Listen(c.Addr, "addr")
@@ -261,8 +275,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return projector.Run(ctx, ln, projector.Options{
 		Brokers: c.Brokers, Registry: c.Registry, Store: c.Store, Topology: topo,
-		Metrics: reg, Logger: slog.New(slog.NewJSONHandler(stderr, nil)),
+		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,
-		Reactors: reactors,
+		Reactors:  reactors,
+		KafkaOpts: tr.KafkaOpts(projector.WorkEfforts),
 	})
 }

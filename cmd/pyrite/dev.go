@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/registry"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/tracing"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
@@ -89,7 +89,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := c.validate(); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	log := newLogger(stderr)
+	log := tracing.NewLogger(stderr, nil)
 
 	// Claim every port first, so a port in use fails before anything starts.
 	kafkaLn, err := server.Listen(c.KafkaAddr, "kafka-addr")
@@ -268,11 +268,3 @@ func waitReady(ctx context.Context, bases ...string) error {
 	return nil
 }
 
-func newLogger(w io.Writer) *slog.Logger {
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, nil))
-		}
-	}
-	return slog.New(slog.NewJSONHandler(w, nil))
-}

@@ -24,6 +24,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/tracing"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -50,6 +51,7 @@ type cfg struct {
 	SessionTimeout time.Duration
 	TxnTimeout     time.Duration
 	MaxPoll        int
+	Tracing        tracing.Config
 }
 
 func (c *cfg) validate() error {
@@ -79,6 +81,7 @@ func (c *cfg) validate() error {
 	if c.MaxPoll < 1 {
 		errs = append(errs, errors.New("--max-poll must be at least 1"))
 	}
+	errs = append(errs, c.Tracing.Validate())
 	return errors.Join(errs...)
 }
 
@@ -97,6 +100,7 @@ func parse(args []string, stderr io.Writer) (*cfg, error) {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: how long a silent instance keeps its partitions")
 	fs.DurationVar(&c.TxnTimeout, "txn-timeout", 40*time.Second, "transaction timeout: how long the broker waits before aborting an instance's open transaction")
 	fs.IntVar(&c.MaxPoll, "max-poll", 5000, "most records in one batch (one transaction)")
+	c.Tracing.Bind(fs, "upcaster", os.Getenv)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -117,7 +121,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := tracing.NewLogger(stderr, nil)
+	tr, err := tracing.New(ctx, c.Tracing)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(tr, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := server.Listen(c.Addr, "addr")
@@ -128,9 +137,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if c.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(c.InstanceID))
 	}
+	kopts = append(kopts, tr.KafkaOpts(c.Group)...)
 	return upcaster.Run(ctx, ln, upcaster.Options{
 		Brokers: c.Brokers, Registry: c.Registry, Topology: topo, Metrics: reg, Logger: log,
 		LatestRefresh: c.LatestRefresh, KafkaOpts: kopts,
 		Config: upcaster.Config{ConsumerGroup: c.Group, TransactionalID: c.TxnID, Mode: mode, MaxPollRecords: c.MaxPoll},
 	})
+}
+
+// shutdownTracing flushes the spans still buffered, within a few seconds.
+func shutdownTracing(tr *tracing.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		log.Warn("flushing traces", "err", err)
+	}
 }
