@@ -1,12 +1,23 @@
 // Package ingest is the HTTP front door of the write path: it turns JSON
-// events into Confluent-framed Avro records on pyrite.<aggregate>.raw.
+// events into Confluent-framed Avro records on pyrite.<aggregate>.raw, and,
+// with an event store (internal/eventstore, as Run wires it), serves the
+// streams back.
 //
 // Guarantees: a request is answered 201 only once the broker acknowledged
-// every record (acks=all, idempotent producer). A rejected request writes
-// nothing: events are validated and encoded before anything is produced, and
-// a batch is one Kafka transaction, committed only when all of it was
-// written. Records are keyed by aggregate ID and partitioned with murmur2,
-// so per-aggregate order matches the order of acknowledged requests.
+// every record. A rejected request writes nothing: events are validated and
+// encoded before anything is produced, and a batch is one Kafka transaction,
+// committed only when all of it was written. Records are keyed by aggregate
+// ID and partitioned with murmur2, so per-aggregate order matches the order
+// of acknowledged requests.
+//
+// With the event store every written event carries its aggregate version
+// (ce_aggregateversion, contiguous from 1 per aggregate); expectedVersion is
+// honoured (409 naming the current version, nothing written); an event id
+// seen within the dedupe window answers the first write's result again
+// (header Idempotent-Replayed: true) and writes nothing; a request for a
+// partition another instance owns is forwarded to it, once; and a batch must
+// keep to one partition (one aggregate always does), since a transaction is
+// one partition's. Without it (New), expectedVersion answers 501.
 // The Service is safe for concurrent use.
 package ingest
 
@@ -23,6 +34,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
+	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
 // Defaults.
@@ -33,10 +46,12 @@ const (
 	DefaultSource       = "/pyrite/ingest"
 )
 
-// Router maps an event type to its raw topic and registry subject.
+// Router maps an event type to its raw topic and registry subject, and an aggregate name to
+// its declaration. *topology.Topology satisfies it.
 type Router interface {
 	RawTopic(eventType string) (string, error)
 	Subject(eventType string) (string, error)
+	Aggregate(name string) (topology.Aggregate, error)
 }
 
 // Producer writes records. Single events go through Produce; batches through
@@ -57,13 +72,22 @@ type Config struct {
 	// it the request is answered 503 (the outcome is then unknown: retry
 	// with the same id).
 	ProduceTimeout time.Duration
+	// OwnerWait is how long a request waits for its partition to settle (the store joining
+	// its group, a rebalance moving the partition, its new owner rebuilding it) before it is
+	// answered 503 with Retry-After (0: DefaultOwnerWait; negative: no wait). With the
+	// event store only.
+	OwnerWait time.Duration
 }
+
+// DefaultOwnerWait is Config.OwnerWait's default.
+const DefaultOwnerWait = 5 * time.Second
 
 // Service serves the ingest API.
 type Service struct {
 	codec  *codec.Codec
 	router Router
-	prod   Producer
+	prod   Producer          // events outside the store's topics (system, integration), or all without a store
+	store  *eventstore.Store // nil: the plain write path only
 	cfg    Config
 	now    func() time.Time
 
@@ -72,8 +96,21 @@ type Service struct {
 	events   *prometheus.CounterVec
 }
 
-// New returns a Service. reg receives its metrics.
+// New returns a Service on the plain write path: records go straight to prod, without
+// aggregate versions; expectedVersion answers 501 and there are no stream reads. reg
+// receives its metrics.
 func New(c *codec.Codec, router Router, prod Producer, cfg Config, reg prometheus.Registerer) *Service {
+	return newService(c, router, prod, nil, cfg, reg)
+}
+
+// NewWithStore returns a Service that appends aggregate events (those on the store's topics)
+// through the event store st and serves the stream reads; other events (system,
+// integration) go to prod as on the plain path. reg receives its metrics.
+func NewWithStore(c *codec.Codec, router Router, prod Producer, st *eventstore.Store, cfg Config, reg prometheus.Registerer) *Service {
+	return newService(c, router, prod, st, cfg, reg)
+}
+
+func newService(c *codec.Codec, router Router, prod Producer, st *eventstore.Store, cfg Config, reg prometheus.Registerer) *Service {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
@@ -89,8 +126,11 @@ func New(c *codec.Codec, router Router, prod Producer, cfg Config, reg prometheu
 	if cfg.ProduceTimeout <= 0 {
 		cfg.ProduceTimeout = 15 * time.Second
 	}
+	if cfg.OwnerWait == 0 {
+		cfg.OwnerWait = DefaultOwnerWait
+	}
 	s := &Service{
-		codec: c, router: router, prod: prod, cfg: cfg, now: time.Now,
+		codec: c, router: router, prod: prod, store: st, cfg: cfg, now: time.Now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pyrite_ingest_requests_total",
 			Help: "Ingest HTTP requests by route and status code.",
@@ -116,21 +156,58 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/events", s.route("events", s.postEvent))
 	mux.Handle("POST /v1/events:batch", s.route("events:batch", s.postBatch))
+	if s.store != nil {
+		mux.Handle("GET /v1/streams/{aggregateId}", s.route("streams", s.getStream))
+		mux.Handle("GET /v1/streams/{aggregateId}/version", s.route("streams/version", s.getVersion))
+		mux.Handle("GET /v1/streams/{aggregateId}/state", s.route("streams/state", s.getState))
+		mux.Handle("GET /v1/eventstore", s.route("eventstore", func(w http.ResponseWriter, _ *http.Request) *Problem {
+			writeJSON(w, http.StatusOK, s.store.Status())
+			return nil
+		}))
+	}
 	return mux
 }
 
-// Ready reports whether Kafka answers.
-func (s *Service) Ready(ctx context.Context) error { return s.prod.Ping(ctx) }
+// Ready reports whether Kafka answers and, with a store, whether it joined its group and
+// caught up every partition it owns.
+func (s *Service) Ready(ctx context.Context) error {
+	if s.store != nil {
+		if err := s.store.Ready(ctx); err != nil {
+			return err
+		}
+	}
+	return s.prod.Ping(ctx)
+}
 
+// route serves h, answering the problem it returns, and counts the answer by code.
 func (s *Service) route(name string, h func(http.ResponseWriter, *http.Request) *Problem) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		code := http.StatusCreated
-		if p := h(w, r); p != nil {
-			code = p.Status
-			writeProblem(w, p)
+		sw := &statusWriter{ResponseWriter: w}
+		if p := h(sw, r); p != nil {
+			writeProblem(sw, p)
 		}
-		s.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		s.requests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
 	})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // Result is what a written event's 201 answer carries.
@@ -142,10 +219,13 @@ type Result struct {
 	Partition   int32  `json:"partition"`
 	Offset      int64  `json:"offset"`
 	SchemaID    int    `json:"schemaId"`
+	// Version is the event's aggregate version (the ce_aggregateversion header), with the
+	// event store; absent on the plain write path.
+	Version int64 `json:"version,omitempty"`
 }
 
 func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
-	doc, p := readBody(w, r, s.cfg.MaxBody)
+	doc, raw, p := readBody(w, r, s.cfg.MaxBody)
 	if p != nil {
 		return p
 	}
@@ -153,11 +233,26 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	if len(issues) > 0 {
 		return problem(http.StatusBadRequest, "malformed", "Malformed event", "the event is missing fields or has fields of the wrong kind", issues...)
 	}
+	stored := false
+	if s.store != nil {
+		var forwarded bool
+		if stored, forwarded, p = s.routeEvents(w, r, raw, []Event{ev}); forwarded || p != nil {
+			return p
+		}
+	}
 	mem := newRecordMem(r, 1)
 	rec := mem.record(0)
-	res, p := s.prepare(r.Context(), ev, -1, rec, mem)
+	res, p := s.prepare(r.Context(), ev, -1, rec, mem, stored)
 	if p != nil {
 		return p
+	}
+	if stored {
+		results, p := s.appendEvents(w, r.Context(), "events", []Event{ev}, []*kgo.Record{rec}, []Result{res})
+		if p != nil {
+			return p
+		}
+		writeJSON(w, http.StatusCreated, results[0])
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
 	defer cancel()
@@ -174,7 +269,7 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 }
 
 func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
-	doc, p := readBody(w, r, s.cfg.MaxBatchBody)
+	doc, raw, p := readBody(w, r, s.cfg.MaxBatchBody)
 	if p != nil {
 		return p
 	}
@@ -201,13 +296,20 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	if len(issues) > 0 {
 		return problem(http.StatusBadRequest, "malformed", "Malformed batch", "events are missing fields or have fields of the wrong kind", issues...)
 	}
+	stored := false
+	if s.store != nil {
+		var forwarded bool
+		if stored, forwarded, p = s.routeEvents(w, r, raw, evs); forwarded || p != nil {
+			return p
+		}
+	}
 	mem := newRecordMem(r, len(evs))
 	recs := make([]*kgo.Record, len(evs))
 	results := make([]Result, len(evs))
 	var worst *Problem
 	for i, ev := range evs {
 		rec := mem.record(i)
-		res, p := s.prepare(r.Context(), ev, i, rec, mem)
+		res, p := s.prepare(r.Context(), ev, i, rec, mem, stored)
 		if p != nil {
 			if p.Status != http.StatusUnprocessableEntity {
 				return p // unavailable, not implemented: the batch cannot go on
@@ -225,6 +327,14 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 		worst.Detail = "one or more events do not fit their schema; nothing was written"
 		return worst
 	}
+	if stored {
+		results, p := s.appendEvents(w, r.Context(), "events:batch", evs, recs, results)
+		if p != nil {
+			return p
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"events": results})
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
 	defer cancel()
 	start := time.Now()
@@ -241,13 +351,22 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	return nil
 }
 
-// prepare validates and encodes one event into rec (from mem, which holds its bytes).
-// Problems name the fields of the at-th event of a batch as fieldPrefix(at) says.
-func (s *Service) prepare(ctx context.Context, ev Event, at int, rec *kgo.Record, mem *recordMem) (Result, *Problem) {
-	if ev.ExpectedVersion != nil {
-		return Result{}, problem(http.StatusNotImplemented, "not-implemented", "expectedVersion is not supported yet",
-			"optimistic concurrency needs the event store, which this version of ingest does not have; retry without expectedVersion",
-			FieldIssue{Field: fieldPrefix(at) + "expectedVersion", Message: "not supported yet"})
+// prepare validates and encodes one event into rec (from mem, which holds its bytes); stored
+// says it goes through the event store. Problems name the fields of the at-th event of a
+// batch as fieldPrefix(at) says.
+func (s *Service) prepare(ctx context.Context, ev Event, at int, rec *kgo.Record, mem *recordMem, stored bool) (Result, *Problem) {
+	switch {
+	case ev.ExpectedVersion == nil || stored:
+	case s.store == nil:
+		return Result{}, problem(http.StatusNotImplemented, "not-implemented", "expectedVersion is not supported here",
+			"optimistic concurrency needs the event store, which this ingest runs without; retry without expectedVersion",
+			FieldIssue{Field: fieldPrefix(at) + "expectedVersion", Message: "not supported without the event store"})
+	default:
+		if _, err := s.router.RawTopic(ev.Type); err == nil { // an unknown type is reported below
+			return Result{}, problem(http.StatusUnprocessableEntity, "no-stream", "Not an aggregate stream",
+				fmt.Sprintf("%s events are not an aggregate's stream: they have no versions to expect", ev.Type),
+				FieldIssue{Field: fieldPrefix(at) + "expectedVersion", Message: "only applies to aggregate events"})
+		}
 	}
 	topic, sch, p := s.lookup(ctx, ev, at, &mem.last)
 	if p != nil {

@@ -4,19 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
+	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 )
 
@@ -25,33 +26,104 @@ const rawTopic = "pyrite.work-effort.raw"
 type harness struct {
 	stack *stacktest.Stack
 	codec *codec.Codec
-	srv   *httptest.Server
+	url   string
 }
 
+// newHarness runs ingest (ingest.Run, event store included) on the test stack, or on the
+// given registry and brokers, and waits until its store owns every partition (unless
+// brokers are given: a dead Kafka never gets there).
 func newHarness(t *testing.T, registryURL string, brokers []string, cfg ingest.Config) *harness {
 	t.Helper()
 	s := stacktest.Start(t)
+	wait := brokers == nil && registryURL == ""
 	if registryURL == "" {
 		registryURL = s.RegistryURL
 	}
 	if brokers == nil {
 		brokers = s.Brokers
 	}
-	prod, err := ingest.NewKafka("test-ingest-"+t.Name(), 2, nil, kgo.SeedBrokers(brokers...))
+	url := startIngest(t, s, brokers, registryURL, uniqueGroup(), cfg)
+	if wait {
+		waitOwned(t, url)
+	}
+	return &harness{stack: s, codec: codec.Dial(s.RegistryURL), url: url}
+}
+
+var groupSeq atomic.Int64
+
+func uniqueGroup() string {
+	return fmt.Sprintf("ingest-test-%d-%d", time.Now().UnixNano()%1e6, groupSeq.Add(1))
+}
+
+// startIngest runs ingest.Run on a new listener until the test ends and returns its URL.
+func startIngest(t *testing.T, s *stacktest.Stack, brokers []string, registryURL, group string, cfg ingest.Config) string {
+	t.Helper()
+	ln, err := server.Listen("127.0.0.1:0", "addr")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(prod.Close)
-	c := codec.Dial(registryURL)
-	svc := ingest.New(c, s.Topology, prod, cfg, prometheus.NewRegistry())
-	srv := httptest.NewServer(svc.Handler())
-	t.Cleanup(srv.Close)
-	return &harness{stack: s, codec: codec.Dial(s.RegistryURL), srv: srv}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ingest.Run(ctx, ln, ingest.Options{
+			Brokers: brokers, Registry: registryURL, Topology: s.Topology, Metrics: prometheus.NewRegistry(),
+			Drain: 5 * time.Second, Config: cfg, Store: ingest.StoreOptions{Group: group, SessionTimeout: 6 * time.Second},
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingest.Run: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// waitOwned waits until the instances at urls agree on one generation in which every
+// partition is owned by one of them and ready there, and each owns at least minEach.
+func waitOwned(t *testing.T, urls ...string) { waitOwnedEach(t, 0, urls...) }
+
+func waitOwnedEach(t *testing.T, minEach int, urls ...string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		ready, total, gens, ok := map[string]int{}, 0, map[int32]bool{}, true
+		for _, u := range urls {
+			resp, err := http.Get(u + "/v1/eventstore")
+			if err != nil {
+				ok = false
+				continue
+			}
+			var st eventstore.Status
+			_ = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			gens[st.Generation] = true
+			total = max(total, len(st.Partitions))
+			local := 0
+			for _, p := range st.Partitions {
+				if p.Ready {
+					ready[fmt.Sprintf("%s/%d", p.Topic, p.Partition)]++
+					local++
+				}
+			}
+			ok = ok && local >= minEach
+		}
+		for _, n := range ready {
+			ok = ok && n == 1
+		}
+		if ok && total > 0 && len(ready) == total && len(gens) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions never all owned and ready: %d of %d, generations %v", len(ready), total, gens)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (h *harness) post(t *testing.T, path, contentType, body string) (int, http.Header, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(h.srv.URL+path, contentType, strings.NewReader(body))
+	resp, err := http.Post(h.url+path, contentType, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +216,7 @@ func TestPostEventOptions(t *testing.T) {
 	})
 	t.Run("caller traceparent kept", func(t *testing.T) {
 		const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/events", strings.NewReader(
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/events", strings.NewReader(
 			`{"type":"System:CacheInvalidated","aggregateId":"cache","data":{"key":"k","reason":"r"}}`))
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 		req.Header.Set("traceparent", tp)
@@ -190,8 +262,14 @@ func TestRejections(t *testing.T) {
 		{"data does not fit", "/v1/events", "application/json",
 			`{"type":"WorkEffort:Created","aggregateId":"a","data":{"title":5,"createdAt":"yesterday","colour":"red"}}`, 422,
 			[]string{"data.title", "data.createdAt", "data.colour"}},
-		{"expectedVersion before the event store", "/v1/events", "application/json",
-			`{"type":"WorkEffort:Created","aggregateId":"a","expectedVersion":0,"data":{"title":"t","createdAt":1}}`, 501, []string{"expectedVersion"}},
+		{"expectedVersion ahead of the stream", "/v1/events", "application/json",
+			`{"type":"WorkEffort:Created","aggregateId":"a","expectedVersion":3,"data":{"title":"t","createdAt":1}}`, 409, []string{"expectedVersion"}},
+		{"expectedVersion in a batch", "/v1/events:batch", "application/json",
+			`{"events":[{"type":"WorkEffort:Created","aggregateId":"a","expectedVersion":0,"data":{"title":"t","createdAt":1}},` +
+				`{"type":"WorkEffort:Started","aggregateId":"a","expectedVersion":0,"data":{"title":"t","startedAt":1}}]}`, 409, []string{"events[1].expectedVersion"}},
+		{"batch spanning partitions", "/v1/events:batch", "application/json",
+			`{"events":[` + strings.Replace(created, `"we-1"`, `"`+keyOn(0)+`"`, 1) + `,` + strings.Replace(created, `"we-1"`, `"`+keyOn(1)+`"`, 1) + `]}`,
+			422, []string{"events[1].aggregateId"}},
 		{"batch with one bad event", "/v1/events:batch", "application/json",
 			`{"events":[` + created + `,{"type":"WorkEffort:ProgressUpdated","aggregateId":"we-1","data":{"oldProgress":"ten","newProgress":20}}]}`, 422,
 			[]string{"events[1].data.oldProgress"}},
@@ -202,7 +280,7 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := http.Post(h.srv.URL+tc.path, tc.ctype, strings.NewReader(tc.body))
+			resp, err := http.Post(h.url+tc.path, tc.ctype, strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,13 +353,7 @@ func TestBatchIsOneTransaction(t *testing.T) {
 
 func TestUnavailable(t *testing.T) {
 	t.Run("registry down", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead := "http://" + ln.Addr().String()
-		ln.Close()
-		h := newHarness(t, dead, nil, ingest.Config{})
+		h := newHarness(t, "http://"+stacktest.DeadAddr(t), nil, ingest.Config{})
 		code, hdr, body := h.post(t, "/v1/events", "application/json", created)
 		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 			t.Fatalf("status %d, Retry-After %q: %v", code, hdr.Get("Retry-After"), body)
@@ -291,13 +363,7 @@ func TestUnavailable(t *testing.T) {
 		}
 	})
 	t.Run("kafka down", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead := ln.Addr().String()
-		ln.Close()
-		h := newHarness(t, "", []string{dead}, ingest.Config{ProduceTimeout: time.Second})
+		h := newHarness(t, "", []string{stacktest.DeadAddr(t)}, ingest.Config{ProduceTimeout: time.Second, OwnerWait: 300 * time.Millisecond})
 		code, hdr, body := h.post(t, "/v1/events", "application/json", created)
 		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 			t.Fatalf("status %d, Retry-After %q: %v", code, hdr.Get("Retry-After"), body)
@@ -310,3 +376,12 @@ func TestUnavailable(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(bytes.TrimSpace(b)) }
+
+// keyOn returns an aggregate id that murmur2 puts on partition p of the dev topology's 3.
+func keyOn(p int32) string {
+	for i := 0; ; i++ {
+		if k := fmt.Sprintf("we-p%d", i); eventstore.Partition([]byte(k), 3) == p {
+			return k
+		}
+	}
+}

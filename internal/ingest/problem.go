@@ -13,6 +13,10 @@ type Problem struct {
 	Status int          `json:"status"`
 	Detail string       `json:"detail,omitempty"`
 	Errors []FieldIssue `json:"errors,omitempty"`
+	// AggregateID and CurrentVersion are set on a 409 version conflict: the stream and the
+	// version it is at, for the caller to read and decide again.
+	AggregateID    string `json:"aggregateId,omitempty"`
+	CurrentVersion *int64 `json:"currentVersion,omitempty"`
 
 	retryAfter int // seconds; sent as Retry-After when > 0
 }

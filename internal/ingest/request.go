@@ -233,10 +233,10 @@ func batchEvents(doc any) (events []any, ok bool) {
 }
 
 // readBody reads and parses a JSON body within limit, answering 415, 413 and 400 itself. The
-// document is codec.ParseJSON's tree.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) (any, *Problem) {
+// document is codec.ParseJSON's tree; raw is the body as read (for forwarding).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (doc any, raw []byte, p *Problem) {
 	if !isJSON(r.Header.Get("Content-Type")) {
-		return nil, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+		return nil, nil, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"the body must be application/json")
 	}
 	var buf bytes.Buffer
@@ -247,14 +247,14 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (any, *Proble
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if asMaxBytes(err, &mbe) {
-			return nil, problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
+			return nil, nil, problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
 				fmt.Sprintf("the body exceeds the limit of %d bytes", limit))
 		}
-		return nil, problem(http.StatusBadRequest, "malformed", "Malformed request", "reading the body: "+err.Error())
+		return nil, nil, problem(http.StatusBadRequest, "malformed", "Malformed request", "reading the body: "+err.Error())
 	}
-	doc, err := codec.ParseJSON(buf.Bytes())
+	doc, err = codec.ParseJSON(buf.Bytes())
 	if err != nil {
-		return nil, problem(http.StatusBadRequest, "malformed", "Malformed JSON", "the body is not valid JSON")
+		return nil, nil, problem(http.StatusBadRequest, "malformed", "Malformed JSON", "the body is not valid JSON")
 	}
-	return doc, nil
+	return doc, buf.Bytes(), nil
 }

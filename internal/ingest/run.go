@@ -7,53 +7,119 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riferrei/srclient"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
 
 // Options wires a running ingest program.
 type Options struct {
-	Brokers   []string
-	Registry  string // schema registry base URL
-	TxnPrefix string // transactional id prefix, stable per instance
+	Brokers  []string
+	Registry string // schema registry base URL
+	// TxnPrefix is the transactional id prefix of the batches outside aggregate streams
+	// (system and integration events); keep it stable per instance and unique across
+	// instances. The event store's writers do not use it: theirs are
+	// "<Group>-<topic>-<partition>", the same on every instance.
+	TxnPrefix string
 	Topology  *topology.Topology
 	Metrics   *prometheus.Registry
 	Logger    *slog.Logger
 	Drain     time.Duration // how long in-flight requests may take on shutdown
 	Config
+	Store StoreOptions
 }
 
-// Run serves the ingest API on ln until ctx is done, then drains: the HTTP
-// server stops accepting and lets in-flight requests finish, the producers
-// flush, and the clients close.
+// StoreOptions are the event store settings of a running ingest (see eventstore.Config;
+// zero values take its defaults).
+type StoreOptions struct {
+	// Group is the consumer group the ingest instances share partitions through (default
+	// eventstore.DefaultGroup). Instances of one deployment must use the same group.
+	Group string
+	// Advertise is the URL other instances forward this one's requests to; default
+	// http://<listen address>, with the host name for a wildcard address.
+	Advertise      string
+	DedupeWindow   time.Duration
+	DedupeMax      int
+	SessionTimeout time.Duration
+	InstanceID     string
+}
+
+// Run serves the ingest API on ln until ctx is done, then drains: the HTTP server stops
+// accepting and lets in-flight requests finish, then the event store leaves its group (its
+// partitions move to the other instances at once) and closes its clients.
 func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Drain <= 0 {
 		o.Drain = 20 * time.Second
 	}
-	prod, err := NewKafka(o.TxnPrefix, 4, o.Metrics, kgo.SeedBrokers(o.Brokers...))
+	if o.Store.Advertise == "" {
+		o.Store.Advertise = advertise(ln.Addr())
+	}
+	if o.TxnPrefix == "" {
+		o.TxnPrefix = "pyrite-ingest-" + strings.TrimPrefix(strings.TrimPrefix(o.Store.Advertise, "http://"), "https://")
+	}
+	rc := srclient.NewSchemaRegistryClient(o.Registry, srclient.WithClient(&http.Client{Timeout: 10 * time.Second}))
+	rc.CachingEnabled(false)
+	c := codec.New(rc)
+	chain, err := upcast.Default()
+	if err != nil {
+		return err
+	}
+	// Read decodes every event anyway: the upcaster need not validate what it passes on.
+	up := upcast.New(c, chain, rc, upcast.WithoutValidation())
+	var topics []string
+	for _, t := range o.Topology.TopicsWithRole(topology.RoleRaw) {
+		topics = append(topics, t.Name)
+	}
+	st, err := eventstore.New(eventstore.Config{
+		Group: o.Store.Group, Advertise: o.Store.Advertise, Topics: topics,
+		DedupeWindow: o.Store.DedupeWindow, DedupeMax: o.Store.DedupeMax,
+		SessionTimeout: o.Store.SessionTimeout, InstanceID: o.Store.InstanceID, Logger: o.Logger,
+	}, c, up, o.Topology, o.Metrics, kgo.SeedBrokers(o.Brokers...))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	prod, err := NewKafka(o.TxnPrefix, 2, o.Metrics, kgo.SeedBrokers(o.Brokers...))
 	if err != nil {
 		return err
 	}
 	defer prod.Close()
-	c := codec.Dial(o.Registry)
-	svc := New(c, o.Topology, prod, o.Config, o.Metrics)
+	svc := NewWithStore(c, o.Topology, prod, st, o.Config, o.Metrics)
 	ready := func(ctx context.Context) error {
 		return errors.Join(svc.Ready(ctx), registryReachable(ctx, o.Registry))
 	}
 	if o.Logger != nil {
-		o.Logger.Info("ingest listening", "addr", ln.Addr().String())
+		o.Logger.Info("ingest listening", "addr", ln.Addr().String(), "advertise", o.Store.Advertise)
 	}
 	err = server.Serve(ctx, ln, server.Handler(svc.Handler(), ready, o.Metrics), o.Drain)
 	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return errors.Join(err, prod.Flush(fctx))
+}
+
+// advertise is the URL of a listener for other instances: a wildcard host becomes this
+// machine's host name.
+func advertise(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // registryReachable asks the registry for its global config, the cheapest

@@ -47,7 +47,7 @@ func lowerHex(s string) bool {
 
 const (
 	traceparentLen = len("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	maxHeaders     = 12 // the CloudEvents headers a record can have
+	maxHeaders     = 13 // the CloudEvents headers a record can have, ce_aggregateversion included
 	randomPerEvent = 16 + 24
 )
 

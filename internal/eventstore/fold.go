@@ -1,0 +1,23 @@
+package eventstore
+
+import (
+	"fmt"
+
+	"github.com/pyrite-dev/pyrite/internal/workeffort"
+)
+
+// RebuildWorkEffort folds a WorkEffort stream, read from its first version, into the work
+// effort's state: the seed's rebuildWorkEffort, with internal/workeffort's Apply as its
+// applyEvent. The events' own versions are the aggregate versions, so the state's Version is
+// the stream's. An event the fold refuses fails the rebuild, naming its version.
+func RebuildWorkEffort(st Stream) (workeffort.State, error) {
+	s := workeffort.New(st.AggregateID)
+	for _, ev := range st.Events {
+		n, err := workeffort.Apply(s, ev.Type, ev.Data, ev.Version, ev.Time)
+		if err != nil {
+			return s, fmt.Errorf("fold %s version %d (%s): %w", st.AggregateID, ev.Version, ev.Type, err)
+		}
+		s = n
+	}
+	return s, nil
+}

@@ -1,0 +1,170 @@
+package eventstore
+
+import (
+	"time"
+)
+
+// stream is one aggregate's events on a partition, in offset order, with strictly increasing
+// versions.
+type stream struct {
+	versions []int64
+	offsets  []int64
+}
+
+func (s *stream) version() int64 {
+	if s == nil || len(s.versions) == 0 {
+		return 0
+	}
+	return s.versions[len(s.versions)-1]
+}
+
+func (s *stream) lastOffset() int64 {
+	if s == nil || len(s.offsets) == 0 {
+		return -1
+	}
+	return s.offsets[len(s.offsets)-1]
+}
+
+// from returns copies of the versions and offsets of the events at or above version v.
+func (s *stream) from(v int64) (versions, offsets []int64) {
+	if s == nil {
+		return nil, nil
+	}
+	i := 0
+	for i < len(s.versions) && s.versions[i] < v {
+		i++
+	}
+	return append([]int64(nil), s.versions[i:]...), append([]int64(nil), s.offsets[i:]...)
+}
+
+// seen is the first written event under an id, remembered for the dedupe window.
+type seen struct {
+	id       string
+	key      string // aggregate id
+	typ      string
+	offset   int64
+	version  int64
+	schemaID int32
+	at       time.Time // the record's timestamp
+}
+
+// record is what the index takes from one record of the partition.
+type record struct {
+	key      string
+	offset   int64
+	version  int64 // the ce_aggregateversion header, 0 when absent or unreadable
+	id       string
+	typ      string
+	schemaID int32
+	at       time.Time
+}
+
+// outcome is what apply did with a record.
+type outcome int
+
+const (
+	applied     outcome = iota
+	unversioned         // applied, with the version after the stream's (no header)
+	already             // at or below the stream's last offset: applied before (our own write)
+	stale               // its header version is not above the stream's: not part of the stream
+)
+
+// index is the state of one partition the store rebuilds from the topic: per aggregate the
+// versions and offsets of its events, and the ids written within the dedupe window. It is
+// a pure function of the partition's records up to next (plus the clock for the window). It
+// is not safe for concurrent use: the partition's mutex guards it.
+type index struct {
+	streams map[string]*stream
+	ids     map[string]*seen
+	queue   []*seen // ids in the order written; queue[head:] are live
+	head    int
+	window  time.Duration
+	maxIDs  int
+	events  int
+	types   map[string]string // interned event types of remembered ids
+}
+
+func newIndex(window time.Duration, maxIDs int) *index {
+	return &index{streams: map[string]*stream{}, ids: map[string]*seen{}, window: window, maxIDs: maxIDs, types: map[string]string{}}
+}
+
+// version is the aggregate's version: that of its last event, 0 for none.
+func (ix *index) version(key string) int64 { return ix.streams[key].version() }
+
+// apply adds r to the index. A record already applied (its offset is not past the stream's
+// last) is skipped, so applying our own writes at commit and again when read back is
+// harmless. The version is the header's, or the stream's plus one without one (as the
+// projector's fold does); a header version not above the stream's leaves the record out.
+func (ix *index) apply(r record, now time.Time) outcome {
+	st := ix.streams[r.key]
+	if st != nil && r.offset <= st.lastOffset() {
+		return already
+	}
+	cur := st.version()
+	v, out := r.version, applied
+	switch {
+	case v == 0:
+		v, out = cur+1, unversioned
+	case v <= cur:
+		return stale
+	}
+	if st == nil {
+		st = &stream{}
+		ix.streams[r.key] = st
+	}
+	st.versions = append(st.versions, v)
+	st.offsets = append(st.offsets, r.offset)
+	ix.events++
+	if r.id != "" {
+		ix.remember(&seen{id: r.id, key: r.key, typ: r.typ, offset: r.offset, version: v, schemaID: r.schemaID, at: r.at}, now)
+	}
+	return out
+}
+
+// remember keeps s as the first event written under its id, unless the id is known or s is
+// already outside the window.
+func (ix *index) remember(s *seen, now time.Time) {
+	if _, dup := ix.ids[s.id]; dup {
+		return
+	}
+	if ix.maxIDs <= 0 || (ix.window > 0 && s.at.Before(now.Add(-ix.window))) {
+		return
+	}
+	if t, ok := ix.types[s.typ]; ok {
+		s.typ = t
+	} else if len(ix.types) < 1024 {
+		ix.types[s.typ] = s.typ
+	}
+	ix.ids[s.id] = s
+	ix.queue = append(ix.queue, s)
+	ix.prune(now)
+}
+
+// prune forgets the oldest ids beyond the count limit or outside the window.
+func (ix *index) prune(now time.Time) {
+	cutoff := now.Add(-ix.window)
+	for ix.head < len(ix.queue) {
+		s := ix.queue[ix.head]
+		if len(ix.queue)-ix.head <= ix.maxIDs && (ix.window <= 0 || !s.at.Before(cutoff)) {
+			break
+		}
+		if ix.ids[s.id] == s {
+			delete(ix.ids, s.id)
+		}
+		ix.queue[ix.head] = nil
+		ix.head++
+	}
+	if ix.head > 1024 && ix.head > len(ix.queue)/2 {
+		ix.queue = append(ix.queue[:0:0], ix.queue[ix.head:]...)
+		ix.head = 0
+	}
+}
+
+// lookup returns the first event written under id within the window, or nil.
+func (ix *index) lookup(id string, now time.Time) *seen {
+	s := ix.ids[id]
+	if s == nil || (ix.window > 0 && s.at.Before(now.Add(-ix.window))) {
+		return nil
+	}
+	return s
+}

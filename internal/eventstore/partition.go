@@ -1,0 +1,528 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pyrite-dev/pyrite/internal/codec"
+)
+
+// HeaderAggregateVersion is the record header carrying an event's aggregate version.
+const HeaderAggregateVersion = "ce_aggregateversion"
+
+const (
+	fetchBytes   = 1 << 20
+	tailWait     = 500 * time.Millisecond
+	catchUpWait  = 0 // catch-up and reads never wait on the reader's connection
+	retryBackoff = 250 * time.Millisecond
+	queueLen     = 4096
+)
+
+// partition is one raw partition this instance owns or recently owned: its index, its
+// transactional writer and the goroutines that keep them.
+type partition struct {
+	s     *Store
+	topic string
+	part  int32
+	txnID string
+	queue chan *appendReq
+	txn   chan struct{} // held (a value sent) while a transaction is in flight
+
+	mu      sync.Mutex // guards the fields below
+	idx     *index
+	next    int64 // the index holds the partition's records below next
+	owned   bool  // assigned in the current generation
+	ready   bool  // the current run fenced the previous writer and caught up
+	tailing bool  // the store's tail keeps the index up with records written by others
+	heldGen int32 // the generation owned was last set in; -1 after a loss
+	running bool
+
+	cancel context.CancelFunc // stops the current run
+	done   chan struct{}      // closed when the current run ends
+}
+
+func newPartition(s *Store, topic string, part int32) *partition {
+	return &partition{
+		s: s, topic: topic, part: part,
+		txnID: fmt.Sprintf("%s-%s-%d", s.cfg.Group, topic, part),
+		queue: make(chan *appendReq, queueLen),
+		txn:   make(chan struct{}, 1),
+		idx:   newIndex(s.cfg.DedupeWindow, s.cfg.DedupeMax),
+	}
+}
+
+// start runs the partition: acquire (fence, catch up), then write and tail until stop.
+func (p *partition) start() {
+	ctx, cancel := context.WithCancel(p.s.ctx)
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cancel, p.done, p.running = cancel, done, true
+	p.mu.Unlock()
+	go p.run(ctx, done)
+}
+
+// stop ends the current run and waits for it; the index stays.
+func (p *partition) stop() {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.cancel, p.done = nil, nil
+	p.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (p *partition) run(ctx context.Context, done chan struct{}) {
+	defer func() {
+		p.mu.Lock()
+		p.running = false
+		p.mu.Unlock()
+		p.fail(ErrNotReady) // appends queued for this run
+		close(done)
+	}()
+	for ctx.Err() == nil {
+		err := p.incarnation(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.s.cfg.Logger.Warn("eventstore partition writer restarts", "topic", p.topic, "partition", p.part, "err", err)
+		sleep(ctx, retryBackoff)
+	}
+}
+
+// fail answers every queued append with err.
+func (p *partition) fail(err error) {
+	for {
+		select {
+		case r := <-p.queue:
+			r.done <- appendResult{err: err}
+		default:
+			return
+		}
+	}
+}
+
+// incarnation is one writer's life: a new transactional producer (whose initialisation
+// fences every earlier producer of the transactional id and aborts its open transaction),
+// the index caught up to the last stable offset seen after that, then the writer and the
+// tail until either fails or ctx ends.
+func (p *partition) incarnation(ctx context.Context) error {
+	start := time.Now()
+	prod, err := kgo.NewClient(append(slices.Clip(p.s.base),
+		kgo.TransactionalID(p.txnID),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	)...)
+	if err != nil {
+		return fmt.Errorf("writer %s: %w", p.txnID, err)
+	}
+	defer prod.Close()
+	if _, _, err := prod.ProducerID(ctx); err != nil {
+		return fmt.Errorf("fence with %s: %w", p.txnID, err)
+	}
+	if err := p.catchUp(ctx); err != nil {
+		return fmt.Errorf("catch up: %w", err)
+	}
+	p.mu.Lock()
+	p.ready = true
+	next, streams := p.next, len(p.idx.streams)
+	p.mu.Unlock()
+	p.s.m.ready.Inc()
+	defer func() { // from the moment the writer fails, nothing is answered from this index
+		p.mu.Lock()
+		p.notReadyLocked()
+		p.mu.Unlock()
+	}()
+	p.s.m.rebuild.Observe(time.Since(start).Seconds())
+	p.s.cfg.Logger.Info("eventstore partition ready", "topic", p.topic, "partition", p.part,
+		"next", next, "streams", streams, "took", time.Since(start).Round(time.Millisecond))
+
+	p.mu.Lock()
+	p.tailing = true // the store's tail reads it from now on
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.tailing = false
+		p.mu.Unlock()
+	}()
+	return p.write(ctx, prod)
+}
+
+// catchUp reads the partition from next until it reaches the last stable offset reported by
+// the first fetch (which is issued after the fence).
+func (p *partition) catchUp(ctx context.Context) error {
+	target := int64(-1)
+	for {
+		p.mu.Lock()
+		next := p.next
+		p.mu.Unlock()
+		if target >= 0 && next >= target {
+			return nil
+		}
+		f, err := p.s.fetch.fetch(ctx, p.topic, p.part, next, catchUpWait, fetchBytes)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if p.outOfRange(err) {
+				continue
+			}
+			p.s.cfg.Logger.Debug("eventstore catch-up fetch", "topic", p.topic, "partition", p.part, "err", err)
+			sleep(ctx, retryBackoff)
+			continue
+		}
+		if target < 0 && f.lso >= 0 {
+			target = f.lso
+		}
+		p.applyFetched(f)
+	}
+}
+
+// outOfRange handles a fetch below the log start (records deleted) or past the end (the
+// topic was recreated): the index starts again from the log start.
+func (p *partition) outOfRange(err error) bool {
+	var oor *errOutOfRange
+	if !errors.As(err, &oor) {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	from := max(oor.logStart, 0)
+	p.s.cfg.Logger.Warn("eventstore partition offsets out of range; rebuilding its index from the log start",
+		"topic", p.topic, "partition", p.part, "next", p.next, "logStart", oor.logStart, "end", oor.end)
+	p.idx = newIndex(p.s.cfg.DedupeWindow, p.s.cfg.DedupeMax)
+	p.next = from
+	return true
+}
+
+// notReadyLocked stops answering from the index until the next incarnation caught up.
+func (p *partition) notReadyLocked() {
+	if p.ready {
+		p.ready = false
+		p.s.m.ready.Dec()
+	}
+}
+
+func (p *partition) applyFetched(f fetched) {
+	now := p.s.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range f.records {
+		p.applyLocked(toRecord(r), now)
+	}
+	p.next = max(p.next, f.next)
+	p.s.m.replayed.Add(float64(len(f.records)))
+}
+
+func (p *partition) applyLocked(r record, now time.Time) {
+	if r.key == "" {
+		p.s.m.foreign.WithLabelValues("unkeyed").Inc()
+		return
+	}
+	switch p.idx.apply(r, now) {
+	case unversioned:
+		p.s.m.foreign.WithLabelValues("unversioned").Inc()
+	case stale:
+		p.s.m.foreign.WithLabelValues("stale").Inc()
+	}
+}
+
+func toRecord(r *kgo.Record) record {
+	rec := record{key: string(r.Key), offset: r.Offset, at: r.Timestamp}
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderAggregateVersion:
+			if v, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil && v > 0 {
+				rec.version = v
+			}
+		case "ce_id":
+			rec.id = string(h.Value)
+		case "ce_type":
+			rec.typ = string(h.Value)
+		}
+	}
+	if id, _, err := codec.SplitFrame(r.Value); err == nil {
+		rec.schemaID = int32(id)
+	}
+	return rec
+}
+
+// appendReq is one Append waiting for the partition's writer.
+type appendReq struct {
+	ctx    context.Context
+	events []Pending
+	done   chan appendResult // buffered: the writer never blocks on it
+}
+
+type appendResult struct {
+	appended []Appended
+	err      error
+}
+
+// write takes appends off the queue and commits them, as many as are waiting (up to
+// MaxTransaction events) in one transaction. It returns when ctx ends, or with the error of
+// a transaction that did not commit: the writer may be fenced or the outcome unknown, so the
+// incarnation starts again from a new producer and the topic.
+func (p *partition) write(ctx context.Context, prod *kgo.Client) error {
+	for {
+		var batch []*appendReq
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-p.queue:
+			batch = append(batch, r)
+		}
+		n := len(batch[0].events)
+	more:
+		for n < p.s.cfg.MaxTransaction {
+			select {
+			case r := <-p.queue:
+				batch = append(batch, r)
+				n += len(r.events)
+			default:
+				break more
+			}
+		}
+		if err := p.commit(prod, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// decision is what the writer decided for one append of a transaction.
+type decision struct {
+	req      *appendReq
+	err      error          // decided: answer with it
+	conflict *ConflictError // a version conflict: answered with the stream's version after the commit
+	dup      bool           // every id was written before: answered from the index after the commit
+	recs     []*kgo.Record  // accepted: these go into the transaction
+}
+
+// commit decides each append of batch against the index and what this transaction already
+// holds, writes the accepted ones in one transaction, and answers every append.
+func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
+	p.txn <- struct{}{}
+	defer func() { <-p.txn }()
+
+	p.mu.Lock()
+	if !p.owned {
+		p.mu.Unlock()
+		for _, r := range batch {
+			r.done <- appendResult{err: fmt.Errorf("%w: %s[%d] was revoked", ErrNotOwner, p.topic, p.part)}
+		}
+		p.s.m.appends.WithLabelValues("not_owner").Add(float64(len(batch)))
+		return nil
+	}
+	now := p.s.now()
+	pendingV := map[string]int64{}   // aggregate -> version after this transaction's accepted events
+	pendingIDs := map[string]*seen{} // ids accepted into this transaction
+	versionOf := func(key string) int64 {
+		if v, ok := pendingV[key]; ok {
+			return v
+		}
+		return p.idx.version(key)
+	}
+	decisions := make([]decision, len(batch))
+	var recs []*kgo.Record
+	for i, r := range batch {
+		d := &decisions[i]
+		d.req = r
+		if err := r.ctx.Err(); err != nil {
+			d.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			continue
+		}
+		d.err, d.dup = p.checkIDs(r.events, now, pendingIDs)
+		if d.err != nil || d.dup {
+			continue
+		}
+		local := map[string]int64{}
+		for j, ev := range r.events {
+			key := string(ev.Record.Key)
+			cur, ok := local[key]
+			if !ok {
+				cur = versionOf(key)
+			}
+			if ev.Expected >= 0 && ev.Expected != cur {
+				d.conflict = &ConflictError{Index: j, AggregateID: key, Expected: ev.Expected, Current: cur}
+				break
+			}
+			local[key] = cur + 1
+		}
+		if d.conflict != nil {
+			continue
+		}
+		for _, ev := range r.events {
+			key := string(ev.Record.Key)
+			v := versionOf(key) + 1
+			pendingV[key] = v
+			rec := ev.Record
+			rec.Partition = p.part
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAggregateVersion, Value: strconv.AppendInt(nil, v, 10)})
+			if ev.ID != "" {
+				pendingIDs[ev.ID] = &seen{id: ev.ID, key: key, typ: ev.Type}
+			}
+			d.recs = append(d.recs, rec)
+		}
+		recs = append(recs, d.recs...)
+	}
+	p.mu.Unlock()
+
+	var txnErr error
+	if len(recs) > 0 {
+		ctx, cancel := context.WithTimeout(p.s.ctx, p.s.cfg.CommitTimeout)
+		start := time.Now()
+		txnErr = transact(ctx, prod, recs)
+		cancel()
+		if txnErr != nil {
+			p.s.m.txns.WithLabelValues("failed").Inc()
+		} else {
+			p.s.m.txns.WithLabelValues("committed").Inc()
+			p.s.m.commit.Observe(time.Since(start).Seconds())
+			p.s.m.txnEvents.Observe(float64(len(recs)))
+		}
+	}
+
+	p.mu.Lock()
+	if txnErr != nil {
+		p.notReadyLocked() // before anyone hears of the failure
+	} else {
+		now = p.s.now()
+		for _, rec := range recs {
+			p.applyLocked(toRecord(rec), now)
+		}
+	}
+	results := make([]appendResult, len(decisions))
+	for i := range decisions {
+		results[i] = p.answer(&decisions[i], txnErr, now)
+	}
+	p.mu.Unlock()
+	for i, d := range decisions {
+		d.req.done <- results[i]
+	}
+	if txnErr != nil {
+		return fmt.Errorf("transaction of %d events: %w", len(recs), txnErr)
+	}
+	return nil
+}
+
+// checkIDs reports whether every event id of an append was written before (dup), or an
+// *IDConflictError when only some were, an id repeats within the append, or an id was
+// written for another aggregate or type.
+func (p *partition) checkIDs(events []Pending, now time.Time, pending map[string]*seen) (error, bool) {
+	found := 0
+	mine := map[string]bool{}
+	for j, ev := range events {
+		if ev.ID == "" {
+			continue
+		}
+		if mine[ev.ID] {
+			return &IDConflictError{Index: j, ID: ev.ID, Reason: "repeats an earlier event of the same append"}, false
+		}
+		mine[ev.ID] = true
+		s := p.idx.lookup(ev.ID, now)
+		if s == nil {
+			s = pending[ev.ID]
+		}
+		if s == nil {
+			continue
+		}
+		if key := string(ev.Record.Key); s.key != key || s.typ != ev.Type {
+			return &IDConflictError{Index: j, ID: ev.ID,
+				Reason: fmt.Sprintf("was written for %s %q, not %s %q", s.typ, s.key, ev.Type, key)}, false
+		}
+		found++
+	}
+	switch {
+	case found == 0:
+		return nil, false
+	case found < len(events):
+		for j, ev := range events {
+			if ev.ID == "" || (p.idx.lookup(ev.ID, now) == nil && pending[ev.ID] == nil) {
+				return &IDConflictError{Index: j, ID: ev.ID,
+					Reason: "the append mixes events written before with new ones; retry the events written before alone, or the new ones alone"}, false
+			}
+		}
+	}
+	return nil, true
+}
+
+// answer turns a decision into the append's result, once the transaction (if any) ended.
+// Called with p.mu held.
+func (p *partition) answer(d *decision, txnErr error, now time.Time) appendResult {
+	outcome := func(o string) { p.s.m.appends.WithLabelValues(o).Inc() }
+	switch {
+	case d.err != nil:
+		if errors.Is(d.err, ErrIDConflict) {
+			outcome("id_conflict")
+		} else {
+			outcome("canceled")
+		}
+		return appendResult{err: d.err}
+	case txnErr != nil:
+		outcome("unavailable")
+		return appendResult{err: fmt.Errorf("%w: %w", ErrUnavailable, txnErr)}
+	case d.conflict != nil:
+		outcome("conflict")
+		c := *d.conflict
+		c.Current = max(c.Current, p.idx.version(c.AggregateID))
+		return appendResult{err: &c}
+	case d.dup:
+		out := make([]Appended, len(d.req.events))
+		for j, ev := range d.req.events {
+			s := p.idx.lookup(ev.ID, now)
+			if s == nil { // written in this very transaction, which failed: cannot happen when txnErr == nil
+				outcome("unavailable")
+				return appendResult{err: fmt.Errorf("%w: the first write of %q is not in the index", ErrUnavailable, ev.ID)}
+			}
+			out[j] = Appended{ID: s.id, Type: s.typ, AggregateID: s.key, Topic: p.topic, Partition: p.part,
+				Offset: s.offset, Version: s.version, SchemaID: int(s.schemaID), Duplicate: true}
+		}
+		outcome("duplicate")
+		return appendResult{appended: out}
+	}
+	out := make([]Appended, len(d.recs))
+	for j, rec := range d.recs {
+		ev := d.req.events[j]
+		v, _ := strconv.ParseInt(string(rec.Headers[len(rec.Headers)-1].Value), 10, 64)
+		id, _, _ := codec.SplitFrame(rec.Value)
+		out[j] = Appended{ID: ev.ID, Type: ev.Type, AggregateID: string(rec.Key), Topic: rec.Topic, Partition: rec.Partition,
+			Offset: rec.Offset, Version: v, SchemaID: id}
+	}
+	outcome("written")
+	return appendResult{appended: out}
+}
+
+// transact writes recs in one transaction. On error the transaction is left to the next
+// producer of the transactional id, whose initialisation aborts it.
+func transact(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	if err := cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
