@@ -17,7 +17,7 @@ import (
 
 // idSpace is the UUID namespace of derived event ids (a fixed random UUID: never change it,
 // or redeliveries after an upgrade get new ids).
-var idSpace = uuid.MustParse("0b7e4f0e-5a3c-4c55-9a43-6f0c2a7d9e11")
+var idSpace = uuid.UUID{0x0b, 0x7e, 0x4f, 0x0e, 0x5a, 0x3c, 0x4c, 0x55, 0x9a, 0x43, 0x6f, 0x0c, 0x2a, 0x7d, 0x9e, 0x11} // 0b7e4f0e-5a3c-4c55-9a43-6f0c2a7d9e11
 
 // EventID derives the ce_id of the event that causeID caused at step: a name-based (SHA-1,
 // version 5) UUID, the same for the same inputs on every run.
