@@ -92,7 +92,14 @@ func TestTwoInstancesOneStopped(t *testing.T) {
 			for range 10 {
 				w.batch(batch)
 			}
-			waitFor(t, 30*time.Second, "both instances writing events", func() bool {
+			// Keep records coming: the instance that joined second may
+			// get its partitions only after the first batches were upcast.
+			last := time.Now()
+			waitFor(t, 60*time.Second, "both instances writing events", func() bool {
+				if time.Since(last) > 500*time.Millisecond {
+					w.batch(batch)
+					last = time.Now()
+				}
 				return eventsWritten(a) > 0 && eventsWritten(b) > 0
 			})
 			e0 := w.eventsEnd()
