@@ -3,48 +3,15 @@ package reactor
 import (
 	"math"
 	"time"
+
+	"github.com/pyrite-dev/pyrite/internal/codec"
 )
 
 // Data reads the fields of a decoded event (bus.Event.Data). It accepts what the codec
 // produces: plain values, pointers, and a nullable union as {"branch": value}.
 type Data map[string]any
 
-func (d Data) get(key string) any {
-	v := d[key]
-	if m, ok := v.(map[string]any); ok && len(m) == 1 {
-		for _, inner := range m {
-			v = inner
-		}
-	}
-	switch p := v.(type) {
-	case *string:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *int32:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *int64:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *int:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *time.Time:
-		if p == nil {
-			return nil
-		}
-		return *p
-	}
-	return v
-}
+func (d Data) get(key string) any { return codec.Field(d, key) }
 
 // String returns a string field; ok is false when it is absent, null or not a string.
 func (d Data) String(key string) (string, bool) {

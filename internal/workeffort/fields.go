@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/pyrite-dev/pyrite/internal/codec"
 )
 
 // fields reads an event's data map and keeps the first problem found.
@@ -22,43 +24,7 @@ func (f *fields) fail(key, msg string) {
 
 // get returns the field's value with a nullable union unwrapped and pointers dereferenced;
 // nil when absent or null.
-func (f *fields) get(key string) any {
-	v := f.data[key]
-	// A union hamba could not flatten arrives as {"branch name": value}.
-	if m, ok := v.(map[string]any); ok && len(m) == 1 {
-		for _, inner := range m {
-			v = inner
-		}
-	}
-	switch p := v.(type) {
-	case *string:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *int:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *int32:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *int64:
-		if p == nil {
-			return nil
-		}
-		return *p
-	case *time.Time:
-		if p == nil {
-			return nil
-		}
-		return *p
-	}
-	return v
-}
+func (f *fields) get(key string) any { return codec.Field(f.data, key) }
 
 // str returns the string field, or def when absent or null.
 func (f *fields) str(key, def string) string {
