@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
-
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 // Rebuilding a projection (pyrite projection rebuild) happens beside the live read model:
@@ -443,110 +440,4 @@ func (s *Store) Generation(ctx context.Context, projection string) (int64, error
 		return 0, fmt.Errorf("store: generation of %s: %w", projection, err)
 	}
 	return g, nil
-}
-
-// applyWorkEffortTo is ApplyWorkEffort writing to table instead of work_efforts: the same
-// fold, the same batch loading and writing, without waking WaitVersion (the rows are not
-// visible to reads until the swap).
-func applyWorkEffortTo(table string) func(tx *Tx, ev Event) error {
-	return func(tx *Tx, ev Event) error {
-		if !isWorkEffort(ev) {
-			return nil
-		}
-		if ev.AggregateID == "" {
-			return fmt.Errorf("%w: %s has no aggregate ID", ErrInvalidEvent, ev.Type)
-		}
-		b, err := tx.workEffortsIn(table)
-		if err != nil {
-			return err
-		}
-		st, ok := b.rows[ev.AggregateID]
-		if !ok {
-			n := workeffort.New(ev.AggregateID)
-			st = &n
-			b.rows[ev.AggregateID] = st
-		}
-		next, err := workeffort.Apply(*st, ev.Type, ev.Data, ev.AggregateVersion, ev.Time)
-		if errors.Is(err, workeffort.ErrStale) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		*st = next
-		b.dirty[ev.AggregateID] = struct{}{}
-		return nil
-	}
-}
-
-// workEffortsIn is Tx.workEfforts on table: the batch's rows, loaded on first use with one
-// query per chunk of IDs, written back before commit.
-func (tx *Tx) workEffortsIn(table string) (*weBatch, error) {
-	if tx.we != nil {
-		return tx.we, nil
-	}
-	seen := make(map[string]struct{})
-	var ids []string
-	for _, ev := range tx.batch {
-		if _, ok := seen[ev.AggregateID]; ok || ev.AggregateID == "" || !isWorkEffort(ev) {
-			continue
-		}
-		seen[ev.AggregateID] = struct{}{}
-		ids = append(ids, ev.AggregateID)
-	}
-	b := &weBatch{rows: make(map[string]*workeffort.State, len(ids)), dirty: make(map[string]struct{}, len(ids))}
-	for start := 0; start < len(ids); start += weChunk {
-		chunk := ids[start:min(start+weChunk, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := tx.Query("SELECT "+weColumns+" FROM "+table+" WHERE id IN ("+tx.s.placeholders(1, len(chunk))+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("store: load %s: %w", table, err)
-		}
-		for rows.Next() {
-			st, err := scanWorkEffort(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("store: load %s: %w", table, err)
-			}
-			b.rows[st.ID] = &st
-		}
-		err = rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("store: load %s: %w", table, err)
-		}
-	}
-	tx.we = b
-	tx.BeforeCommit(func() error {
-		ids := make([]string, 0, len(b.dirty))
-		for id := range b.dirty {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		args := make([]any, 0, min(len(ids), weChunk)*weNumColumns)
-		for start := 0; start < len(ids); start += weChunk {
-			chunk := ids[start:min(start+weChunk, len(ids))]
-			var q strings.Builder
-			q.WriteString("INSERT INTO " + table + " (" + weColumns + ") VALUES ")
-			args = args[:0]
-			for i, id := range chunk {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				q.WriteString("(" + tx.s.placeholders(i*weNumColumns+1, weNumColumns) + ")")
-				args = appendWorkEffortArgs(args, b.rows[id])
-			}
-			q.WriteString(weUpsertTail)
-			if _, err := tx.Exec(q.String(), args...); err != nil {
-				return fmt.Errorf("store: write %s: %w", table, err)
-			}
-		}
-		return nil
-	})
-	return b, nil
 }

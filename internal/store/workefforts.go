@@ -60,14 +60,23 @@ type weBatch struct {
 // (its ce_aggregateversion is not above the row's version) is skipped; an event the fold
 // rejects (workeffort.ErrInvalidData) or without an aggregate ID fails the batch with a
 // permanent *ApplyError.
-func ApplyWorkEffort(tx *Tx, ev Event) error {
+func ApplyWorkEffort(tx *Tx, ev Event) error { return applyWorkEffort(tx, ev, "work_efforts", true) }
+
+// applyWorkEffortTo is ApplyWorkEffort writing to table instead of work_efforts (a rebuild's
+// shadow): the same fold, the same batch loading and writing, without waking WaitVersion
+// (the rows are not visible to reads until the swap).
+func applyWorkEffortTo(table string) func(tx *Tx, ev Event) error {
+	return func(tx *Tx, ev Event) error { return applyWorkEffort(tx, ev, table, false) }
+}
+
+func applyWorkEffort(tx *Tx, ev Event, table string, notify bool) error {
 	if !isWorkEffort(ev) {
 		return nil
 	}
 	if ev.AggregateID == "" {
 		return fmt.Errorf("%w: %s has no aggregate ID", ErrInvalidEvent, ev.Type)
 	}
-	b, err := tx.workEfforts()
+	b, err := tx.workEfforts(table, notify)
 	if err != nil {
 		return err
 	}
@@ -91,8 +100,10 @@ func ApplyWorkEffort(tx *Tx, ev Event) error {
 
 func isWorkEffort(ev Event) bool { return strings.HasPrefix(ev.Type, "WorkEffort:") }
 
-// workEfforts returns the batch's work-effort rows, loading them on first use.
-func (tx *Tx) workEfforts() (*weBatch, error) {
+// workEfforts returns the batch's work-effort rows of table, loading them on first use with
+// one query per chunk of IDs; they are written back before commit, and with notify set
+// their new versions wake WaitVersion after it.
+func (tx *Tx) workEfforts(table string, notify bool) (*weBatch, error) {
 	if tx.we != nil {
 		return tx.we, nil
 	}
@@ -112,15 +123,15 @@ func (tx *Tx) workEfforts() (*weBatch, error) {
 		for i, id := range chunk {
 			args[i] = id
 		}
-		rows, err := tx.Query("SELECT "+weColumns+" FROM work_efforts WHERE id IN ("+tx.s.placeholders(1, len(chunk))+")", args...)
+		rows, err := tx.Query("SELECT "+weColumns+" FROM "+table+" WHERE id IN ("+tx.s.placeholders(1, len(chunk))+")", args...)
 		if err != nil {
-			return nil, fmt.Errorf("store: load work efforts: %w", err)
+			return nil, fmt.Errorf("store: load %s: %w", table, err)
 		}
 		for rows.Next() {
 			st, err := scanWorkEffort(rows)
 			if err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("store: load work efforts: %w", err)
+				return nil, fmt.Errorf("store: load %s: %w", table, err)
 			}
 			b.rows[st.ID] = &st
 		}
@@ -129,21 +140,24 @@ func (tx *Tx) workEfforts() (*weBatch, error) {
 			err = rows.Err()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("store: load work efforts: %w", err)
+			return nil, fmt.Errorf("store: load %s: %w", table, err)
 		}
 	}
 	tx.we = b
-	tx.BeforeCommit(func() error { return tx.flushWorkEfforts(b) })
-	tx.AfterCommit(func() {
-		for id := range b.dirty {
-			tx.s.watch.notify(id, b.rows[id].Version)
-		}
-	})
+	tx.BeforeCommit(func() error { return tx.flushWorkEfforts(b, table) })
+	if notify {
+		tx.AfterCommit(func() {
+			for id := range b.dirty {
+				tx.s.watch.notify(id, b.rows[id].Version)
+			}
+		})
+	}
 	return b, nil
 }
 
-// flushWorkEfforts upserts the batch's changed rows, in ID order, with multi-row statements.
-func (tx *Tx) flushWorkEfforts(b *weBatch) error {
+// flushWorkEfforts upserts the batch's changed rows into table, in ID order, with multi-row
+// statements.
+func (tx *Tx) flushWorkEfforts(b *weBatch, table string) error {
 	ids := make([]string, 0, len(b.dirty))
 	for id := range b.dirty {
 		ids = append(ids, id)
@@ -153,7 +167,7 @@ func (tx *Tx) flushWorkEfforts(b *weBatch) error {
 	for start := 0; start < len(ids); start += weChunk {
 		chunk := ids[start:min(start+weChunk, len(ids))]
 		var q strings.Builder
-		q.WriteString("INSERT INTO work_efforts (" + weColumns + ") VALUES ")
+		q.WriteString("INSERT INTO " + table + " (" + weColumns + ") VALUES ")
 		args = args[:0]
 		for i, id := range chunk {
 			if i > 0 {
@@ -164,7 +178,7 @@ func (tx *Tx) flushWorkEfforts(b *weBatch) error {
 		}
 		q.WriteString(weUpsertTail)
 		if _, err := tx.Exec(q.String(), args...); err != nil {
-			return fmt.Errorf("store: write work efforts: %w", err)
+			return fmt.Errorf("store: write %s: %w", table, err)
 		}
 	}
 	return nil
