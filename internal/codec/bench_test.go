@@ -181,3 +181,34 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// Encode's results come from a shared arena (see arena.go); on more than one core it must
+// scale as the allocation-free peer does.
+func BenchmarkEncodeParallel(b *testing.B) {
+	p := newBenchPeers(b)
+	b.Run("codec/Encode", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			v := p.value
+			for pb.Next() {
+				if _, err := p.fx.codec.Encode(p.v3, &v); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("goavro/BinaryFromNative", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 0, 64)
+			for pb.Next() {
+				var err error
+				if buf, err = p.goavro.BinaryFromNative(buf[:0], p.native); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}

@@ -24,6 +24,16 @@
 // share one encoder. Each keeps hamba's compiled encoders and decoders per Go type, so the
 // hot path skips hamba's per-call fingerprint lookup.
 //
+// For Go structs whose fields are all of the simple kinds (numbers, strings, bytes, enums as
+// strings, timestamps as time.Time, nullable unions as pointers) the codec also compiles,
+// once per schema (or writer/reader pair) and struct type, a flat plan that encodes and
+// decodes without hamba's per-field calls (fast.go). A plan produces exactly hamba's bytes
+// and values, and hands any value or body it cannot handle back to hamba, so behaviour and
+// errors are hamba's; everything else (maps, nested records, arrays, fixed, other unions,
+// type promotions) goes through hamba directly. Encode's results of up to 128 bytes, and the
+// copies that small decoded strings are cut from, are carved from shared 4 KiB chunks
+// (arena.go): a retained result or string keeps its chunk alive.
+//
 // The package knows Avro and the registry, not Kafka.
 package codec
 
@@ -91,6 +101,11 @@ type binding struct {
 	writers sync.Pool // *avro.Writer
 	typed   typed
 
+	// writer and reader are the schemas the binding's schema was made of: the same schema
+	// twice for a plain one, the writer's and the reader's for a resolution. The fast path
+	// (fast.go) compiles its decoders from them.
+	writer, reader avro.Schema
+
 	// resolutions of data written with this (writer) schema into reader schemas,
 	// copy-on-write under resMu.
 	resMu       sync.Mutex
@@ -104,11 +119,11 @@ const (
 	maxSliceAlloc = 1 << 20 // elements of one array
 )
 
-func newBinding() *binding {
+func newBinding(writer, reader avro.Schema) *binding {
 	b := &binding{api: avro.Config{
 		MaxByteSliceSize:  maxByteSlice,
 		MaxSliceAllocSize: maxSliceAlloc,
-	}.Freeze()}
+	}.Freeze(), writer: writer, reader: reader}
 	b.readers.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(b.api)) }
 	b.writers.New = func() any { return avro.NewWriter(nil, 512, avro.WithWriterConfig(b.api)) }
 	return b
@@ -128,7 +143,7 @@ func NewSchema(id int, subject string, version int, text string) (*Schema, error
 			subject = n.FullName()
 		}
 	}
-	return &Schema{ID: id, Subject: subject, Version: version, Avro: s, Text: text, bind: newBinding()}, nil
+	return &Schema{ID: id, Subject: subject, Version: version, Avro: s, Text: text, bind: newBinding(s, s)}, nil
 }
 
 // Option configures a Codec.
@@ -166,6 +181,7 @@ type Codec struct {
 	latest    sync.Map                        // string -> *latestEntry
 	unknownID sync.Map                        // int -> time.Time (answer ErrUnknownSchemaID until then)
 	adhoc     sync.Map                        // *Schema -> *binding, for Schemas built without NewSchema
+	out       outArena                        // Encode's results (see arena.go)
 }
 
 type subjectVersion struct {

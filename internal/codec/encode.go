@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"unsafe"
 
 	"github.com/hamba/avro/v2"
+	"github.com/modern-go/reflect2"
 )
 
 // Encode returns v as a Confluent-framed value: 0x00, s.ID big-endian, the Avro body. v is a
@@ -18,14 +20,31 @@ import (
 // first and the error is a *FieldErrors naming every field at fault. Struct fields are encoded
 // as hamba/avro does, which truncates a Go int beyond 32 bits into an Avro int: use int32
 // fields, or values in range.
+//
+// The result is the caller's, with its capacity equal to its length. A result of up to 128
+// bytes is a piece of a 4 KiB chunk shared with other results (no two share a byte), which
+// stays in memory while any of its results does.
 func (c *Codec) Encode(s *Schema, v any) ([]byte, error) {
+	if p, ptr := c.fastPlan(s, v); p != nil {
+		var scratch [arenaMaxPiece - HeaderSize]byte // on the stack unless the body outgrows it
+		if body, ok := p.appendBody(scratch[:0], ptr); ok {
+			out := c.out.alloc(HeaderSize + len(body))
+			putHeader(out, s.ID)
+			copy(out[HeaderSize:], body)
+			return out, nil
+		}
+	}
+	if err := checkEncodeSchema(s); err != nil {
+		return nil, err
+	}
 	w, err := c.encodeBody(s, v)
 	if err != nil {
 		return nil, err
 	}
 	body := w.Buffer()
-	out := make([]byte, 0, HeaderSize+len(body))
-	out = append(AppendHeader(out, s.ID), body...)
+	out := c.out.alloc(HeaderSize + len(body))
+	putHeader(out, s.ID)
+	copy(out[HeaderSize:], body)
 	c.putWriter(s, w)
 	return out, nil
 }
@@ -33,6 +52,14 @@ func (c *Codec) Encode(s *Schema, v any) ([]byte, error) {
 // AppendEncode is Encode appending to dst; with a dst of enough capacity it does not allocate
 // (for flat records of strings, numbers and timestamps). On error dst is returned unchanged.
 func (c *Codec) AppendEncode(dst []byte, s *Schema, v any) ([]byte, error) {
+	if p, ptr := c.fastPlan(s, v); p != nil {
+		if out, ok := p.appendBody(AppendHeader(dst, s.ID), ptr); ok {
+			return out, nil
+		}
+	}
+	if err := checkEncodeSchema(s); err != nil {
+		return dst, err
+	}
 	w, err := c.encodeBody(s, v)
 	if err != nil {
 		return dst, err
@@ -42,13 +69,39 @@ func (c *Codec) AppendEncode(dst []byte, s *Schema, v any) ([]byte, error) {
 	return dst, nil
 }
 
-func (c *Codec) encodeBody(s *Schema, v any) (*avro.Writer, error) {
+// fastPlan returns the fast path's plan for encoding v with s (see fast.go) and the address
+// of the struct, or nil for values that go through hamba (maps above all: no plan compiles
+// for them, so they are validated and encoded as before).
+func (c *Codec) fastPlan(s *Schema, v any) (*encPlan, unsafe.Pointer) {
+	if s == nil || s.Avro == nil || uint64(s.ID) > 1<<32-1 {
+		return nil, nil // checkEncodeSchema reports it
+	}
+	b := s.bind
+	if b == nil {
+		b = c.bindingOf(s)
+	}
+	e := lookupTyped(b.typed.encs.Load(), reflect2.RTypeOf(v))
+	if e == nil {
+		e = b.encoderOf(s.Avro, v)
+	}
+	ptr := reflect2.PtrOf(v)
+	if e.encPlan == nil || ptr == nil { // a nil *T: hamba reports it
+		return nil, nil
+	}
+	return e.encPlan, ptr
+}
+
+func checkEncodeSchema(s *Schema) error {
 	if s == nil || s.Avro == nil {
-		return nil, errors.New("codec: encode: nil schema")
+		return errors.New("codec: encode: nil schema")
 	}
 	if s.ID < 0 || int64(s.ID) > 1<<32-1 {
-		return nil, fmt.Errorf("codec: encode: schema id %d does not fit the 4-byte header", s.ID)
+		return fmt.Errorf("codec: encode: schema id %d does not fit the 4-byte header", s.ID)
 	}
+	return nil
+}
+
+func (c *Codec) encodeBody(s *Schema, v any) (*avro.Writer, error) {
 	if m, ok := v.(map[string]any); ok {
 		// hamba truncates an out-of-range Go int into an Avro int silently; generic values are
 		// checked first (structs are the caller's types and are not).
@@ -83,7 +136,7 @@ func (c *Codec) bindingOf(s *Schema) *binding {
 	if b, ok := c.adhoc.Load(s); ok {
 		return b.(*binding)
 	}
-	b, _ := c.adhoc.LoadOrStore(s, newBinding())
+	b, _ := c.adhoc.LoadOrStore(s, newBinding(s.Avro, s.Avro))
 	return b.(*binding)
 }
 
@@ -126,7 +179,7 @@ func (c *Codec) Decode(ctx context.Context, data []byte, reader *Schema, v any) 
 		}
 		sch, b = r.schema, r.bind
 	}
-	if err := decodeBody(b, sch, body, v); err != nil {
+	if err := decodeBody(b, sch, body, v, &c.out); err != nil {
 		if errors.Is(err, errNotPointer) {
 			return w, err
 		}
@@ -153,7 +206,7 @@ func (c *Codec) resolve(w, r *Schema) (*resolution, error) {
 		res.err = fmt.Errorf("%w: writer %s (id %d) as reader %s (id %d): %v",
 			ErrIncompatible, w.Subject, w.ID, r.Subject, r.ID, err)
 	} else {
-		res.schema, res.bind = s, newBinding()
+		res.schema, res.bind = s, newBinding(w.Avro, r.Avro)
 	}
 	w.bind.resMu.Lock()
 	defer w.bind.resMu.Unlock()
@@ -171,7 +224,18 @@ func (c *Codec) resolve(w, r *Schema) (*resolution, error) {
 	return &n[len(n)-1], res.err
 }
 
-func decodeBody(b *binding, s avro.Schema, body []byte, v any) error {
+// decodeBody decodes body into v by the fast path when it can (see fast.go), else, and
+// whenever the fast path fails, by hamba, whose errors are the ones returned. The fast path
+// copies strings into pieces of arena.
+func decodeBody(b *binding, s avro.Schema, body []byte, v any, arena *outArena) error {
+	if b.decodeFast(s, body, v, arena) {
+		return nil
+	}
+	return decodeHamba(b, s, body, v)
+}
+
+// decodeHamba decodes body into v with hamba: the whole body, nothing after it.
+func decodeHamba(b *binding, s avro.Schema, body []byte, v any) error {
 	r := b.readers.Get().(*avro.Reader)
 	defer func() {
 		r.Error = nil

@@ -28,3 +28,9 @@ func SplitFrame(data []byte) (id int, body []byte, err error) {
 func AppendHeader(dst []byte, id int) []byte {
 	return binary.BigEndian.AppendUint32(append(dst, magic), uint32(id))
 }
+
+// putHeader writes the wire-format header for schema id into b[:HeaderSize].
+func putHeader(b []byte, id int) {
+	b[0] = magic
+	binary.BigEndian.PutUint32(b[1:HeaderSize], uint32(id))
+}

@@ -3,7 +3,6 @@ package codec
 import (
 	"errors"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -15,11 +14,14 @@ import (
 // is normally used with one or two (a struct and map[string]any).
 const maxTyped = 8
 
-// typedEntry is hamba's encoder or decoder for one Go type.
+// typedEntry is what a binding compiled for one Go type: hamba's encoder or decoder, and the
+// fast path's plan when there is one (see fast.go).
 type typedEntry struct {
-	rtype uintptr
-	enc   avro.ValEncoder
-	dec   avro.ValDecoder
+	rtype   uintptr
+	enc     avro.ValEncoder
+	dec     avro.ValDecoder
+	encPlan *encPlan
+	decPlan *decPlan
 }
 
 // typed remembers, for one schema, hamba's compiled encoder and decoder per Go type. hamba's
@@ -28,71 +30,111 @@ type typedEntry struct {
 // the key and the lookup is a short scan. Writes are copy-on-write under mu.
 type typed struct {
 	mu   sync.Mutex
-	encs atomic.Pointer[[]typedEntry]
-	decs atomic.Pointer[[]typedEntry]
+	encs atomic.Pointer[typedList]
+	decs atomic.Pointer[typedList]
 }
 
-func lookupTyped(p *[]typedEntry, rt uintptr) *typedEntry {
+// typedList is an immutable list of entries, held inline so that a lookup reads one object.
+type typedList struct {
+	n int
+	e [maxTyped]typedEntry
+}
+
+func lookupTyped(p *typedList, rt uintptr) *typedEntry {
 	if p == nil {
 		return nil
 	}
-	for i := range *p {
-		if (*p)[i].rtype == rt {
-			return &(*p)[i]
+	for i := range p.e[:p.n] {
+		if p.e[i].rtype == rt {
+			return &p.e[i]
 		}
 	}
 	return nil
 }
 
-func (t *typed) store(list *atomic.Pointer[[]typedEntry], e typedEntry) {
+// store adds e unless the list is full or has the type already, and returns the entry kept
+// (e itself when the list is full).
+func (t *typed) store(list *atomic.Pointer[typedList], e typedEntry) *typedEntry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := list.Load()
-	if old != nil && (len(*old) >= maxTyped || lookupTyped(old, e.rtype) != nil) {
-		return
+	if have := lookupTyped(old, e.rtype); have != nil {
+		return have
 	}
-	var n []typedEntry
+	n := &typedList{}
 	if old != nil {
-		n = slices.Clone(*old)
+		*n = *old
 	}
-	n = append(n, e)
-	list.Store(&n)
+	if n.n == maxTyped {
+		return &e
+	}
+	n.e[n.n] = e
+	n.n++
+	list.Store(n)
+	return &n.e[n.n-1]
+}
+
+// encoderOf returns the compiled encoders of v's type for schema s.
+func (b *binding) encoderOf(s avro.Schema, v any) *typedEntry {
+	rt := reflect2.RTypeOf(v)
+	if e := lookupTyped(b.typed.encs.Load(), rt); e != nil {
+		return e
+	}
+	return b.typed.store(&b.typed.encs, typedEntry{
+		rtype:   rt,
+		enc:     b.api.EncoderOf(s, reflect2.TypeOf(v)),
+		encPlan: compileEncoder(b.api, s, reflect.TypeOf(v)),
+	})
 }
 
 // encode writes v with schema s, as hamba's Writer.WriteVal does.
 func (b *binding) encode(w *avro.Writer, s avro.Schema, v any) {
-	rt := reflect2.RTypeOf(v)
-	var enc avro.ValEncoder
-	if e := lookupTyped(b.typed.encs.Load(), rt); e != nil {
-		enc = e.enc
-	} else {
-		enc = b.api.EncoderOf(s, reflect2.TypeOf(v))
-		b.typed.store(&b.typed.encs, typedEntry{rtype: rt, enc: enc})
-	}
-	enc.Encode(reflect2.PtrOf(v), w)
+	b.encoderOf(s, v).enc.Encode(reflect2.PtrOf(v), w)
 }
 
 // errNotPointer is a caller's mistake, not bad data, and wraps no sentinel.
 var errNotPointer = errors.New("codec: decode target must be a non-nil pointer")
 
+// decoderOf returns the compiled decoders of v's type for schema s (the writer's schema, or
+// the resolution of it into the reader's). The fast path compiles from b.writer and
+// b.reader, the two schemas s was made of.
+func (b *binding) decoderOf(s avro.Schema, v any) (*typedEntry, error) {
+	rt := reflect2.RTypeOf(v)
+	if e := lookupTyped(b.typed.decs.Load(), rt); e != nil {
+		return e, nil
+	}
+	typ := reflect2.TypeOf(v)
+	if typ == nil || typ.Kind() != reflect.Ptr {
+		return nil, errNotPointer
+	}
+	return b.typed.store(&b.typed.decs, typedEntry{
+		rtype:   rt,
+		dec:     b.api.DecoderOf(s, typ),
+		decPlan: compileDecoder(b.api, b.writer, b.reader, reflect.TypeOf(v)),
+	}), nil
+}
+
 // decode reads into v with schema s, as hamba's Reader.ReadVal does.
 func (b *binding) decode(r *avro.Reader, s avro.Schema, v any) error {
-	rt := reflect2.RTypeOf(v)
-	var dec avro.ValDecoder
-	if e := lookupTyped(b.typed.decs.Load(), rt); e != nil {
-		dec = e.dec
-	} else {
-		typ := reflect2.TypeOf(v)
-		if typ == nil || typ.Kind() != reflect.Ptr {
-			return errNotPointer
-		}
-		dec = b.api.DecoderOf(s, typ)
-		b.typed.store(&b.typed.decs, typedEntry{rtype: rt, dec: dec})
+	e, err := b.decoderOf(s, v)
+	if err != nil {
+		return err
 	}
 	ptr := reflect2.PtrOf(v)
 	if ptr == nil {
 		return errNotPointer
 	}
-	dec.Decode(ptr, r)
+	e.dec.Decode(ptr, r)
 	return nil
+}
+
+// decodeFast decodes body into v by the fast path (strings copied into arena) and reports
+// whether it did; false leaves the call (and its error, if any) to hamba.
+func (b *binding) decodeFast(s avro.Schema, body []byte, v any, arena *outArena) bool {
+	e, err := b.decoderOf(s, v)
+	if err != nil || e.decPlan == nil {
+		return false
+	}
+	ptr := reflect2.PtrOf(v)
+	return ptr != nil && e.decPlan.decode(body, ptr, arena)
 }
