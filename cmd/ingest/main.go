@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -27,6 +26,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/tracing"
 )
 
 func main() {
@@ -160,10 +160,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.bind(fs)
+	var tc tracing.Config
+	tc.Bind(fs, "ingest", os.Getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := c.validate(); err != nil {
+	if err := errors.Join(c.validate(), tc.Validate()); err != nil {
 		return err
 	}
 	profile, _ := topology.ParseProfile(c.Profile)
@@ -171,7 +173,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := tracing.NewLogger(stderr, nil)
+	// With tracing on, each record's send span continues the trace of its
+	// traceparent header (the caller's, or a new one).
+	tr, err := tracing.New(ctx, tc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := server.Listen(c.Addr, "addr")
@@ -180,7 +195,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return ingest.Run(ctx, ln, ingest.Options{
 		Brokers: c.Brokers, Registry: c.Registry, TxnPrefix: c.TxnPrefix,
-		Topology: topo, Metrics: reg, Logger: log,
+		Topology: topo, Metrics: reg, Logger: log, KafkaOpts: tr.KafkaOpts(""),
 		Config: ingest.Config{MaxBody: c.MaxBody, MaxBatchBody: 8 * c.MaxBody, MaxBatch: c.MaxBatch, OwnerWait: ownerWait(c.OwnerWait)},
 		Store: ingest.StoreOptions{
 			Group: c.Group, Advertise: c.Advertise, DedupeWindow: c.DedupeWindow, DedupeMax: c.DedupeMax,

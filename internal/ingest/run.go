@@ -35,6 +35,8 @@ type Options struct {
 	Metrics   *prometheus.Registry
 	Logger    *slog.Logger
 	Drain     time.Duration // how long in-flight requests may take on shutdown
+	// KafkaOpts are added to every Kafka client's options (tracing hooks, TLS, SASL).
+	KafkaOpts []kgo.Opt
 	Config
 	Store StoreOptions
 }
@@ -84,12 +86,12 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		Group: o.Store.Group, Advertise: o.Store.Advertise, Topics: topics,
 		DedupeWindow: o.Store.DedupeWindow, DedupeMax: o.Store.DedupeMax,
 		SessionTimeout: o.Store.SessionTimeout, InstanceID: o.Store.InstanceID, Logger: o.Logger,
-	}, c, up, o.Topology, o.Metrics, kgo.SeedBrokers(o.Brokers...))
+	}, c, up, o.Topology, o.Metrics, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.KafkaOpts...)...)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	prod, err := NewKafka(o.TxnPrefix, 2, o.Metrics, kgo.SeedBrokers(o.Brokers...))
+	prod, err := NewKafka(o.TxnPrefix, 2, o.Metrics, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.KafkaOpts...)...)
 	if err != nil {
 		return err
 	}
