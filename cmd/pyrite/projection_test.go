@@ -76,7 +76,9 @@ func TestProjectionRebuild(t *testing.T) {
 	}
 	waitFor := func(id string, ok func(workeffort.State) bool) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
+		// Generous: a batch that meets the swap's schema change is retried by the runner
+		// with backoff, which on a loaded machine can take tens of seconds.
+		deadline := time.Now().Add(90 * time.Second)
 		for {
 			code, st, err := get(id)
 			if err == nil && code == http.StatusOK && ok(st) {
