@@ -267,4 +267,3 @@ func waitReady(ctx context.Context, bases ...string) error {
 	}
 	return nil
 }
-

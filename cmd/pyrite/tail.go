@@ -292,6 +292,9 @@ type rangeReader struct {
 	target offsets // where each partition ended when last looked
 	idle   time.Duration
 	quiet  time.Time // since when nothing arrived
+	// held are records fetched past their partition's target, in fetch order: the client
+	// has moved on from them, so they wait here until a refresh moves the target past them.
+	held []*kgo.Record
 }
 
 const defaultIdle = 5 * time.Second
@@ -351,8 +354,9 @@ func (r *rangeReader) remaining() int64 {
 	return n
 }
 
-// poll returns the next data records, waiting at most wait. bounded drops records at or past
-// the targets (and marks every partition done after r.idle without any record).
+// poll returns the next data records, waiting at most wait. bounded holds back records at or
+// past the targets until a refresh moves the targets past them (and marks every partition
+// done after r.idle without any record).
 func (r *rangeReader) poll(ctx context.Context, wait time.Duration, bounded bool) ([]*kgo.Record, error) {
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	fs := r.cl.PollFetches(pctx)
@@ -371,10 +375,17 @@ func (r *rangeReader) poll(ctx context.Context, wait time.Duration, bounded bool
 	}
 	var out []*kgo.Record
 	got := false
-	fs.EachRecord(func(rec *kgo.Record) {
-		got = true
+	// Records held at an earlier target go first; a partition stays held from its first held
+	// record on, so per-partition order is kept.
+	stopped := map[string]map[int32]bool{}
+	take := func(rec *kgo.Record) {
 		if bounded {
-			if target, ok := r.target.get(rec.Topic, rec.Partition); ok && rec.Offset >= target {
+			if target, ok := r.target.get(rec.Topic, rec.Partition); stopped[rec.Topic][rec.Partition] || (ok && rec.Offset >= target) {
+				if stopped[rec.Topic] == nil {
+					stopped[rec.Topic] = map[int32]bool{}
+				}
+				stopped[rec.Topic][rec.Partition] = true
+				r.held = append(r.held, rec)
 				return
 			}
 		}
@@ -384,6 +395,15 @@ func (r *rangeReader) poll(ctx context.Context, wait time.Duration, bounded bool
 		if !rec.Attrs.IsControl() {
 			out = append(out, rec)
 		}
+	}
+	held := r.held
+	r.held = nil
+	for _, rec := range held {
+		take(rec)
+	}
+	fs.EachRecord(func(rec *kgo.Record) {
+		got = true
+		take(rec)
 	})
 	switch {
 	case got:
