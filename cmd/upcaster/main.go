@@ -11,14 +11,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
@@ -126,9 +123,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer shutdownTracing(tr, log)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer tr.Close(log)
+	reg := server.NewRegistry()
 	ln, err := server.Listen(c.Addr, "addr")
 	if err != nil {
 		return err
@@ -143,13 +139,4 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		LatestRefresh: c.LatestRefresh, KafkaOpts: kopts,
 		Config: upcaster.Config{ConsumerGroup: c.Group, TransactionalID: c.TxnID, Mode: mode, MaxPollRecords: c.MaxPoll},
 	})
-}
-
-// shutdownTracing flushes the spans still buffered, within a few seconds.
-func shutdownTracing(tr *tracing.Tracing, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := tr.Shutdown(ctx); err != nil {
-		log.Warn("flushing traces", "err", err)
-	}
 }

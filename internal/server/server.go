@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -28,6 +29,14 @@ const (
 	WriteTimeout      = 60 * time.Second
 	IdleTimeout       = 120 * time.Second
 )
+
+// NewRegistry returns the explicit metrics registry a program builds in main,
+// with the Go runtime and process collectors registered.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
 
 // ReadyFunc reports nil when the program can do its job, or why not.
 type ReadyFunc func(ctx context.Context) error
