@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -53,39 +52,11 @@ type cfg struct {
 	InstanceID     string
 	OwnerWait      time.Duration
 
-	envErrs []error // PYRITE_* values that did not parse
-}
-
-// envInt and envDuration read a PYRITE_* default; a value that does not parse is reported
-// by validate.
-func (c *cfg) envInt(key string, def int) int {
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not an integer", key, v))
-		return def
-	}
-	return n
-}
-
-func (c *cfg) envDuration(key string, def time.Duration) time.Duration {
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not a duration", key, v))
-		return def
-	}
-	return d
+	env config.Defaults // PYRITE_* defaults of other kinds than strings
 }
 
 func (c *cfg) validate() error {
-	errs := append([]error{c.Common.Validate()}, c.envErrs...)
+	errs := []error{c.Common.Validate(), c.env.Err()}
 	if _, err := topology.ParseProfile(c.Profile); err != nil {
 		errs = append(errs, fmt.Errorf("--profile: %w", err))
 	}
@@ -123,21 +94,21 @@ func (c *cfg) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Profile, "profile", config.Env("PYRITE_PROFILE", "dev"), "topology profile: dev or production (env PYRITE_PROFILE)")
 	fs.StringVar(&c.TxnPrefix, "txn-prefix", config.Env("PYRITE_TXN_PREFIX", ""),
 		"transactional id prefix for batches of system and integration events; unique per instance (default pyrite-ingest-<advertised host:port>) (env PYRITE_TXN_PREFIX)")
-	fs.Int64Var(&c.MaxBody, "max-body", int64(c.envInt("PYRITE_MAX_BODY", ingest.DefaultMaxBody)),
+	fs.Int64Var(&c.MaxBody, "max-body", int64(c.env.Int("PYRITE_MAX_BODY", ingest.DefaultMaxBody)),
 		"largest accepted body of POST /v1/events, in bytes (batches take 8 times this) (env PYRITE_MAX_BODY)")
-	fs.IntVar(&c.MaxBatch, "max-batch", c.envInt("PYRITE_MAX_BATCH", ingest.DefaultMaxBatch), "most events accepted in one batch (env PYRITE_MAX_BATCH)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.env.Int("PYRITE_MAX_BATCH", ingest.DefaultMaxBatch), "most events accepted in one batch (env PYRITE_MAX_BATCH)")
 	fs.StringVar(&c.Group, "group", config.Env("PYRITE_GROUP", eventstore.DefaultGroup),
 		"consumer group the ingest instances share the raw partitions through; the same on every instance of a deployment; "+
 			"partition writers use the transactional ids <group>-<topic>-<partition> (env PYRITE_GROUP)")
 	fs.StringVar(&c.Advertise, "advertise", config.Env("PYRITE_ADVERTISE", ""),
 		"base URL the other instances forward this one's requests to (default http://<--addr>, with this host's name for a wildcard address) (env PYRITE_ADVERTISE)")
-	fs.DurationVar(&c.DedupeWindow, "dedupe-window", c.envDuration("PYRITE_DEDUPE_WINDOW", eventstore.DefaultDedupeWindow),
+	fs.DurationVar(&c.DedupeWindow, "dedupe-window", c.env.Duration("PYRITE_DEDUPE_WINDOW", eventstore.DefaultDedupeWindow),
 		"how long an event id is remembered after its write: a retry within it answers the first result and writes nothing (env PYRITE_DEDUPE_WINDOW)")
-	fs.IntVar(&c.DedupeMax, "dedupe-max", c.envInt("PYRITE_DEDUPE_MAX", eventstore.DefaultDedupeMax),
+	fs.IntVar(&c.DedupeMax, "dedupe-max", c.env.Int("PYRITE_DEDUPE_MAX", eventstore.DefaultDedupeMax),
 		"most event ids remembered per partition; the oldest are forgotten first (env PYRITE_DEDUPE_MAX)")
-	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.envDuration("PYRITE_SESSION_TIMEOUT", eventstore.DefaultSessionTimeout),
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.env.Duration("PYRITE_SESSION_TIMEOUT", eventstore.DefaultSessionTimeout),
 		"group session timeout: how long the partitions of an instance that died answer 503 before another takes them (env PYRITE_SESSION_TIMEOUT)")
-	fs.DurationVar(&c.OwnerWait, "owner-wait", c.envDuration("PYRITE_OWNER_WAIT", ingest.DefaultOwnerWait),
+	fs.DurationVar(&c.OwnerWait, "owner-wait", c.env.Duration("PYRITE_OWNER_WAIT", ingest.DefaultOwnerWait),
 		"how long a request waits for its partition to settle (a rebalance, a rebuild) before it is answered 503 (env PYRITE_OWNER_WAIT)")
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
 		"static group member id: a restart within the session timeout keeps the partitions without a rebalance; unique per instance, "+

@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -63,48 +62,7 @@ type cfg struct {
 	RetryDelay      time.Duration
 	MaxRetryDelay   time.Duration
 
-	envErrs []error // PYRITE_* values that did not parse
-}
-
-// envInt, envBool and envDuration read a PYRITE_* default; a value that does
-// not parse is reported by validate.
-func (c *cfg) envInt(key string, def int) int {
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not an integer", key, v))
-		return def
-	}
-	return n
-}
-
-func (c *cfg) envBool(key string, def bool) bool {
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not true or false", key, v))
-		return def
-	}
-	return b
-}
-
-func (c *cfg) envDuration(key string, def time.Duration) time.Duration {
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q is not a duration", key, v))
-		return def
-	}
-	return d
+	env config.Defaults // PYRITE_* defaults of other kinds than strings
 }
 
 func (c *cfg) validate() error {
@@ -121,7 +79,7 @@ func (c *cfg) validate() error {
 	if c.BatchSize < 1 {
 		errs = append(errs, errors.New("--batch-size must be at least 1"))
 	}
-	errs = append(errs, c.envErrs...)
+	errs = append(errs, c.env.Err())
 	if c.DeployTimeout <= 0 || c.DeployPoll <= 0 {
 		errs = append(errs, errors.New("--deployment-step-timeout and --deployment-poll must be positive"))
 	}
@@ -148,20 +106,20 @@ func (c *cfg) validate() error {
 // bindReactors registers the flags of the reactors, sagas and process
 // managers; secrets come from the environment only.
 func (c *cfg) bindReactors(fs *flag.FlagSet) {
-	fs.BoolVar(&c.Integration, "integration", c.envBool("PYRITE_INTEGRATION", true),
+	fs.BoolVar(&c.Integration, "integration", c.env.Bool("PYRITE_INTEGRATION", true),
 		"run the integration reactor: WorkEffort:Completed becomes work-effort.completed.v1 on pyrite.integration (env PYRITE_INTEGRATION)")
-	fs.BoolVar(&c.Deployment, "deployment", c.envBool("PYRITE_DEPLOYMENT", true),
+	fs.BoolVar(&c.Deployment, "deployment", c.env.Bool("PYRITE_DEPLOYMENT", true),
 		"run the deployment process manager: RunTests, RunBuild, RunDeploy after each completed work effort (env PYRITE_DEPLOYMENT)")
-	fs.DurationVar(&c.DeployTimeout, "deployment-step-timeout", c.envDuration("PYRITE_DEPLOYMENT_STEP_TIMEOUT", deployment.DefaultStepTimeout),
+	fs.DurationVar(&c.DeployTimeout, "deployment-step-timeout", c.env.Duration("PYRITE_DEPLOYMENT_STEP_TIMEOUT", deployment.DefaultStepTimeout),
 		"how long a deployment step may take before it times out and the process fails (env PYRITE_DEPLOYMENT_STEP_TIMEOUT)")
 	fs.StringVar(&c.DeployEnv, "deployment-environment", config.Env("PYRITE_DEPLOYMENT_ENVIRONMENT", deployment.DefaultEnvironment),
 		"environment RunDeploy deploys to (env PYRITE_DEPLOYMENT_ENVIRONMENT)")
-	fs.DurationVar(&c.DeployPoll, "deployment-poll", c.envDuration("PYRITE_DEPLOYMENT_POLL", deployment.DefaultPollInterval),
+	fs.DurationVar(&c.DeployPoll, "deployment-poll", c.env.Duration("PYRITE_DEPLOYMENT_POLL", deployment.DefaultPollInterval),
 		"how often due deployment deadlines are looked for (env PYRITE_DEPLOYMENT_POLL)")
 
 	fs.StringVar(&c.SMTP.Host, "smtp-host", config.Env("PYRITE_SMTP_HOST", ""),
 		"SMTP server of the notification reactor, which emails the assignee of each completed work effort; empty turns it off (env PYRITE_SMTP_HOST)")
-	fs.IntVar(&c.SMTP.Port, "smtp-port", c.envInt("PYRITE_SMTP_PORT", 587), "SMTP server port (env PYRITE_SMTP_PORT)")
+	fs.IntVar(&c.SMTP.Port, "smtp-port", c.env.Int("PYRITE_SMTP_PORT", 587), "SMTP server port (env PYRITE_SMTP_PORT)")
 	fs.StringVar(&c.SMTP.Username, "smtp-username", config.Env("PYRITE_SMTP_USERNAME", ""),
 		"SMTP user for AUTH PLAIN; the password is read from PYRITE_SMTP_PASSWORD; empty: no authentication (env PYRITE_SMTP_USERNAME)")
 	fs.StringVar(&c.SMTP.From, "smtp-from", config.Env("PYRITE_SMTP_FROM", ""),
@@ -172,24 +130,24 @@ func (c *cfg) bindReactors(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.WebhooksFile, "webhooks", config.Env("PYRITE_WEBHOOKS", ""),
 		`JSON file of webhook subscriptions, [{"id","url","events":[patterns],"secret":"whsec_..." or "secretEnv":"VAR"}]; empty turns the webhook reactor off (env PYRITE_WEBHOOKS)`)
-	fs.IntVar(&c.WebhookAttempts, "webhook-attempts", c.envInt("PYRITE_WEBHOOK_ATTEMPTS", 8),
+	fs.IntVar(&c.WebhookAttempts, "webhook-attempts", c.env.Int("PYRITE_WEBHOOK_ATTEMPTS", 8),
 		"deliveries of one event to one subscriber, counting the first, before it is dead-lettered (env PYRITE_WEBHOOK_ATTEMPTS)")
-	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.envDuration("PYRITE_WEBHOOK_TIMEOUT", 10*time.Second),
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", c.env.Duration("PYRITE_WEBHOOK_TIMEOUT", 10*time.Second),
 		"time limit of one webhook POST (env PYRITE_WEBHOOK_TIMEOUT)")
 
 	fs.StringVar(&c.GitHub.Repository, "github-repo", config.Env("PYRITE_GITHUB_REPO", ""),
 		"owner/name of the repository the GitHub saga opens an issue in for each started work effort; the token is read from PYRITE_GITHUB_TOKEN (or GITHUB_TOKEN); empty turns the saga off (env PYRITE_GITHUB_REPO)")
 	fs.StringVar(&c.GitHub.BaseURL, "github-url", config.Env("PYRITE_GITHUB_URL", "https://api.github.com/"),
 		"GitHub REST API base URL; for GitHub Enterprise Server https://HOST/api/v3/ (env PYRITE_GITHUB_URL)")
-	fs.IntVar(&c.GitHub.Attempts, "github-attempts", c.envInt("PYRITE_GITHUB_ATTEMPTS", 5),
+	fs.IntVar(&c.GitHub.Attempts, "github-attempts", c.env.Int("PYRITE_GITHUB_ATTEMPTS", 5),
 		"tries to create or close an issue before the saga gives up (then GitHubIssueCreationFailed and NeedsManualSync) (env PYRITE_GITHUB_ATTEMPTS)")
 	c.GitHub.Token = config.Env("PYRITE_GITHUB_TOKEN", os.Getenv("GITHUB_TOKEN"))
 
-	fs.IntVar(&c.Attempts, "reactor-attempts", c.envInt("PYRITE_REACTOR_ATTEMPTS", 5),
+	fs.IntVar(&c.Attempts, "reactor-attempts", c.env.Int("PYRITE_REACTOR_ATTEMPTS", 5),
 		"deliveries of an event to a failing reactor handler, counting the first, before it is dead-lettered (env PYRITE_REACTOR_ATTEMPTS)")
-	fs.DurationVar(&c.RetryDelay, "reactor-retry-delay", c.envDuration("PYRITE_REACTOR_RETRY_DELAY", time.Second),
+	fs.DurationVar(&c.RetryDelay, "reactor-retry-delay", c.env.Duration("PYRITE_REACTOR_RETRY_DELAY", time.Second),
 		"wait before the first redelivery to a failing reactor, doubled for each next one (env PYRITE_REACTOR_RETRY_DELAY)")
-	fs.DurationVar(&c.MaxRetryDelay, "reactor-max-retry-delay", c.envDuration("PYRITE_REACTOR_MAX_RETRY_DELAY", time.Minute),
+	fs.DurationVar(&c.MaxRetryDelay, "reactor-max-retry-delay", c.env.Duration("PYRITE_REACTOR_MAX_RETRY_DELAY", time.Minute),
 		"longest wait between redeliveries to a failing reactor (env PYRITE_REACTOR_MAX_RETRY_DELAY)")
 }
 

@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Dev addresses from DESIGN.md section 4.
@@ -79,6 +81,44 @@ func SplitList(s string) []string {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// Defaults reads flag defaults of other kinds from PYRITE_* variables. A value
+// that does not parse leaves the default in place and is reported by Err, so
+// Validate can list it beside the other problems.
+type Defaults struct {
+	errs []error
+}
+
+// Int returns the integer in key, or def when it is unset.
+func (d *Defaults) Int(key string, def int) int {
+	return parse(d, key, def, "an integer", strconv.Atoi)
+}
+
+// Bool returns the boolean in key, or def when it is unset.
+func (d *Defaults) Bool(key string, def bool) bool {
+	return parse(d, key, def, "true or false", strconv.ParseBool)
+}
+
+// Duration returns the duration in key (e.g. "30s"), or def when it is unset.
+func (d *Defaults) Duration(key string, def time.Duration) time.Duration {
+	return parse(d, key, def, "a duration", time.ParseDuration)
+}
+
+// Err returns every value that did not parse, joined.
+func (d *Defaults) Err() error { return errors.Join(d.errs...) }
+
+func parse[T any](d *Defaults, key string, def T, kind string, fn func(string) (T, error)) T {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	out, err := fn(v)
+	if err != nil {
+		d.errs = append(d.errs, fmt.Errorf("%s=%q is not %s", key, v, kind))
+		return def
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCommonPrecedence(t *testing.T) {
@@ -57,4 +58,36 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			t.Errorf("flag %s has no help text", f.Name)
 		}
 	})
+}
+
+func TestDefaults(t *testing.T) {
+	t.Setenv("PYRITE_N", "12")
+	t.Setenv("PYRITE_B", "false")
+	t.Setenv("PYRITE_D", "250ms")
+	t.Setenv("PYRITE_BAD_N", "twelve")
+	t.Setenv("PYRITE_BAD_D", "soon")
+	var d Defaults
+	if got := d.Int("PYRITE_N", 1); got != 12 {
+		t.Errorf("Int = %d", got)
+	}
+	if got := d.Bool("PYRITE_B", true); got {
+		t.Errorf("Bool = %v", got)
+	}
+	if got := d.Duration("PYRITE_D", time.Second); got != 250*time.Millisecond {
+		t.Errorf("Duration = %v", got)
+	}
+	if got := d.Int("PYRITE_UNSET", 7); got != 7 {
+		t.Errorf("unset Int = %d", got)
+	}
+	if d.Err() != nil {
+		t.Fatalf("Err = %v before any bad value", d.Err())
+	}
+	if got := d.Int("PYRITE_BAD_N", 3); got != 3 {
+		t.Errorf("bad Int = %d, want the default", got)
+	}
+	d.Duration("PYRITE_BAD_D", time.Second)
+	err := d.Err()
+	if err == nil || !strings.Contains(err.Error(), `PYRITE_BAD_N="twelve" is not an integer`) || !strings.Contains(err.Error(), "PYRITE_BAD_D") {
+		t.Errorf("Err = %v, want both bad values named", err)
+	}
 }
