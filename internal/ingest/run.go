@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riferrei/srclient"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
@@ -69,8 +68,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.TxnPrefix == "" {
 		o.TxnPrefix = "pyrite-ingest-" + strings.TrimPrefix(strings.TrimPrefix(o.Store.Advertise, "http://"), "https://")
 	}
-	rc := srclient.NewSchemaRegistryClient(o.Registry, srclient.WithClient(&http.Client{Timeout: 10 * time.Second}))
-	rc.CachingEnabled(false)
+	rc := codec.Client(o.Registry)
 	c := codec.New(rc)
 	chain, err := upcast.Default()
 	if err != nil {

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riferrei/srclient"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
@@ -59,10 +57,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 			return err
 		}
 	}
-	// srclient's own cache is off: the codec caches what can be cached, and srclient would keep
-	// the first "latest" and the first version listing forever.
-	rc := srclient.NewSchemaRegistryClient(o.Registry, srclient.WithClient(&http.Client{Timeout: 10 * time.Second}))
-	rc.CachingEnabled(false)
+	rc := codec.Client(o.Registry)
 	up := upcast.New(codec.New(rc, codec.WithLatestTTL(o.LatestRefresh)), chain, rc)
 	opts := append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.KafkaOpts...)
 	var reg prometheus.Registerer
