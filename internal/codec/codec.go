@@ -100,6 +100,7 @@ type binding struct {
 	readers sync.Pool // *avro.Reader
 	writers sync.Pool // *avro.Writer
 	typed   typed
+	json    jsonPlanState // AppendJSON's plan (jsonenc.go)
 
 	// writer and reader are the schemas the binding's schema was made of: the same schema
 	// twice for a plain one, the writer's and the reader's for a resolution. The fast path

@@ -22,12 +22,14 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -225,7 +227,9 @@ type Result struct {
 }
 
 func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
-	doc, raw, p := readBody(w, r, s.cfg.MaxBody)
+	body := s.bodyBuffer()
+	defer s.releaseBody(body)
+	doc, raw, p := readBody(w, r, s.cfg.MaxBody, body)
 	if p != nil {
 		return p
 	}
@@ -244,6 +248,7 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	rec := mem.record(0)
 	res, p := s.prepare(r.Context(), ev, -1, rec, mem, stored)
 	if p != nil {
+		mem.release()
 		return p
 	}
 	if stored {
@@ -251,7 +256,7 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 		if p != nil {
 			return p
 		}
-		writeJSON(w, http.StatusCreated, results[0])
+		writeResults(w, results[:1], false)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
@@ -264,12 +269,15 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	}
 	res.Partition, res.Offset = pr[0].Record.Partition, pr[0].Record.Offset
 	s.events.WithLabelValues(ev.Type).Inc()
-	writeJSON(w, http.StatusCreated, res)
+	writeResults(w, []Result{res}, false)
+	mem.release()
 	return nil
 }
 
 func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
-	doc, raw, p := readBody(w, r, s.cfg.MaxBatchBody)
+	body := s.bodyBuffer()
+	defer s.releaseBody(body)
+	doc, raw, p := readBody(w, r, s.cfg.MaxBatchBody, body)
 	if p != nil {
 		return p
 	}
@@ -312,6 +320,7 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 		res, p := s.prepare(r.Context(), ev, i, rec, mem, stored)
 		if p != nil {
 			if p.Status != http.StatusUnprocessableEntity {
+				mem.release()
 				return p // unavailable, not implemented: the batch cannot go on
 			}
 			if worst == nil {
@@ -324,6 +333,7 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 		recs[i], results[i] = rec, res
 	}
 	if worst != nil {
+		mem.release()
 		worst.Detail = "one or more events do not fit their schema; nothing was written"
 		return worst
 	}
@@ -332,7 +342,7 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 		if p != nil {
 			return p
 		}
-		writeJSON(w, http.StatusCreated, map[string]any{"events": results})
+		writeResults(w, results, true)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
@@ -345,9 +355,10 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	}
 	for i, rec := range recs {
 		results[i].Partition, results[i].Offset = rec.Partition, rec.Offset
-		s.events.WithLabelValues(evs[i].Type).Inc()
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"events": results})
+	s.countEvents(evs)
+	writeResults(w, results, true)
+	mem.release()
 	return nil
 }
 
@@ -372,7 +383,7 @@ func (s *Service) prepare(ctx context.Context, ev Event, at int, rec *kgo.Record
 	if p != nil {
 		return Result{}, p
 	}
-	val, err := codec.FromJSONValue(sch, ev.Data)
+	value, err := mem.encode(s.codec, sch, ev.Data)
 	if err != nil {
 		fes := codec.FieldErrors{{Field: "", Message: err.Error()}}
 		var fe *codec.FieldErrors
@@ -390,14 +401,9 @@ func (s *Service) prepare(ctx context.Context, ev Event, at int, rec *kgo.Record
 		return Result{}, problem(http.StatusUnprocessableEntity, "invalid-data", "Data does not fit the schema",
 			fmt.Sprintf("data does not fit %s version %d", sch.Subject, sch.Version), issues...)
 	}
-	value, err := mem.encode(s.codec, sch, val)
-	if err != nil {
-		return Result{}, problem(http.StatusUnprocessableEntity, "invalid-data", "Data does not fit the schema", err.Error(),
-			FieldIssue{Field: fieldPrefix(at) + "data", Message: err.Error()})
-	}
 	id := ev.ID
 	if id == "" {
-		id = mem.newID()
+		id = newID()
 	}
 	rec.Topic, rec.Value = topic, value
 	s.headers(rec, ev, id, mem)
@@ -464,7 +470,7 @@ func (s *Service) headers(rec *kgo.Record, ev Event, id string, mem *recordMem) 
 		kgo.RecordHeader{Key: "ce_id", Value: idBytes},
 		kgo.RecordHeader{Key: "ce_source", Value: mem.copy(s.cfg.Source)},
 		kgo.RecordHeader{Key: "ce_type", Value: typ},
-		kgo.RecordHeader{Key: "ce_time", Value: mem.timestamp(s.now())},
+		kgo.RecordHeader{Key: "ce_time", Value: mem.ceTime(s.now)},
 		kgo.RecordHeader{Key: "ce_subject", Value: subject},
 		kgo.RecordHeader{Key: "content-type", Value: mem.copy("application/avro")},
 	)
@@ -484,3 +490,38 @@ func (s *Service) headers(rec *kgo.Record, ev Event, id string, mem *recordMem) 
 	}
 	rec.Headers = append(h, kgo.RecordHeader{Key: "traceparent", Value: mem.traceparent()})
 }
+
+// countEvents adds the events written to the events-by-type counter, one label lookup per
+// run of events of one type.
+func (s *Service) countEvents(evs []Event) {
+	for i := 0; i < len(evs); {
+		j := i + 1
+		for j < len(evs) && evs[j].Type == evs[i].Type {
+			j++
+		}
+		s.events.WithLabelValues(evs[i].Type).Add(float64(j - i))
+		i = j
+	}
+}
+
+// bodyBuffer returns a buffer to read a request body into; releaseBody hands it to a later
+// request. Without the event store no body outlives its request (with it, a body may be
+// forwarded to another instance, and is left to the garbage collector).
+func (s *Service) bodyBuffer() *bytes.Buffer {
+	if s.store != nil {
+		return new(bytes.Buffer)
+	}
+	return bodyPool.Get().(*bytes.Buffer)
+}
+
+func (s *Service) releaseBody(b *bytes.Buffer) {
+	if s.store == nil && b.Cap() <= maxPooledBody {
+		b.Reset()
+		bodyPool.Put(b)
+	}
+}
+
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 4 << 20
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

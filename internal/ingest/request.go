@@ -232,14 +232,14 @@ func batchEvents(doc any) (events []any, ok bool) {
 	return events, events != nil
 }
 
-// readBody reads and parses a JSON body within limit, answering 415, 413 and 400 itself. The
-// document is codec.ParseJSON's tree; raw is the body as read (for forwarding).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) (doc any, raw []byte, p *Problem) {
+// readBody reads a JSON body within limit into buf (empty) and parses it, answering 415, 413
+// and 400 itself. The document is codec.ParseJSON's tree, which shares no memory with buf;
+// raw is the body as read (for forwarding), in buf.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Buffer) (doc any, raw []byte, p *Problem) {
 	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, nil, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"the body must be application/json")
 	}
-	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= limit {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead spare bytes to see the end
 	}

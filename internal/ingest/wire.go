@@ -1,15 +1,16 @@
 package ingest
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	mrand "math/rand/v2"
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
@@ -48,38 +49,54 @@ func lowerHex(s string) bool {
 const (
 	traceparentLen = len("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	maxHeaders     = 13 // the CloudEvents headers a record can have, ce_aggregateversion included
-	randomPerEvent = 16 + 24
 )
 
 // recordMem is the memory of the records of one request, allocated in blocks rather than
 // per record: the records and their header slices at once, keys, values and header values
-// in chunks shared by consecutive records, and random bytes (event ids, trace ids) from one
-// crypto/rand read. Each record's slices are capped, so no append reaches into another's.
-// It also remembers the routing of the previous event. It is used by one goroutine.
+// in chunks shared by consecutive records. Each record's slices are capped, so no append
+// reaches into another's. It also remembers the routing of the previous event and the
+// request's ce_time. It is used by one goroutine.
+//
+// Once the records are acknowledged and answered, release hands the memory to the next
+// request: at the rates ingest runs, allocating it afresh for every request makes the
+// garbage collector the largest cost of a batch.
 type recordMem struct {
-	recs  []kgo.Record
-	hdrs  []kgo.RecordHeader
-	buf   []byte
-	chunk int // size of a new buf
-	rnd   []byte
-	rndN  int    // size of a new rnd
-	trace []byte // the caller's valid traceparent, shared by the records; nil if none
+	recs   []kgo.Record
+	hdrs   []kgo.RecordHeader
+	buf    []byte
+	chunks [][]byte // every chunk buf has been, for the next request
+	used   int      // chunks in use by this request
+	chunk  int      // size of a new chunk
+	trace  []byte   // the caller's valid traceparent, shared by the records; nil if none
+	time   []byte   // ce_time, shared by the records; nil until the first
 
 	last lookup // the routing of the request's previous event
 }
 
+var memPool = sync.Pool{New: func() any { return new(recordMem) }}
+
 // newRecordMem returns the memory for n records written for r.
 func newRecordMem(r *http.Request, n int) *recordMem {
-	m := &recordMem{
-		recs:  make([]kgo.Record, n),
-		hdrs:  make([]kgo.RecordHeader, n*maxHeaders),
-		chunk: min(max(n*256, 512), 64<<10),
-		rndN:  n * randomPerEvent,
+	m := memPool.Get().(*recordMem)
+	if cap(m.recs) < n {
+		m.recs = make([]kgo.Record, n)
+		m.hdrs = make([]kgo.RecordHeader, n*maxHeaders)
 	}
+	m.recs = m.recs[:n]
+	m.chunk = min(max(n*256, 512), 64<<10)
 	if tp := r.Header.Get("traceparent"); validTraceparent(tp) {
 		m.trace = []byte(tp)
 	}
 	return m
+}
+
+// release gives m to a later request. Call it only once nothing refers to its records or
+// their bytes any more: after the producer acknowledged them (the client then holds none)
+// and the answer was written. Memory of failed writes is left to the garbage collector.
+func (m *recordMem) release() {
+	clear(m.recs) // a record's fields, Timestamp above all, must start zero
+	m.buf, m.used, m.trace, m.time, m.last = nil, 0, nil, nil, lookup{}
+	memPool.Put(m)
 }
 
 // record returns the i-th record, with room for its headers.
@@ -89,11 +106,23 @@ func (m *recordMem) record(i int) *kgo.Record {
 	return rec
 }
 
-// reserve makes room for n more bytes in the current chunk, starting a new one if needed.
+// reserve makes room for n more bytes in the current chunk, moving to a new one if needed.
 func (m *recordMem) reserve(n int) {
-	if cap(m.buf)-len(m.buf) < n {
-		m.buf = make([]byte, 0, max(n, m.chunk))
+	if cap(m.buf)-len(m.buf) >= n {
+		return
 	}
+	size := max(n, m.chunk)
+	if m.used < len(m.chunks) && cap(m.chunks[m.used]) >= size {
+		m.buf = m.chunks[m.used][:0]
+	} else {
+		m.buf = make([]byte, 0, size)
+		if m.used < len(m.chunks) {
+			m.chunks[m.used] = m.buf
+		} else {
+			m.chunks = append(m.chunks, m.buf)
+		}
+	}
+	m.used++
 }
 
 // since returns the bytes appended to buf from start on, capped.
@@ -105,43 +134,62 @@ func (m *recordMem) copy(s string) []byte {
 	return m.since(start)
 }
 
-// timestamp formats t as ce_time: RFC 3339 in UTC with up to nanoseconds.
-func (m *recordMem) timestamp(t time.Time) []byte {
-	start := len(m.buf)
-	m.buf = t.UTC().AppendFormat(m.buf, time.RFC3339Nano)
-	return m.since(start)
+// ceTime returns ce_time, now as RFC 3339 in UTC with up to nanoseconds: one instant for
+// every event of the request, which are written together.
+func (m *recordMem) ceTime(now func() time.Time) []byte {
+	if m.time == nil {
+		start := len(m.buf)
+		m.buf = now().UTC().AppendFormat(m.buf, time.RFC3339Nano)
+		m.time = m.since(start)
+	}
+	return m.time
 }
 
-// encode returns v framed and encoded with sch.
-func (m *recordMem) encode(c *codec.Codec, sch *codec.Schema, v map[string]any) ([]byte, error) {
+// encode returns the JSON document v (as codec.ParseJSON returns it) framed and encoded
+// with sch.
+func (m *recordMem) encode(c *codec.Codec, sch *codec.Schema, v any) ([]byte, error) {
 	m.reserve(512)
 	start := len(m.buf)
 	var err error
-	m.buf, err = c.AppendEncode(m.buf, sch, v)
+	m.buf, err = c.AppendJSON(m.buf, sch, v)
 	if err != nil {
 		return nil, err
 	}
 	return m.since(start), nil // a grown buf holds a copy of the old one: start still holds
 }
 
-// Read fills p with random bytes, for uuid.NewRandomFromReader.
-func (m *recordMem) Read(p []byte) (int, error) {
-	if len(m.rnd) < len(p) {
-		m.rnd = make([]byte, max(len(p), m.rndN))
-		_, _ = rand.Read(m.rnd) // crypto/rand.Read does not fail
+// random fills p with random bytes from math/rand/v2's generator (ChaCha8, seeded by the
+// system), which is unpredictable enough for event and trace ids and costs a fraction of a
+// crypto/rand read per event.
+func random(p []byte) {
+	for len(p) >= 8 {
+		binary.LittleEndian.PutUint64(p, mrand.Uint64())
+		p = p[8:]
 	}
-	n := copy(p, m.rnd)
-	m.rnd = m.rnd[n:]
-	return n, nil
+	if len(p) > 0 {
+		var last [8]byte
+		binary.LittleEndian.PutUint64(last[:], mrand.Uint64())
+		copy(p, last[:])
+	}
 }
 
 // newID returns a random (version 4) UUID for an event that came without an id.
-func (m *recordMem) newID() string {
-	u, err := uuid.NewRandomFromReader(m)
-	if err != nil { // Read does not fail
-		return uuid.NewString()
-	}
-	return u.String()
+func newID() string {
+	var u [16]byte
+	random(u[:])
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
 }
 
 // traceparent returns the caller's traceparent, or starts a new sampled trace.
@@ -150,7 +198,7 @@ func (m *recordMem) traceparent() []byte {
 		return m.trace
 	}
 	var ids [24]byte
-	_, _ = m.Read(ids[:])
+	random(ids[:])
 	start := len(m.buf)
 	m.buf = append(m.buf, "00-"...)
 	m.buf = hex.AppendEncode(m.buf, ids[:16])
