@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/pyrite-dev/pyrite/internal/jsonscan"
 )
 
 // AppendJSON appends to dst the framed encoding with s of a JSON document as ParseJSON
@@ -28,6 +30,25 @@ func (c *Codec) AppendJSON(dst []byte, s *Schema, v any) ([]byte, error) {
 		}
 	}
 	m, err := FromJSONValue(s, v)
+	if err != nil {
+		return dst, err
+	}
+	return c.AppendEncode(dst, s, m)
+}
+
+// AppendJSONText is AppendJSON for a JSON object's text: what AppendEncode(dst, s, m) appends
+// for m, err := FromJSON(s, []byte(text)), with the same errors. Text in the common shape
+// (see AppendJSON, and jsonscan for the JSON it reads in place) is encoded without parsing
+// it into a tree.
+func (c *Codec) AppendJSONText(dst []byte, s *Schema, text string) ([]byte, error) {
+	if s != nil && s.Avro != nil && s.ID >= 0 && int64(s.ID) <= 1<<32-1 {
+		if p := c.bindingOf(s).jsonPlanOf(s.Avro); p != nil {
+			if out, ok := p.appendText(AppendHeader(dst, s.ID), text); ok {
+				return out, nil
+			}
+		}
+	}
+	m, err := FromJSON(s, []byte(text))
 	if err != nil {
 		return dst, err
 	}
@@ -155,8 +176,8 @@ func compileJSONPlan(api avro.API, s avro.Schema, depth int) *jsonPlan {
 	return p
 }
 
-// append appends the body for the JSON object v, or returns false when v is not one the plan
-// takes as it is.
+// append appends the body for the JSON object v (a tree from ParseJSON), or returns false
+// when v is not one the plan takes as it is.
 func (p *jsonPlan) append(b []byte, v any) ([]byte, bool) {
 	obj, ok := v.(*JSONObject)
 	if !ok {
@@ -174,17 +195,30 @@ func (p *jsonPlan) append(b []byte, v any) ([]byte, bool) {
 			continue
 		}
 		used++
-		if f.nullable {
-			if val == nil {
-				b = binary.AppendUvarint(b, uint64(f.nullIdx)<<1)
-				continue
+		if f.op == jsonRecord {
+			if b, ok = f.rec.append(b, val); !ok {
+				return b, false
 			}
-			if o, ok := val.(*JSONObject); ok && len(o.Members) == 1 {
-				return b, false // perhaps {"type name": value}
-			}
-			b = binary.AppendUvarint(b, uint64(f.valIdx)<<1)
+			continue
 		}
-		if b, ok = f.append(b, val); !ok {
+		var kind jsonscan.Kind
+		var lit string
+		switch x := val.(type) {
+		case nil:
+			kind = jsonscan.Null
+		case bool:
+			kind = jsonscan.False
+			if x {
+				kind = jsonscan.True
+			}
+		case json.Number:
+			kind, lit = jsonscan.Number, string(x)
+		case string:
+			kind, lit = jsonscan.String, x
+		default:
+			return b, false
+		}
+		if b, ok = f.appendLeaf(b, kind, lit); !ok {
 			return b, false
 		}
 	}
@@ -203,42 +237,100 @@ func member(obj *JSONObject, key string) (any, bool) {
 	return nil, false
 }
 
-// append appends one field's value as FromJSON converts it and hamba encodes the result.
-func (f *jsonField) append(b []byte, v any) ([]byte, bool) {
+// maxTextFields bounds the fields of a record appendText takes (one bit each).
+const maxTextFields = 64
+
+// appendText appends the body for the JSON object text, read in place with jsonscan, or
+// returns false when the text is not one the plan takes as it is (jsonscan's subset, every
+// key a field once, values of the fields' kinds).
+func (p *jsonPlan) appendText(b []byte, text string) ([]byte, bool) {
+	if len(p.fields) > maxTextFields {
+		return b, false
+	}
+	type value struct {
+		kind jsonscan.Kind
+		text string
+	}
+	var vals [maxTextFields]value
+	var seen uint64
+	sc := jsonscan.Scanner{Text: text}
+	ok := sc.Members(func(key string) bool {
+		i := p.fieldIndex(key)
+		if i < 0 || seen&(1<<i) != 0 {
+			return false
+		}
+		seen |= 1 << i
+		vals[i].kind, vals[i].text = sc.SkipValue()
+		return vals[i].kind != jsonscan.Invalid
+	})
+	if !ok || !sc.End() {
+		return b, false
+	}
+	for i := range p.fields {
+		f := &p.fields[i]
+		switch {
+		case seen&(1<<i) == 0:
+			if !f.hasDef {
+				return b, false
+			}
+			b = append(b, f.def...)
+		case f.op == jsonRecord:
+			if vals[i].kind != jsonscan.Object {
+				return b, false
+			}
+			if b, ok = f.rec.appendText(b, vals[i].text); !ok {
+				return b, false
+			}
+		default:
+			if b, ok = f.appendLeaf(b, vals[i].kind, vals[i].text); !ok {
+				return b, false
+			}
+		}
+	}
+	return b, true
+}
+
+func (p *jsonPlan) fieldIndex(name string) int {
+	for i := range p.fields {
+		if p.fields[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendLeaf appends one field's value, given as a JSON value's kind and text (a string's
+// content, a number's literal), as FromJSON converts it and hamba encodes the result.
+func (f *jsonField) appendLeaf(b []byte, kind jsonscan.Kind, lit string) ([]byte, bool) {
+	if f.nullable {
+		if kind == jsonscan.Null {
+			return binary.AppendUvarint(b, uint64(f.nullIdx)<<1), true
+		}
+		b = binary.AppendUvarint(b, uint64(f.valIdx)<<1)
+	}
 	switch f.op {
 	case jsonNull:
-		return b, v == nil
+		return b, kind == jsonscan.Null
 	case jsonBool:
-		x, ok := v.(bool)
-		if !ok {
-			return b, false
-		}
-		if x {
+		switch kind {
+		case jsonscan.True:
 			return append(b, 1), true
+		case jsonscan.False:
+			return append(b, 0), true
 		}
-		return append(b, 0), true
-	case jsonInt:
-		n, ok := v.(json.Number)
-		if !ok {
+		return b, false
+	case jsonInt, jsonLong:
+		if kind != jsonscan.Number {
 			return b, false
 		}
-		i, err := strconv.ParseInt(string(n), 10, 32)
-		if err != nil {
-			return b, false
+		if f.op == jsonInt {
+			i, err := strconv.ParseInt(lit, 10, 32)
+			return binary.AppendUvarint(b, zigzag32(int32(i))), err == nil
 		}
-		return binary.AppendUvarint(b, zigzag32(int32(i))), true
-	case jsonLong:
-		n, ok := v.(json.Number)
-		if !ok {
-			return b, false
-		}
-		i, err := strconv.ParseInt(string(n), 10, 64)
-		if err != nil {
-			return b, false
-		}
-		return binary.AppendUvarint(b, zigzag64(i)), true
+		i, err := strconv.ParseInt(lit, 10, 64)
+		return binary.AppendUvarint(b, zigzag64(i)), err == nil
 	case jsonTimeMillis, jsonTimeMicros:
-		t, ok := jsonTime(v, f.op == jsonTimeMillis)
+		t, ok := jsonTime(kind, lit, f.op == jsonTimeMillis)
 		if !ok {
 			return b, false
 		}
@@ -247,11 +339,10 @@ func (f *jsonField) append(b []byte, v any) ([]byte, bool) {
 		}
 		return binary.AppendUvarint(b, zigzag64(timeMicros(t))), true
 	case jsonFloat, jsonDouble:
-		n, ok := v.(json.Number)
-		if !ok {
+		if kind != jsonscan.Number {
 			return b, false
 		}
-		x, err := strconv.ParseFloat(string(n), 64)
+		x, err := strconv.ParseFloat(lit, 64)
 		if err != nil {
 			return b, false
 		}
@@ -263,33 +354,26 @@ func (f *jsonField) append(b []byte, v any) ([]byte, bool) {
 		}
 		return binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(x))), true
 	case jsonString:
-		s, ok := v.(string)
-		if !ok {
+		if kind != jsonscan.String {
 			return b, false
 		}
-		return append(binary.AppendUvarint(b, zigzag64(int64(len(s)))), s...), true
+		return append(binary.AppendUvarint(b, zigzag64(int64(len(lit)))), lit...), true
 	case jsonEnum:
-		s, ok := v.(string)
-		if !ok {
-			return b, false
-		}
-		x := enumIndex(f.symbols, s)
-		if x < 0 {
+		x := enumIndex(f.symbols, lit)
+		if kind != jsonscan.String || x < 0 {
 			return b, false
 		}
 		return binary.AppendUvarint(b, zigzag32(int32(x))), true
-	case jsonRecord:
-		return f.rec.append(b, v)
 	}
 	return b, false
 }
 
 // jsonTime is FromJSON's reading of a timestamp: an RFC 3339 string truncated to the type's
 // precision, or an integer of epoch milli- or microseconds.
-func jsonTime(v any, millis bool) (time.Time, bool) {
-	switch x := v.(type) {
-	case string:
-		t, err := time.Parse(time.RFC3339Nano, x)
+func jsonTime(kind jsonscan.Kind, lit string, millis bool) (time.Time, bool) {
+	switch kind {
+	case jsonscan.String:
+		t, err := time.Parse(time.RFC3339Nano, lit)
 		if err != nil {
 			return time.Time{}, false
 		}
@@ -297,8 +381,8 @@ func jsonTime(v any, millis bool) (time.Time, bool) {
 			return t.UTC().Truncate(time.Millisecond), true
 		}
 		return t.UTC().Truncate(time.Microsecond), true
-	case json.Number:
-		i, err := strconv.ParseInt(string(x), 10, 64)
+	case jsonscan.Number:
+		i, err := strconv.ParseInt(lit, 10, 64)
 		if err != nil {
 			return time.Time{}, false
 		}

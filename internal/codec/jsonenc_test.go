@@ -49,6 +49,7 @@ func appendJSONSlow(c *Codec, dst []byte, s *Schema, v any) ([]byte, error) {
 // or on whether and how it fails.
 func checkAppendJSON(t *testing.T, c *Codec, s *Schema, doc []byte) (fast bool) {
 	t.Helper()
+	checkAppendJSONText(t, c, s, doc)
 	v, err := ParseJSON(doc)
 	if err != nil {
 		return false
@@ -63,6 +64,29 @@ func checkAppendJSON(t *testing.T, c *Codec, s *Schema, doc []byte) (fast bool) 
 	}
 	if p := c.bindingOf(s).jsonPlanOf(s.Avro); p != nil {
 		_, fast = p.append(nil, v)
+	}
+	return fast
+}
+
+// checkAppendJSONText fails when AppendJSONText and the general path disagree on doc.
+func checkAppendJSONText(t *testing.T, c *Codec, s *Schema, doc []byte) (fast bool) {
+	t.Helper()
+	var want []byte
+	m, wantErr := FromJSON(s, doc)
+	if wantErr == nil {
+		want, wantErr = c.AppendEncode([]byte("prefix"), s, m)
+	} else {
+		want = []byte("prefix")
+	}
+	got, gotErr := c.AppendJSONText([]byte("prefix"), s, string(doc))
+	if !reflect.DeepEqual(gotErr, wantErr) {
+		t.Fatalf("text %s with %s: error %v, general path %v", doc, s.Subject, gotErr, wantErr)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("text %s with %s: %x, general path %x", doc, s.Subject, got, want)
+	}
+	if p := c.bindingOf(s).jsonPlanOf(s.Avro); p != nil {
+		_, fast = p.appendText(nil, string(doc))
 	}
 	return fast
 }
@@ -91,6 +115,9 @@ func TestAppendJSONMatchesGeneralPath(t *testing.T) {
 		if !checkAppendJSON(t, c, s, []byte(d)) {
 			t.Errorf("%s: the plan did not take it", d)
 		}
+		if !checkAppendJSONText(t, c, s, []byte(d)) && !strings.Contains(d, `\`) {
+			t.Errorf("%s: the plan did not take its text", d)
+		}
 	}
 	slowDocs := []string{
 		`{}`,                    // i is required
@@ -108,8 +135,8 @@ func TestAppendJSONMatchesGeneralPath(t *testing.T) {
 		`[1]`,
 		`"x"`,
 	}
-	for _, d := range slowDocs {
-		if checkAppendJSON(t, c, s, []byte(d)) {
+	for _, d := range append(slowDocs, `{"i": 1`, `{"i": 1} x`, `{"i": 01}`) {
+		if checkAppendJSON(t, c, s, []byte(d)) || checkAppendJSONText(t, c, s, []byte(d)) {
 			t.Errorf("%s: the plan took it", d)
 		}
 	}
@@ -135,6 +162,9 @@ func TestAppendJSONSchemasDir(t *testing.T) {
 		for j, d := range sampleDocs(s) {
 			if fast := checkAppendJSON(t, c, s, []byte(d)); j == 0 && fast != plan {
 				t.Errorf("%s: a document of fitting values went the plan's way: %v, has a plan: %v", f.Path, fast, plan)
+			}
+			if fast := checkAppendJSONText(t, c, s, []byte(d)); j == 0 && fast != plan {
+				t.Errorf("%s: a text of fitting values went the plan's way: %v, has a plan: %v", f.Path, fast, plan)
 			}
 		}
 	}

@@ -27,61 +27,17 @@ const benchClients = 64
 // ingest API on the test stack with 64 concurrent keep-alive clients, beside
 // franz-go producing the same pre-encoded records (value and headers) straight
 // to Kafka (the ceiling ingest can approach) in the same run.
+//
+// Each sub-benchmark runs on a fresh stack: kfake keeps every record in memory,
+// so a sub-benchmark run after others would pay for their heap in garbage
+// collection and be slower for that alone.
 func BenchmarkIngest(b *testing.B) {
-	s := stacktest.Start(b)
-	prod, err := ingest.NewKafka("bench-ingest", 16, nil, kgo.SeedBrokers(s.Brokers...))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer prod.Close()
-	c := codec.Dial(s.RegistryURL)
-	svc := ingest.New(c, s.Topology, prod, ingest.Config{MaxBatch: 1000}, prometheus.NewRegistry())
-	ln, err := server.Listen("127.0.0.1:0", "addr")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = server.Serve(ctx, ln, server.Handler(svc.Handler(), nil, nil), time.Second); close(done) }()
-	defer func() { cancel(); <-done }()
-	url := "http://" + ln.Addr().String()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
-
-	event := func(i int) string {
-		return fmt.Sprintf(`{"type":"WorkEffort:ProgressUpdated","aggregateId":"we-%d","data":{"oldProgress":%d,"newProgress":%d,"delta":1,"formatted":"%d%%"}}`, i%1000, i%100, i%100+1, i%100+1)
-	}
-	post := func(path, body string) error {
-		resp, err := client.Post(url+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
-
-	direct, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer direct.Close()
-	// The direct records are the ones ingest writes: the value and CloudEvents headers of an
-	// event posted through it, read back from Kafka.
-	if err := post("/v1/events", event(1)); err != nil {
-		b.Fatal(err)
-	}
-	template := s.Consume(b, rawTopic, 1)[0]
-	value, headers := template.Value, template.Headers
-	if len(headers) < 8 {
-		b.Fatalf("the template record has %d headers", len(headers))
-	}
-
 	// The load is made before the clock starts, on both sides, so that the benchmark's own
 	// work (formatting JSON, keys) does not take the machine's two cores from what it measures:
 	// 1000 aggregates, a body per event for singles, 16 bodies of 500 for batches.
+	event := func(i int) string {
+		return fmt.Sprintf(`{"type":"WorkEffort:ProgressUpdated","aggregateId":"we-%d","data":{"oldProgress":%d,"newProgress":%d,"delta":1,"formatted":"%d%%"}}`, i%1000, i%100, i%100+1, i%100+1)
+	}
 	keys := make([][]byte, 1000)
 	singles := make([]string, 1000)
 	for i := range keys {
@@ -96,38 +52,102 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		batches[i] = `{"events":[` + strings.Join(evs, ",") + `]}`
 	}
-	records := func(i int) []*kgo.Record {
-		rs := make([]*kgo.Record, 500)
-		for j := range rs {
-			rs[j] = &kgo.Record{Topic: rawTopic, Key: keys[(i*500+j)%len(keys)], Value: value, Headers: headers}
-		}
-		return rs
-	}
 
 	b.Run("franz-go direct", func(b *testing.B) {
+		e := newIngestBench(b, singles[0])
 		run(b, 1, func(i int) error {
-			return direct.ProduceSync(context.Background(), &kgo.Record{Topic: rawTopic, Key: keys[i%len(keys)], Value: value, Headers: headers}).FirstErr()
+			return e.direct.ProduceSync(context.Background(), e.record(keys[i%len(keys)])).FirstErr()
 		})
 	})
 	b.Run("ingest single", func(b *testing.B) {
-		run(b, 1, func(i int) error { return post("/v1/events", singles[i%len(singles)]) })
+		e := newIngestBench(b, singles[0])
+		run(b, 1, func(i int) error { return e.post("/v1/events", singles[i%len(singles)]) })
 	})
 	b.Run("franz-go direct batch 500", func(b *testing.B) {
+		e := newIngestBench(b, singles[0])
 		run(b, 500, func(i int) error {
-			return direct.ProduceSync(context.Background(), records(i)...).FirstErr()
+			return e.direct.ProduceSync(context.Background(), e.records(keys, i)...).FirstErr()
 		})
 	})
-	txn, err := ingest.NewKafka("bench-direct-txn", 16, nil, kgo.SeedBrokers(s.Brokers...))
+	b.Run("franz-go direct transaction 500", func(b *testing.B) {
+		e := newIngestBench(b, singles[0])
+		run(b, 500, func(i int) error { return e.prod.Transact(context.Background(), e.records(keys, i)) })
+	})
+	b.Run("ingest batch 500", func(b *testing.B) {
+		e := newIngestBench(b, singles[0])
+		run(b, 500, func(i int) error { return e.post("/v1/events:batch", batches[i%len(batches)]) })
+	})
+}
+
+// ingestBench is one fresh stack with ingest serving on it, and the direct producers.
+type ingestBench struct {
+	post    func(path, body string) error
+	prod    *ingest.Kafka // ingest's producer, also the direct transactional one
+	direct  *kgo.Client
+	value   []byte
+	headers []kgo.RecordHeader
+}
+
+func newIngestBench(b *testing.B, sample string) *ingestBench {
+	s := stacktest.Start(b)
+	prod, err := ingest.NewKafka("bench-ingest", 16, nil, kgo.SeedBrokers(s.Brokers...))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer txn.Close()
-	b.Run("franz-go direct transaction 500", func(b *testing.B) {
-		run(b, 500, func(i int) error { return txn.Transact(context.Background(), records(i)) })
-	})
-	b.Run("ingest batch 500", func(b *testing.B) {
-		run(b, 500, func(i int) error { return post("/v1/events:batch", batches[i%len(batches)]) })
-	})
+	b.Cleanup(prod.Close)
+	svc := ingest.New(codec.Dial(s.RegistryURL), s.Topology, prod, ingest.Config{MaxBatch: 1000}, prometheus.NewRegistry())
+	ln, err := server.Listen("127.0.0.1:0", "addr")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = server.Serve(ctx, ln, server.Handler(svc.Handler(), nil, nil), time.Second); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	url := "http://" + ln.Addr().String()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+	b.Cleanup(client.CloseIdleConnections)
+	e := &ingestBench{prod: prod}
+	e.post = func(path, body string) error {
+		resp, err := client.Post(url+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if e.direct, err = kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks())); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(e.direct.Close)
+	// The direct records are the ones ingest writes: the value and CloudEvents headers of an
+	// event posted through it, read back from Kafka.
+	if err := e.post("/v1/events", sample); err != nil {
+		b.Fatal(err)
+	}
+	template := s.Consume(b, rawTopic, 1)[0]
+	e.value, e.headers = template.Value, template.Headers
+	if len(e.headers) < 8 {
+		b.Fatalf("the template record has %d headers", len(e.headers))
+	}
+	return e
+}
+
+func (e *ingestBench) record(key []byte) *kgo.Record {
+	return &kgo.Record{Topic: rawTopic, Key: key, Value: e.value, Headers: e.headers}
+}
+
+// records returns the i-th batch of 500 direct records.
+func (e *ingestBench) records(keys [][]byte, i int) []*kgo.Record {
+	rs := make([]*kgo.Record, 500)
+	for j := range rs {
+		rs[j] = e.record(keys[(i*500+j)%len(keys)])
+	}
+	return rs
 }
 
 // run calls op b.N times from benchClients goroutines and reports events/s

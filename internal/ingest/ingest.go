@@ -229,13 +229,13 @@ type Result struct {
 func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	body := s.bodyBuffer()
 	defer s.releaseBody(body)
-	doc, raw, p := readBody(w, r, s.cfg.MaxBody, body)
+	raw, p := readBody(w, r, s.cfg.MaxBody, body)
 	if p != nil {
 		return p
 	}
-	ev, issues := parseEvent(doc, -1)
-	if len(issues) > 0 {
-		return problem(http.StatusBadRequest, "malformed", "Malformed event", "the event is missing fields or has fields of the wrong kind", issues...)
+	ev, p := singleEvent(raw)
+	if p != nil {
+		return p
 	}
 	stored := false
 	if s.store != nil {
@@ -246,7 +246,7 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	}
 	mem := newRecordMem(r, 1)
 	rec := mem.record(0)
-	res, p := s.prepare(r.Context(), ev, -1, rec, mem, stored)
+	res, p := s.prepare(r.Context(), &ev, -1, rec, mem, stored)
 	if p != nil {
 		mem.release()
 		return p
@@ -277,32 +277,13 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	body := s.bodyBuffer()
 	defer s.releaseBody(body)
-	doc, raw, p := readBody(w, r, s.cfg.MaxBatchBody, body)
+	raw, p := readBody(w, r, s.cfg.MaxBatchBody, body)
 	if p != nil {
 		return p
 	}
-	events, ok := batchEvents(doc)
-	if !ok {
-		return problem(http.StatusBadRequest, "malformed", "Malformed batch", `the body must be {"events": [ ... ]}`,
-			FieldIssue{Field: "events", Message: "is required and must be an array of events"})
-	}
-	if len(events) == 0 {
-		return problem(http.StatusBadRequest, "malformed", "Malformed batch", "the batch is empty",
-			FieldIssue{Field: "events", Message: "must hold at least one event"})
-	}
-	if len(events) > s.cfg.MaxBatch {
-		return problem(http.StatusRequestEntityTooLarge, "too-large", "Batch too large",
-			fmt.Sprintf("a batch holds at most %d events", s.cfg.MaxBatch))
-	}
-	evs := make([]Event, len(events))
-	var issues []FieldIssue
-	for i, v := range events {
-		var is []FieldIssue
-		evs[i], is = parseEvent(v, i)
-		issues = append(issues, is...)
-	}
-	if len(issues) > 0 {
-		return problem(http.StatusBadRequest, "malformed", "Malformed batch", "events are missing fields or have fields of the wrong kind", issues...)
+	evs, p := batchOfEvents(raw, s.cfg.MaxBatch)
+	if p != nil {
+		return p
 	}
 	stored := false
 	if s.store != nil {
@@ -315,9 +296,9 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	recs := make([]*kgo.Record, len(evs))
 	results := make([]Result, len(evs))
 	var worst *Problem
-	for i, ev := range evs {
+	for i := range evs {
 		rec := mem.record(i)
-		res, p := s.prepare(r.Context(), ev, i, rec, mem, stored)
+		res, p := s.prepare(r.Context(), &evs[i], i, rec, mem, stored)
 		if p != nil {
 			if p.Status != http.StatusUnprocessableEntity {
 				mem.release()
@@ -365,7 +346,7 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 // prepare validates and encodes one event into rec (from mem, which holds its bytes); stored
 // says it goes through the event store. Problems name the fields of the at-th event of a
 // batch as fieldPrefix(at) says.
-func (s *Service) prepare(ctx context.Context, ev Event, at int, rec *kgo.Record, mem *recordMem, stored bool) (Result, *Problem) {
+func (s *Service) prepare(ctx context.Context, ev *Event, at int, rec *kgo.Record, mem *recordMem, stored bool) (Result, *Problem) {
 	switch {
 	case ev.ExpectedVersion == nil || stored:
 	case s.store == nil:
@@ -383,7 +364,7 @@ func (s *Service) prepare(ctx context.Context, ev Event, at int, rec *kgo.Record
 	if p != nil {
 		return Result{}, p
 	}
-	value, err := mem.encode(s.codec, sch, ev.Data)
+	value, err := mem.encode(s.codec, sch, ev)
 	if err != nil {
 		fes := codec.FieldErrors{{Field: "", Message: err.Error()}}
 		var fe *codec.FieldErrors
@@ -421,7 +402,7 @@ type lookup struct {
 // lookup finds the raw topic and schema of ev, reusing last when the previous event of the
 // request had the same type and schema version (so a batch is written with one schema),
 // and keeping what it found in last.
-func (s *Service) lookup(ctx context.Context, ev Event, at int, last *lookup) (string, *codec.Schema, *Problem) {
+func (s *Service) lookup(ctx context.Context, ev *Event, at int, last *lookup) (string, *codec.Schema, *Problem) {
 	if last.sch != nil && last.typ == ev.Type && last.version == ev.SchemaVersion {
 		return last.topic, last.sch, nil
 	}
@@ -458,22 +439,23 @@ func (s *Service) lookup(ctx context.Context, ev Event, at int, last *lookup) (s
 }
 
 // headers sets the record's key and the CloudEvents Kafka binding (binary mode) headers.
-func (s *Service) headers(rec *kgo.Record, ev Event, id string, mem *recordMem) {
-	mem.reserve(len("1.0"+"application/avro"+time.RFC3339Nano) + len(s.cfg.Source) + len(id) + len(ev.Type) + len(ev.AggregateID) +
-		len(ev.Metadata.CorrelationID) + len(ev.Metadata.CausationID) + len(ev.Metadata.UserID) + traceparentLen)
+// Values the records of a request have in common are one copy in mem, shared.
+func (s *Service) headers(rec *kgo.Record, ev *Event, id string, mem *recordMem) {
+	c := mem.common(s.cfg.Source, s.now)
+	typ := mem.eventType(ev.Type)
+	mem.reserve(len(id) + len(ev.AggregateID) + len(ev.Metadata.CorrelationID) + len(ev.Metadata.CausationID) +
+		len(ev.Metadata.UserID) + traceparentLen)
 	subject := mem.copy(ev.AggregateID)
 	rec.Key = subject
 	idBytes := mem.copy(id)
-	typ := mem.copy(ev.Type)
-	h := append(rec.Headers,
-		kgo.RecordHeader{Key: "ce_specversion", Value: mem.copy("1.0")},
-		kgo.RecordHeader{Key: "ce_id", Value: idBytes},
-		kgo.RecordHeader{Key: "ce_source", Value: mem.copy(s.cfg.Source)},
-		kgo.RecordHeader{Key: "ce_type", Value: typ},
-		kgo.RecordHeader{Key: "ce_time", Value: mem.ceTime(s.now)},
-		kgo.RecordHeader{Key: "ce_subject", Value: subject},
-		kgo.RecordHeader{Key: "content-type", Value: mem.copy("application/avro")},
-	)
+	h := rec.Headers[:7]
+	h[0] = kgo.RecordHeader{Key: "ce_specversion", Value: c.specVersion}
+	h[1] = kgo.RecordHeader{Key: "ce_id", Value: idBytes}
+	h[2] = kgo.RecordHeader{Key: "ce_source", Value: c.source}
+	h[3] = kgo.RecordHeader{Key: "ce_type", Value: typ}
+	h[4] = kgo.RecordHeader{Key: "ce_time", Value: c.time}
+	h[5] = kgo.RecordHeader{Key: "ce_subject", Value: subject}
+	h[6] = kgo.RecordHeader{Key: "content-type", Value: c.contentType}
 	if agg, _, ok := strings.Cut(ev.Type, ":"); ok {
 		h = append(h, kgo.RecordHeader{Key: "ce_aggregatetype", Value: typ[:len(agg):len(agg)]})
 	}

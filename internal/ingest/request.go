@@ -19,9 +19,16 @@ type Event struct {
 	AggregateID     string
 	SchemaVersion   int // 0: newest
 	ExpectedVersion *int64
-	Data            *codec.JSONObject // the data object as codec.ParseJSON parsed it
+	Data            *codec.JSONObject // the data object as codec.ParseJSON parsed it, or nil and:
+	dataText        string            // the data object's text (scanEvent)
 	Metadata        Metadata
 }
+
+// Limits of an event's strings.
+const (
+	maxIDLen          = 256
+	maxAggregateIDLen = 1024
+)
 
 // Metadata carries the optional tracing ids of an event.
 type Metadata struct {
@@ -101,10 +108,10 @@ func parseEvent(v any, at int) (Event, []FieldIssue) {
 	ev.ID = str(fieldID, false)
 	ev.Type = str(fieldType, true)
 	ev.AggregateID = str(fieldAggregateID, true)
-	if len(ev.ID) > 256 {
+	if len(ev.ID) > maxIDLen {
 		is.add("id", "must be at most 256 characters")
 	}
-	if len(ev.AggregateID) > 1024 {
+	if len(ev.AggregateID) > maxAggregateIDLen {
 		is.add("aggregateId", "must be at most 1024 bytes")
 	}
 	if given(fieldSchemaVersion) {
@@ -232,12 +239,10 @@ func batchEvents(doc any) (events []any, ok bool) {
 	return events, events != nil
 }
 
-// readBody reads a JSON body within limit into buf (empty) and parses it, answering 415, 413
-// and 400 itself. The document is codec.ParseJSON's tree, which shares no memory with buf;
-// raw is the body as read (for forwarding), in buf.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Buffer) (doc any, raw []byte, p *Problem) {
+// readBody reads a JSON body within limit into buf (empty), answering 415 and 413 itself.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, *Problem) {
 	if !isJSON(r.Header.Get("Content-Type")) {
-		return nil, nil, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+		return nil, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"the body must be application/json")
 	}
 	if n := r.ContentLength; n > 0 && n <= limit {
@@ -247,14 +252,70 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf *bytes.Bu
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if asMaxBytes(err, &mbe) {
-			return nil, nil, problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
+			return nil, problem(http.StatusRequestEntityTooLarge, "too-large", "Request body too large",
 				fmt.Sprintf("the body exceeds the limit of %d bytes", limit))
 		}
-		return nil, nil, problem(http.StatusBadRequest, "malformed", "Malformed request", "reading the body: "+err.Error())
+		return nil, problem(http.StatusBadRequest, "malformed", "Malformed request", "reading the body: "+err.Error())
 	}
-	doc, err = codec.ParseJSON(buf.Bytes())
+	return buf.Bytes(), nil
+}
+
+// parseBody parses a JSON body with codec.ParseJSON, answering 400 when it is not JSON.
+func parseBody(raw []byte) (any, *Problem) {
+	doc, err := codec.ParseJSON(raw)
 	if err != nil {
-		return nil, nil, problem(http.StatusBadRequest, "malformed", "Malformed JSON", "the body is not valid JSON")
+		return nil, problem(http.StatusBadRequest, "malformed", "Malformed JSON", "the body is not valid JSON")
 	}
-	return doc, buf.Bytes(), nil
+	return doc, nil
+}
+
+// singleEvent reads the event of a POST /v1/events body.
+func singleEvent(raw []byte) (Event, *Problem) {
+	if ev, ok := scanSingle(string(raw)); ok {
+		return ev, nil
+	}
+	doc, p := parseBody(raw)
+	if p != nil {
+		return Event{}, p
+	}
+	ev, issues := parseEvent(doc, -1)
+	if len(issues) > 0 {
+		return ev, problem(http.StatusBadRequest, "malformed", "Malformed event", "the event is missing fields or has fields of the wrong kind", issues...)
+	}
+	return ev, nil
+}
+
+// batchOfEvents reads the events of a POST /v1/events:batch body, at most max.
+func batchOfEvents(raw []byte, max int) ([]Event, *Problem) {
+	if evs, ok := scanBatch(string(raw), max); ok {
+		return evs, nil
+	}
+	doc, p := parseBody(raw)
+	if p != nil {
+		return nil, p
+	}
+	events, ok := batchEvents(doc)
+	if !ok {
+		return nil, problem(http.StatusBadRequest, "malformed", "Malformed batch", `the body must be {"events": [ ... ]}`,
+			FieldIssue{Field: "events", Message: "is required and must be an array of events"})
+	}
+	if len(events) == 0 {
+		return nil, problem(http.StatusBadRequest, "malformed", "Malformed batch", "the batch is empty",
+			FieldIssue{Field: "events", Message: "must hold at least one event"})
+	}
+	if len(events) > max {
+		return nil, problem(http.StatusRequestEntityTooLarge, "too-large", "Batch too large",
+			fmt.Sprintf("a batch holds at most %d events", max))
+	}
+	evs := make([]Event, len(events))
+	var issues []FieldIssue
+	for i, v := range events {
+		var is []FieldIssue
+		evs[i], is = parseEvent(v, i)
+		issues = append(issues, is...)
+	}
+	if len(issues) > 0 {
+		return nil, problem(http.StatusBadRequest, "malformed", "Malformed batch", "events are missing fields or have fields of the wrong kind", issues...)
+	}
+	return evs, nil
 }

@@ -341,7 +341,7 @@ func TestHeaders(t *testing.T) {
 			var traces []string
 			for i := range 3 {
 				rec := mem.record(i)
-				s.headers(rec, tt.ev, tt.id, mem)
+				s.headers(rec, &tt.ev, tt.id, mem)
 				got, order := headerMap(t, rec)
 				if !reflect.DeepEqual(order, tt.order) {
 					t.Errorf("header order %q\nwant         %q", order, tt.order)

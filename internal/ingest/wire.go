@@ -68,7 +68,8 @@ type recordMem struct {
 	used   int      // chunks in use by this request
 	chunk  int      // size of a new chunk
 	trace  []byte   // the caller's valid traceparent, shared by the records; nil if none
-	time   []byte   // ce_time, shared by the records; nil until the first
+	shared shared   // header values shared by the records
+	typ    []byte   // the previous record's ce_type, shared with the next of the same type
 
 	last lookup // the routing of the request's previous event
 }
@@ -95,7 +96,7 @@ func newRecordMem(r *http.Request, n int) *recordMem {
 // and the answer was written. Memory of failed writes is left to the garbage collector.
 func (m *recordMem) release() {
 	clear(m.recs) // a record's fields, Timestamp above all, must start zero
-	m.buf, m.used, m.trace, m.time, m.last = nil, 0, nil, nil, lookup{}
+	m.buf, m.used, m.trace, m.shared, m.typ, m.last = nil, 0, nil, shared{}, nil, lookup{}
 	memPool.Put(m)
 }
 
@@ -134,24 +135,46 @@ func (m *recordMem) copy(s string) []byte {
 	return m.since(start)
 }
 
-// ceTime returns ce_time, now as RFC 3339 in UTC with up to nanoseconds: one instant for
-// every event of the request, which are written together.
-func (m *recordMem) ceTime(now func() time.Time) []byte {
-	if m.time == nil {
-		start := len(m.buf)
-		m.buf = now().UTC().AppendFormat(m.buf, time.RFC3339Nano)
-		m.time = m.since(start)
-	}
-	return m.time
+// shared holds the header values every record of a request has.
+type shared struct {
+	specVersion, source, contentType []byte
+	time                             []byte // ce_time: one instant for the request's events, written together
 }
 
-// encode returns the JSON document v (as codec.ParseJSON returns it) framed and encoded
-// with sch.
-func (m *recordMem) encode(c *codec.Codec, sch *codec.Schema, v any) ([]byte, error) {
+// common returns the header values every record of the request has, made on first use:
+// ce_time is now as RFC 3339 in UTC with up to nanoseconds.
+func (m *recordMem) common(source string, now func() time.Time) *shared {
+	if m.shared.time == nil {
+		m.reserve(len("1.0"+"application/avro"+time.RFC3339Nano) + len(source))
+		m.shared.specVersion = m.copy("1.0")
+		m.shared.source = m.copy(source)
+		m.shared.contentType = m.copy("application/avro")
+		start := len(m.buf)
+		m.buf = now().UTC().AppendFormat(m.buf, time.RFC3339Nano)
+		m.shared.time = m.since(start)
+	}
+	return &m.shared
+}
+
+// eventType returns typ as a header value, the previous record's when it has the same.
+func (m *recordMem) eventType(typ string) []byte {
+	if string(m.typ) != typ {
+		m.reserve(len(typ))
+		m.typ = m.copy(typ)
+	}
+	return m.typ
+}
+
+// encode returns the data of ev framed and encoded with sch.
+func (m *recordMem) encode(c *codec.Codec, sch *codec.Schema, ev *Event) ([]byte, error) {
 	m.reserve(512)
 	start := len(m.buf)
 	var err error
-	m.buf, err = c.AppendJSON(m.buf, sch, v)
+	if ev.Data != nil {
+		m.buf, err = c.AppendJSON(m.buf, sch, ev.Data)
+	} else {
+		m.buf, err = c.AppendJSONText(m.buf, sch, ev.dataText)
+	}
 	if err != nil {
 		return nil, err
 	}
