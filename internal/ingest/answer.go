@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -15,8 +16,6 @@ import (
 // writeResults answers 201 with the events written: one Result, or {"events": [...]} for a
 // batch.
 func writeResults(w http.ResponseWriter, results []Result, batch bool) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
 	bp := answerPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledBody {
@@ -37,6 +36,9 @@ func writeResults(w http.ResponseWriter, results []Result, batch bool) {
 		b = append(b, "]}"...)
 	}
 	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusCreated)
 	_, _ = w.Write(b) // the server copies what it does not write at once
 	*bp = b
 }
@@ -69,7 +71,7 @@ func appendResult(b []byte, r *Result) []byte {
 // printable ASCII with nothing to escape (ids, types, topics), else by encoding/json.
 func appendString(b []byte, s string) []byte {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !asIs[s[i]] {
 			enc, _ := json.Marshal(s) // a string always marshals
 			return append(b, enc...)
 		}
@@ -78,3 +80,12 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// asIs holds the bytes encoding/json writes as they are in a string: printable ASCII but
+// the quote, the backslash and the HTML characters it escapes.
+var asIs = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return t
+}()

@@ -160,10 +160,21 @@ var eventFields = [numEventFields]string{"id", "type", "aggregateId", "schemaVer
 
 // eventField returns the index of the event member named key (exactly), or -1.
 func eventField(key string) int {
-	for i, name := range eventFields {
-		if key == name {
-			return i
-		}
+	switch key {
+	case "id":
+		return fieldID
+	case "type":
+		return fieldType
+	case "aggregateId":
+		return fieldAggregateID
+	case "schemaVersion":
+		return fieldSchemaVersion
+	case "expectedVersion":
+		return fieldExpectedVersion
+	case "data":
+		return fieldData
+	case "metadata":
+		return fieldMetadata
 	}
 	return -1
 }

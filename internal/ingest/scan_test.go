@@ -74,6 +74,19 @@ func checkScan(t *testing.T, body []byte, batch bool) bool {
 	return true
 }
 
+func TestEventField(t *testing.T) {
+	for i, name := range eventFields {
+		if eventField(name) != i {
+			t.Errorf("eventField(%q) = %d, want %d", name, eventField(name), i)
+		}
+	}
+	for _, k := range []string{"", "Type", "types", "ID"} {
+		if eventField(k) != -1 {
+			t.Errorf("eventField(%q) = %d", k, eventField(k))
+		}
+	}
+}
+
 func TestScan(t *testing.T) {
 	full := `{"id":"e1","type":"WorkEffort:Created","aggregateId":"we-1","schemaVersion":2,"expectedVersion":0,` +
 		`"data":{"title":"t","n":{"x":[1]},"s":"é"},"metadata":{"correlationId":"c","causationId":"k","userId":"u"}}`

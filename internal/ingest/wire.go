@@ -61,15 +61,17 @@ const (
 // request: at the rates ingest runs, allocating it afresh for every request makes the
 // garbage collector the largest cost of a batch.
 type recordMem struct {
-	recs   []kgo.Record
-	hdrs   []kgo.RecordHeader
-	buf    []byte
-	chunks [][]byte // every chunk buf has been, for the next request
-	used   int      // chunks in use by this request
-	chunk  int      // size of a new chunk
-	trace  []byte   // the caller's valid traceparent, shared by the records; nil if none
-	shared shared   // header values shared by the records
-	typ    []byte   // the previous record's ce_type, shared with the next of the same type
+	recs    []kgo.Record
+	ptrs    []*kgo.Record // the records of a batch as the producer takes them
+	results []Result      // and their answers
+	hdrs    []kgo.RecordHeader
+	buf     []byte
+	chunks  [][]byte // every chunk buf has been, for the next request
+	used    int      // chunks in use by this request
+	chunk   int      // size of a new chunk
+	trace   []byte   // the caller's valid traceparent, shared by the records; nil if none
+	shared  shared   // header values shared by the records
+	typ     []byte   // the previous record's ce_type, shared with the next of the same type
 
 	last lookup // the routing of the request's previous event
 }
@@ -81,9 +83,11 @@ func newRecordMem(r *http.Request, n int) *recordMem {
 	m := memPool.Get().(*recordMem)
 	if cap(m.recs) < n {
 		m.recs = make([]kgo.Record, n)
+		m.ptrs = make([]*kgo.Record, n)
+		m.results = make([]Result, n)
 		m.hdrs = make([]kgo.RecordHeader, n*maxHeaders)
 	}
-	m.recs = m.recs[:n]
+	m.recs, m.ptrs, m.results = m.recs[:n], m.ptrs[:n], m.results[:n]
 	m.chunk = min(max(n*256, 512), 64<<10)
 	if tp := r.Header.Get("traceparent"); validTraceparent(tp) {
 		m.trace = []byte(tp)
@@ -96,6 +100,8 @@ func newRecordMem(r *http.Request, n int) *recordMem {
 // and the answer was written. Memory of failed writes is left to the garbage collector.
 func (m *recordMem) release() {
 	clear(m.recs) // a record's fields, Timestamp above all, must start zero
+	clear(m.ptrs)
+	clear(m.results)
 	m.buf, m.used, m.trace, m.shared, m.typ, m.last = nil, 0, nil, shared{}, nil, lookup{}
 	memPool.Put(m)
 }

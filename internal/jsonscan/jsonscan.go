@@ -35,6 +35,9 @@ type Scanner struct {
 
 // Space skips whitespace.
 func (s *Scanner) Space() {
+	if s.Pos < len(s.Text) && s.Text[s.Pos] > ' ' {
+		return // the common case: no whitespace between tokens
+	}
 	for s.Pos < len(s.Text) {
 		switch s.Text[s.Pos] {
 		case ' ', '\t', '\n', '\r':
@@ -73,13 +76,13 @@ func (s *Scanner) String() (string, bool) {
 	for i := start; i < len(t); {
 		c := t[i]
 		switch {
+		case plainASCII[c]:
+			i++
 		case c == '"':
 			s.Pos = i + 1
 			return t[start:i], true
 		case c == '\\' || c < ' ':
 			return "", false
-		case c < utf8.RuneSelf:
-			i++
 		default:
 			r, size := utf8.DecodeRuneInString(t[i:])
 			if r == utf8.RuneError && size == 1 {
@@ -90,6 +93,15 @@ func (s *Scanner) String() (string, bool) {
 	}
 	return "", false
 }
+
+// plainASCII holds the ASCII bytes a plain string has as they are: from the space on, but
+// the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // Number reads a number literal (after whitespace) and returns it, a substring of Text.
 func (s *Scanner) Number() (string, bool) {
