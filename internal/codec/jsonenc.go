@@ -324,11 +324,11 @@ func (f *jsonField) appendLeaf(b []byte, kind jsonscan.Kind, lit string) ([]byte
 			return b, false
 		}
 		if f.op == jsonInt {
-			i, err := strconv.ParseInt(lit, 10, 32)
-			return binary.AppendUvarint(b, zigzag32(int32(i))), err == nil
+			i, ok := parseInt(lit, 32)
+			return binary.AppendUvarint(b, zigzag32(int32(i))), ok
 		}
-		i, err := strconv.ParseInt(lit, 10, 64)
-		return binary.AppendUvarint(b, zigzag64(i)), err == nil
+		i, ok := parseInt(lit, 64)
+		return binary.AppendUvarint(b, zigzag64(i)), ok
 	case jsonTimeMillis, jsonTimeMicros:
 		t, ok := jsonTime(kind, lit, f.op == jsonTimeMillis)
 		if !ok {
@@ -366,6 +366,32 @@ func (f *jsonField) appendLeaf(b []byte, kind jsonscan.Kind, lit string) ([]byte
 		return binary.AppendUvarint(b, zigzag32(int32(x))), true
 	}
 	return b, false
+}
+
+// parseInt is strconv.ParseInt(lit, 10, bits) for a JSON number literal, with the short
+// literals of plain integers (most of them) read here.
+func parseInt(lit string, bits int) (int64, bool) {
+	neg := len(lit) > 0 && lit[0] == '-'
+	digits := lit
+	if neg {
+		digits = lit[1:]
+	}
+	if len(digits) == 0 || len(digits) > 9 {
+		i, err := strconv.ParseInt(lit, 10, bits)
+		return i, err == nil
+	}
+	var n int64
+	for i := range len(digits) {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return 0, false // a fraction or an exponent: not an integer
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, bits == 64 || n >= -1<<31 && n <= 1<<31-1
 }
 
 // jsonTime is FromJSON's reading of a timestamp: an RFC 3339 string truncated to the type's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -275,4 +276,20 @@ func FuzzAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		checkAppendJSON(t, c, s, doc)
 	})
+}
+
+// parseInt is strconv.ParseInt for every literal.
+func TestParseInt(t *testing.T) {
+	lits := []string{"0", "-0", "7", "-7", "123456789", "-123456789", "999999999", "1234567890", "2147483647",
+		"2147483648", "-2147483648", "-2147483649", "9223372036854775807", "9223372036854775808", "1.5", "1e3",
+		"-", "", "12a", "00", "-1.0"}
+	for _, lit := range lits {
+		for _, bits := range []int{32, 64} {
+			want, err := strconv.ParseInt(lit, 10, bits)
+			got, ok := parseInt(lit, bits)
+			if ok != (err == nil) || ok && got != want {
+				t.Errorf("parseInt(%q, %d) = %d, %v; strconv %d, %v", lit, bits, got, ok, want, err)
+			}
+		}
+	}
 }

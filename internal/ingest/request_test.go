@@ -370,8 +370,11 @@ func TestHeaders(t *testing.T) {
 					t.Errorf("appending to record 0 changed record 1's %s to %q", h.Key, h.Value)
 				}
 			}
-			if tt.newTrace && (traces[0] == traces[1] || traces[1] == traces[2]) {
-				t.Errorf("events share a new trace: %q", traces)
+			// Without the caller's, the request starts one trace: its events share the trace
+			// id, each with a parent id of its own.
+			if tt.newTrace && (traces[0][:36] != traces[1][:36] || traces[1][:36] != traces[2][:36] ||
+				traces[0][36:52] == traces[1][36:52] || traces[1][36:52] == traces[2][36:52]) {
+				t.Errorf("new traces %q", traces)
 			}
 		})
 	}

@@ -70,6 +70,7 @@ type recordMem struct {
 	used    int      // chunks in use by this request
 	chunk   int      // size of a new chunk
 	trace   []byte   // the caller's valid traceparent, shared by the records; nil if none
+	traceID []byte   // else the trace id the request starts, in hex
 	shared  shared   // header values shared by the records
 	typ     []byte   // the previous record's ce_type, shared with the next of the same type
 
@@ -102,7 +103,7 @@ func (m *recordMem) release() {
 	clear(m.recs) // a record's fields, Timestamp above all, must start zero
 	clear(m.ptrs)
 	clear(m.results)
-	m.buf, m.used, m.trace, m.shared, m.typ, m.last = nil, 0, nil, shared{}, nil, lookup{}
+	m.buf, m.used, m.trace, m.traceID, m.shared, m.typ, m.last = nil, 0, nil, nil, shared{}, nil, lookup{}
 	memPool.Put(m)
 }
 
@@ -221,18 +222,25 @@ func newID() string {
 	return string(s[:])
 }
 
-// traceparent returns the caller's traceparent, or starts a new sampled trace.
+// traceparent returns the caller's traceparent, or, when it sent none, one that starts a
+// trace for the request: the request's events share a new trace id, each with a parent id
+// of its own.
 func (m *recordMem) traceparent() []byte {
 	if m.trace != nil {
 		return m.trace
 	}
-	var ids [24]byte
-	random(ids[:])
+	if m.traceID == nil {
+		var id [16]byte
+		random(id[:])
+		m.traceID = hex.AppendEncode(make([]byte, 0, 32), id[:])
+	}
+	var parent [8]byte
+	random(parent[:])
 	start := len(m.buf)
 	m.buf = append(m.buf, "00-"...)
-	m.buf = hex.AppendEncode(m.buf, ids[:16])
+	m.buf = append(m.buf, m.traceID...)
 	m.buf = append(m.buf, '-')
-	m.buf = hex.AppendEncode(m.buf, ids[16:])
+	m.buf = hex.AppendEncode(m.buf, parent[:])
 	m.buf = append(m.buf, "-01"...)
 	return m.since(start)
 }
