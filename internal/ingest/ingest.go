@@ -281,7 +281,10 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	if p != nil {
 		return p
 	}
-	evs, p := batchOfEvents(raw, s.cfg.MaxBatch)
+	evsBuf := s.eventsBuffer()
+	defer s.releaseEvents(evsBuf)
+	evs, p := batchOfEvents(raw, s.cfg.MaxBatch, *evsBuf)
+	*evsBuf = evs
 	if p != nil {
 		return p
 	}
@@ -502,6 +505,25 @@ func (s *Service) releaseBody(b *bytes.Buffer) {
 		bodyPool.Put(b)
 	}
 }
+
+// eventsBuffer returns a slice to read a batch's events into; releaseEvents hands it to a
+// later request, on the same terms as bodyBuffer.
+func (s *Service) eventsBuffer() *[]Event {
+	if s.store != nil {
+		return new([]Event)
+	}
+	return eventsPool.Get().(*[]Event)
+}
+
+func (s *Service) releaseEvents(evs *[]Event) {
+	if s.store == nil {
+		clear(*evs) // events hold pieces of their request's body
+		*evs = (*evs)[:0]
+		eventsPool.Put(evs)
+	}
+}
+
+var eventsPool = sync.Pool{New: func() any { return new([]Event) }}
 
 // maxPooledBody is the largest body buffer kept for reuse.
 const maxPooledBody = 4 << 20

@@ -296,9 +296,10 @@ func singleEvent(raw []byte) (Event, *Problem) {
 	return ev, nil
 }
 
-// batchOfEvents reads the events of a POST /v1/events:batch body, at most max.
-func batchOfEvents(raw []byte, max int) ([]Event, *Problem) {
-	if evs, ok := scanBatch(string(raw), max); ok {
+// batchOfEvents reads the events of a POST /v1/events:batch body, at most max, into evs[:0]
+// when they are read in place.
+func batchOfEvents(raw []byte, max int, evs []Event) ([]Event, *Problem) {
+	if evs, ok := scanBatch(string(raw), max, evs); ok {
 		return evs, nil
 	}
 	doc, p := parseBody(raw)
@@ -318,7 +319,7 @@ func batchOfEvents(raw []byte, max int) ([]Event, *Problem) {
 		return nil, problem(http.StatusRequestEntityTooLarge, "too-large", "Batch too large",
 			fmt.Sprintf("a batch holds at most %d events", max))
 	}
-	evs := make([]Event, len(events))
+	evs = make([]Event, len(events))
 	var issues []FieldIssue
 	for i, v := range events {
 		var is []FieldIssue

@@ -88,15 +88,16 @@ func scanSingle(text string) (Event, bool) {
 	return ev, ok && sc.End()
 }
 
-// scanBatch reads the body of POST /v1/events:batch, {"events": [...]} with 1 to max events.
-func scanBatch(text string, max int) ([]Event, bool) {
+// scanBatch reads the body of POST /v1/events:batch, {"events": [...]} with 1 to max events,
+// appending them to evs[:0].
+func scanBatch(text string, max int, evs []Event) ([]Event, bool) {
 	sc := jsonscan.Scanner{Text: text}
-	var evs []Event
+	evs, seen := evs[:0], false
 	ok := sc.Members(func(key string) bool {
-		if key != "events" || evs != nil || !sc.Consume('[') || sc.Consume(']') {
+		if key != "events" || seen || !sc.Consume('[') || sc.Consume(']') {
 			return false
 		}
-		evs = make([]Event, 0, min(max, len(text)/128+1))
+		seen = true
 		for {
 			ev, ok := scanEvent(&sc)
 			if !ok || len(evs) == max {
@@ -108,5 +109,5 @@ func scanBatch(text string, max int) ([]Event, bool) {
 			}
 		}
 	})
-	return evs, ok && evs != nil && sc.End()
+	return evs, ok && seen && sc.End()
 }

@@ -44,7 +44,7 @@ func checkScan(t *testing.T, body []byte, batch bool) bool {
 	var got []Event
 	var ok bool
 	if batch {
-		got, ok = scanBatch(string(body), max)
+		got, ok = scanBatch(string(body), max, nil)
 	} else {
 		var ev Event
 		ev, ok = scanSingle(string(body))
