@@ -131,9 +131,19 @@ func TestConcurrentWritersAgree(t *testing.T) {
 			t.Errorf("id %d reported for %s and %s", reg.ID, prev, r.schema)
 		}
 		byID[reg.ID] = r.schema
+		// The instance that wrote has applied the record before answering; the other serves
+		// reads from memory as it follows the store topic, so it holds the pair soon after.
 		for name, inst := range map[string]*testRegistry{"A": a, "B": b} {
 			var got versionResponse
-			inst.do(t, "GET", "/subjects/"+r.subject+"/versions/1", "").json(t, &got)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				got = versionResponse{}
+				if resp := inst.do(t, "GET", "/subjects/"+r.subject+"/versions/1", ""); resp.status == 200 {
+					resp.json(t, &got)
+				}
+				if got.ID == reg.ID && got.Schema == r.schema || time.Now().After(deadline) {
+					break
+				}
+			}
 			if got.ID != reg.ID || got.Schema != r.schema {
 				t.Errorf("%s: %s/1 = id %d %s, want id %d %s", name, r.subject, got.ID, got.Schema, reg.ID, r.schema)
 			}
