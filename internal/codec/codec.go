@@ -34,6 +34,12 @@
 // copies that small decoded strings are cut from, are carved from shared 4 KiB chunks
 // (arena.go): a retained result or string keeps its chunk alive.
 //
+// JSON takes a like path (jsonenc.go): for records of scalars, enums, nullable scalars and
+// nested records, AppendJSON and AppendJSONText write the Avro bytes straight from ParseJSON's
+// tree or from the text itself (read in place with internal/jsonscan), and hand anything
+// else, errors included, to FromJSON and Encode; tests and a fuzz target hold the two paths
+// to the same bytes and errors.
+//
 // The package knows Avro and the registry, not Kafka.
 package codec
 
