@@ -440,10 +440,12 @@ func (s *Service) lookup(ctx context.Context, ev *Event, at int, last *lookup) (
 	return topic, sch, nil
 }
 
-// headers sets the record's key and the CloudEvents Kafka binding (binary mode) headers.
-// Values the records of a request have in common are one copy in mem, shared.
+// headers sets the record's key, its timestamp (ce_time's instant) and the CloudEvents Kafka
+// binding (binary mode) headers. Values the records of a request have in common are one copy
+// in mem, shared.
 func (s *Service) headers(rec *kgo.Record, ev *Event, id string, mem *recordMem) {
 	c := mem.common(s.cfg.Source, s.now)
+	rec.Timestamp = c.at
 	typ := mem.eventType(ev.Type)
 	mem.reserve(len(id) + len(ev.AggregateID) + len(ev.Metadata.CorrelationID) + len(ev.Metadata.CausationID) +
 		len(ev.Metadata.UserID) + traceparentLen)

@@ -349,6 +349,9 @@ func TestHeaders(t *testing.T) {
 				if string(rec.Key) != tt.ev.AggregateID {
 					t.Errorf("key %q", rec.Key)
 				}
+				if !rec.Timestamp.Equal(at) {
+					t.Errorf("record timestamp %v, want ce_time's instant %v", rec.Timestamp, at)
+				}
 				tp := got["traceparent"]
 				if !validTraceparent(tp) {
 					t.Errorf("traceparent %q is not valid", tp)

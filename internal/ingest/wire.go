@@ -142,10 +142,12 @@ func (m *recordMem) copy(s string) []byte {
 	return m.since(start)
 }
 
-// shared holds the header values every record of a request has.
+// shared holds the header values every record of a request has, and its instant: the
+// request's events are written together, with one ce_time and one record timestamp.
 type shared struct {
 	specVersion, source, contentType []byte
-	time                             []byte // ce_time: one instant for the request's events, written together
+	time                             []byte // ce_time
+	at                               time.Time
 }
 
 // common returns the header values every record of the request has, made on first use:
@@ -156,8 +158,9 @@ func (m *recordMem) common(source string, now func() time.Time) *shared {
 		m.shared.specVersion = m.copy("1.0")
 		m.shared.source = m.copy(source)
 		m.shared.contentType = m.copy("application/avro")
+		m.shared.at = now()
 		start := len(m.buf)
-		m.buf = now().UTC().AppendFormat(m.buf, time.RFC3339Nano)
+		m.buf = m.shared.at.UTC().AppendFormat(m.buf, time.RFC3339Nano)
 		m.shared.time = m.since(start)
 	}
 	return &m.shared
