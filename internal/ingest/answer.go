@@ -9,9 +9,9 @@ import (
 )
 
 // A batch answer lists every event written; encoding/json spends more on reflecting over
-// 500 Results than the rest of the answer costs. appendResults writes the same bytes
-// json.Encoder writes for {"events": results} (HTML characters escaped, a final newline),
-// as a test checks.
+// 500 Results than the rest of the answer costs. writeResults writes the bytes json.Encoder
+// writes for a Result or {"events": results} (HTML characters escaped, a final newline), as a
+// test checks.
 
 // writeResults answers 201 with the events written: one Result, or {"events": [...]} for a
 // batch.

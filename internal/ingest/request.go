@@ -19,9 +19,10 @@ type Event struct {
 	AggregateID     string
 	SchemaVersion   int // 0: newest
 	ExpectedVersion *int64
-	Data            *codec.JSONObject // the data object as codec.ParseJSON parsed it, or nil and:
-	dataText        string            // the data object's text (scanEvent)
-	Metadata        Metadata
+	// The data object: as codec.ParseJSON parsed it (parseEvent), or its text (scanEvent).
+	Data     *codec.JSONObject
+	dataText string
+	Metadata Metadata
 }
 
 // Limits of an event's strings.
