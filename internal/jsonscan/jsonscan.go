@@ -27,7 +27,7 @@ const (
 	Object
 )
 
-// Scanner reads one JSON text. Its zero value is not usable: set Text.
+// Scanner reads Text from Pos on; each method moves Pos past what it read.
 type Scanner struct {
 	Text string
 	Pos  int
