@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/pyrite-dev/pyrite/internal/jsonscan"
 )
 
 // JSONObject is a parsed JSON object: its members in document order, duplicates included.
@@ -260,44 +262,15 @@ func (p *jsonParser) array() (any, bool) {
 	return arr, true
 }
 
-// number parses -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? into a json.Number.
+// number parses a number literal (jsonscan.NumberEnd) into a json.Number.
 func (p *jsonParser) number() (any, bool) {
-	d, start := p.data, p.pos
-	i := start
-	if d[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && '1' <= d[i] && d[i] <= '9':
-		i = digits(d, i+1)
-	default:
-		p.pos = i
+	start := p.pos
+	end, ok := jsonscan.NumberEnd(p.text, start)
+	p.pos = end
+	if !ok {
 		return nil, false
 	}
-	if i < len(d) && d[i] == '.' {
-		j := digits(d, i+1)
-		if j == i+1 {
-			p.pos = j
-			return nil, false
-		}
-		i = j
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		j := digits(d, i)
-		if j == i {
-			p.pos = j
-			return nil, false
-		}
-		i = j
-	}
-	p.pos = i
-	lit := p.text[start:i]
+	lit := p.text[start:end]
 	if len(lit) > maxShared {
 		return json.Number(lit), true
 	}
@@ -308,39 +281,20 @@ func (p *jsonParser) number() (any, bool) {
 	return *c, true
 }
 
-func digits(d []byte, i int) int {
-	for i < len(d) && '0' <= d[i] && d[i] <= '9' {
-		i++
-	}
-	return i
-}
-
 // str parses the string at pos (its opening quote): a plain string (no escapes, valid
 // UTF-8) is a slice of text, others are decoded into a new string.
 func (p *jsonParser) str() (string, bool) {
-	d := p.data
 	start := p.pos + 1
-	i := start
-	for i < len(d) {
-		c := d[i]
-		switch {
-		case c == '"':
-			p.pos = i + 1
-			return p.text[start:i], true
-		case c == '\\' || c < ' ':
-			return p.decodeStr(start, i)
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, size := utf8.DecodeRune(d[i:])
-			if r == utf8.RuneError && size == 1 {
-				return p.decodeStr(start, i)
-			}
-			i += size
-		}
+	i := jsonscan.PlainEnd(p.text, start)
+	switch {
+	case i == len(p.data):
+		p.pos = i
+		return "", false
+	case p.data[i] == '"':
+		p.pos = i + 1
+		return p.text[start:i], true
 	}
-	p.pos = i
-	return "", false
+	return p.decodeStr(start, i)
 }
 
 // shared returns s in an interface, the one of an earlier equal short string if the cache

@@ -73,25 +73,34 @@ func (s *Scanner) String() (string, bool) {
 		return "", false
 	}
 	start := s.Pos + 1
-	for i := start; i < len(t); {
+	end := PlainEnd(t, start)
+	if end == len(t) || t[end] != '"' {
+		return "", false
+	}
+	s.Pos = end + 1
+	return t[start:end], true
+}
+
+// PlainEnd returns where the plain content of a string starting at i ends: the index of the
+// first byte from i that is a quote, a backslash, a control character or the start of
+// invalid UTF-8, or len(t).
+func PlainEnd(t string, i int) int {
+	for i < len(t) {
 		c := t[i]
 		switch {
 		case plainASCII[c]:
 			i++
-		case c == '"':
-			s.Pos = i + 1
-			return t[start:i], true
-		case c == '\\' || c < ' ':
-			return "", false
+		case c < utf8.RuneSelf:
+			return i // a quote, a backslash or a control character
 		default:
 			r, size := utf8.DecodeRuneInString(t[i:])
 			if r == utf8.RuneError && size == 1 {
-				return "", false
+				return i
 			}
 			i += size
 		}
 	}
-	return "", false
+	return i
 }
 
 // plainASCII holds the ASCII bytes a plain string has as they are: from the space on, but
@@ -106,8 +115,18 @@ var plainASCII = func() (t [256]bool) {
 // Number reads a number literal (after whitespace) and returns it, a substring of Text.
 func (s *Scanner) Number() (string, bool) {
 	s.Space()
-	t, i := s.Text, s.Pos
-	start := i
+	end, ok := NumberEnd(s.Text, s.Pos)
+	if !ok {
+		return "", false
+	}
+	lit := s.Text[s.Pos:end]
+	s.Pos = end
+	return lit, true
+}
+
+// NumberEnd reads the number literal -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? at i and
+// returns where it ends, or where it stops being one and false.
+func NumberEnd(t string, i int) (int, bool) {
 	if i < len(t) && t[i] == '-' {
 		i++
 	}
@@ -117,12 +136,12 @@ func (s *Scanner) Number() (string, bool) {
 	case i < len(t) && '1' <= t[i] && t[i] <= '9':
 		i = digits(t, i+1)
 	default:
-		return "", false
+		return i, false
 	}
 	if i < len(t) && t[i] == '.' {
 		j := digits(t, i+1)
 		if j == i+1 {
-			return "", false
+			return j, false
 		}
 		i = j
 	}
@@ -133,12 +152,11 @@ func (s *Scanner) Number() (string, bool) {
 		}
 		j := digits(t, i)
 		if j == i {
-			return "", false
+			return j, false
 		}
 		i = j
 	}
-	s.Pos = i
-	return t[start:i], true
+	return i, true
 }
 
 func digits(t string, i int) int {
