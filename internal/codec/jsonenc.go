@@ -22,11 +22,9 @@ import (
 // kind, Avro JSON's {"type": value} union form), goes through FromJSONValue and
 // AppendEncode, which also give the errors. On error dst is returned unchanged.
 func (c *Codec) AppendJSON(dst []byte, s *Schema, v any) ([]byte, error) {
-	if s != nil && s.Avro != nil && s.ID >= 0 && int64(s.ID) <= 1<<32-1 {
-		if p := c.bindingOf(s).jsonPlanOf(s.Avro); p != nil {
-			if out, ok := p.append(AppendHeader(dst, s.ID), v); ok {
-				return out, nil
-			}
+	if p := c.jsonPlan(s); p != nil {
+		if out, ok := p.append(AppendHeader(dst, s.ID), v); ok {
+			return out, nil
 		}
 	}
 	m, err := FromJSONValue(s, v)
@@ -41,11 +39,9 @@ func (c *Codec) AppendJSON(dst []byte, s *Schema, v any) ([]byte, error) {
 // (see AppendJSON, and jsonscan for the JSON it reads in place) is encoded without parsing
 // it into a tree.
 func (c *Codec) AppendJSONText(dst []byte, s *Schema, text string) ([]byte, error) {
-	if s != nil && s.Avro != nil && s.ID >= 0 && int64(s.ID) <= 1<<32-1 {
-		if p := c.bindingOf(s).jsonPlanOf(s.Avro); p != nil {
-			if out, ok := p.appendText(AppendHeader(dst, s.ID), text); ok {
-				return out, nil
-			}
+	if p := c.jsonPlan(s); p != nil {
+		if out, ok := p.appendText(AppendHeader(dst, s.ID), text); ok {
+			return out, nil
 		}
 	}
 	m, err := FromJSON(s, []byte(text))
@@ -53,6 +49,15 @@ func (c *Codec) AppendJSONText(dst []byte, s *Schema, text string) ([]byte, erro
 		return dst, err
 	}
 	return c.AppendEncode(dst, s, m)
+}
+
+// jsonPlan returns the plan AppendJSON and AppendJSONText encode s with, or nil for a schema
+// left to the general path (which also reports a schema Encode cannot frame).
+func (c *Codec) jsonPlan(s *Schema) *jsonPlan {
+	if checkEncodeSchema(s) != nil {
+		return nil
+	}
+	return c.bindingOf(s).jsonPlanOf(s.Avro)
 }
 
 // jsonOp is what one record field of a jsonPlan takes.
