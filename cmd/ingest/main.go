@@ -13,8 +13,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
@@ -25,17 +23,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/tracing"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(1)
-	}
-}
+func main() { server.Main("ingest", run) }
 
 type cfg struct {
 	config.Common

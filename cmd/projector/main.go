@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
@@ -28,17 +26,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/webhook"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "projector:", err)
-		os.Exit(1)
-	}
-}
+func main() { server.Main("projector", run) }
 
 type cfg struct {
 	config.Common

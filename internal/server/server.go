@@ -10,9 +10,13 @@ package server
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
 	"syscall"
 	"time"
@@ -151,4 +155,18 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Dura
 		return errors.Join(err, serr)
 	}
 	return err
+}
+
+// Main is a service program's main: it calls run with the program's arguments and a context
+// that SIGINT or SIGTERM cancel, then exits 0 on success or -help, and 1 after printing
+// "name: error" otherwise.
+func Main(name string, run func(ctx context.Context, args []string, stderr io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
