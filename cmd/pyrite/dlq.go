@@ -121,6 +121,21 @@ func (f *dlqFlags) selected(d *deadLetter) bool {
 	return len(f.at) == 0 || slices.Contains(f.at, position{d.Partition, d.Offset})
 }
 
+// open is what every dlq command starts with: the flags checked (with errs, the command's
+// own), the group's DLQ topic named, and an admin client, which the caller closes.
+func (f *dlqFlags) open(group string, errs ...error) (brokers []string, topic string, adm *kadm.Client, err error) {
+	if brokers, err = f.validate(errs...); err != nil {
+		return nil, "", nil, err
+	}
+	if topic, err = dlqTopic(group); err != nil {
+		return nil, "", nil, err
+	}
+	if adm, err = admin(brokers); err != nil {
+		return nil, "", nil, err
+	}
+	return brokers, topic, adm, nil
+}
+
 // dlqTopic returns the dead-letter topic of a declared group.
 func dlqTopic(group string) (string, error) {
 	top, err := topology.New(topology.Dev) // names only; sizes do not matter
@@ -231,15 +246,7 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	brokers, err := f.validate()
-	if err != nil {
-		return err
-	}
-	topic, err := dlqTopic(pos[0])
-	if err != nil {
-		return err
-	}
-	adm, err := admin(brokers)
+	brokers, topic, adm, err := f.open(pos[0])
 	if err != nil {
 		return err
 	}
@@ -334,15 +341,7 @@ func runDLQShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	brokers, err := f.validate()
-	if err != nil {
-		return err
-	}
-	topic, err := dlqTopic(pos[0])
-	if err != nil {
-		return err
-	}
-	adm, err := admin(brokers)
+	brokers, topic, adm, err := f.open(pos[0])
 	if err != nil {
 		return err
 	}
@@ -416,16 +415,8 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *typ != "" && !validPattern(*typ) {
 		errs = append(errs, fmt.Errorf("--type: %q is not a pattern (\"*\", a type, or segments with * such as WorkEffort:*)", *typ))
 	}
-	brokers, err := f.validate(errs...)
-	if err != nil {
-		return err
-	}
 	group := pos[0]
-	topic, err := dlqTopic(group)
-	if err != nil {
-		return err
-	}
-	adm, err := admin(brokers)
+	brokers, topic, adm, err := f.open(group, errs...)
 	if err != nil {
 		return err
 	}
