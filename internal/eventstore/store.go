@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,24 +67,12 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	var errs []error
-	if c.Group == "" {
-		c.Group = DefaultGroup
-	}
-	if c.DedupeWindow == 0 {
-		c.DedupeWindow = DefaultDedupeWindow
-	}
-	if c.DedupeMax == 0 {
-		c.DedupeMax = DefaultDedupeMax
-	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.MaxTransaction == 0 {
-		c.MaxTransaction = DefaultMaxTransaction
-	}
-	if c.CommitTimeout == 0 {
-		c.CommitTimeout = DefaultCommitTimeout
-	}
+	c.Group = cmp.Or(c.Group, DefaultGroup)
+	c.DedupeWindow = cmp.Or(c.DedupeWindow, DefaultDedupeWindow)
+	c.DedupeMax = cmp.Or(c.DedupeMax, DefaultDedupeMax)
+	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
+	c.MaxTransaction = cmp.Or(c.MaxTransaction, DefaultMaxTransaction)
+	c.CommitTimeout = cmp.Or(c.CommitTimeout, DefaultCommitTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

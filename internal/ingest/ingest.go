@@ -23,6 +23,7 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,15 +123,11 @@ func newService(c *codec.Codec, router Router, prod Producer, st *eventstore.Sto
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	if cfg.Source == "" {
-		cfg.Source = DefaultSource
-	}
+	cfg.Source = cmp.Or(cfg.Source, DefaultSource)
 	if cfg.ProduceTimeout <= 0 {
 		cfg.ProduceTimeout = 15 * time.Second
 	}
-	if cfg.OwnerWait == 0 {
-		cfg.OwnerWait = DefaultOwnerWait
-	}
+	cfg.OwnerWait = cmp.Or(cfg.OwnerWait, DefaultOwnerWait)
 	s := &Service{
 		codec: c, router: router, prod: prod, store: st, cfg: cfg, now: time.Now,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -20,6 +20,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,21 +119,11 @@ func New(cfg Config, d reactor.Deps) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.StepTimeout == 0 {
-		cfg.StepTimeout = DefaultStepTimeout
-	}
-	if cfg.Environment == "" {
-		cfg.Environment = DefaultEnvironment
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
-	if cfg.SweepInterval == 0 {
-		cfg.SweepInterval = defaultSweepInterval
-	}
-	if cfg.SweepAge == 0 {
-		cfg.SweepAge = defaultSweepAge
-	}
+	cfg.StepTimeout = cmp.Or(cfg.StepTimeout, DefaultStepTimeout)
+	cfg.Environment = cmp.Or(cfg.Environment, DefaultEnvironment)
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, defaultSweepInterval)
+	cfg.SweepAge = cmp.Or(cfg.SweepAge, defaultSweepAge)
 	m := &Manager{cfg: cfg, d: d, log: d.Log(), now: time.Now}
 	m.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Metrics, m.log)
 	m.handler = reactor.NewStateful(Group, Group, d.Store, m.outbox, d.Replays, m.Handle)

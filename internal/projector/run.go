@@ -1,6 +1,7 @@
 package projector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -91,9 +92,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.CacheSize == 0 {
-		o.CacheSize = 10_000
-	}
+	o.CacheSize = cmp.Or(o.CacheSize, 10_000)
 	if o.Drain <= 0 {
 		o.Drain = 10 * time.Second
 	}

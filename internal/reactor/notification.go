@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -107,18 +108,14 @@ func NewNotifier(cfg SMTPConfig, st *store.Store, m *Metrics, log *slog.Logger) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("reactor: notifications: %w", err)
 	}
-	if cfg.TLS == "" {
-		cfg.TLS = TLSStartTLS
-	}
+	cfg.TLS = cmp.Or(cfg.TLS, TLSStartTLS)
 	if cfg.Port == 0 {
 		cfg.Port = 587
 		if cfg.TLS == TLSImplicit {
 			cfg.Port = 465
 		}
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
 	from, _ := mail.ParseAddress(cfg.From)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -22,6 +22,7 @@
 package saga
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,21 +129,11 @@ func New(cfg Config, d reactor.Deps) (*Saga, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("saga: %w", err)
 	}
-	if cfg.Attempts == 0 {
-		cfg.Attempts = defaultAttempts
-	}
-	if cfg.Backoff == 0 {
-		cfg.Backoff = defaultBackoff
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = defaultTimeout
-	}
-	if cfg.SweepInterval == 0 {
-		cfg.SweepInterval = defaultSweepInterval
-	}
-	if cfg.SweepAge == 0 {
-		cfg.SweepAge = defaultSweepAge
-	}
+	cfg.Attempts = cmp.Or(cfg.Attempts, defaultAttempts)
+	cfg.Backoff = cmp.Or(cfg.Backoff, defaultBackoff)
+	cfg.Timeout = cmp.Or(cfg.Timeout, defaultTimeout)
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, defaultSweepInterval)
+	cfg.SweepAge = cmp.Or(cfg.SweepAge, defaultSweepAge)
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{}

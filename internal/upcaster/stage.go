@@ -1,6 +1,7 @@
 package upcaster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,12 +72,8 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.ConsumerGroup == "" {
-		c.ConsumerGroup = DefaultConsumerGroup
-	}
-	if c.Mode == "" {
-		c.Mode = Transactional
-	}
+	c.ConsumerGroup = cmp.Or(c.ConsumerGroup, DefaultConsumerGroup)
+	c.Mode = cmp.Or(c.Mode, Transactional)
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 5000
 	}
