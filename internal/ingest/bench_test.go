@@ -17,7 +17,6 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
-	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 )
 
@@ -96,15 +95,9 @@ func newIngestBench(b *testing.B, sample string) *ingestBench {
 	}
 	b.Cleanup(prod.Close)
 	svc := ingest.New(codec.Dial(s.RegistryURL), s.Topology, prod, ingest.Config{MaxBatch: 1000}, prometheus.NewRegistry())
-	ln, err := server.Listen("127.0.0.1:0", "addr")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = server.Serve(ctx, ln, server.Handler(svc.Handler(), nil, nil), time.Second); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	url := "http://" + ln.Addr().String()
+	srv := serveBench(b, svc.Handler())
+	b.Cleanup(srv.stop)
+	url := srv.url
 	// Buffers of a batch's size keep the load generator's syscalls, which take the same two
 	// cores, to a few per request.
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients,
