@@ -102,7 +102,9 @@ func TestRegistryRefusesWhatALiveReaderCannotRead(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	set := readers.NewSet()
 	watched := make(chan error, 1)
-	go func() { watched <- set.Watch(ctx, func(err error) { t.Errorf("skipped: %v", err) }, kgo.SeedBrokers(brokers...)) }()
+	go func() {
+		watched <- set.Watch(ctx, func(err error) { t.Errorf("skipped: %v", err) }, kgo.SeedBrokers(brokers...))
+	}()
 	t.Cleanup(func() { cancel(); <-watched })
 
 	reg, err := registry.New(t.Context(), brokers, registry.WithLiveReaders(set.LiveReaders))
