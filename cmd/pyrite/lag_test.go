@@ -55,7 +55,7 @@ func TestLagCaughtUpAfterTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, stdout, stderr := runCLI(t, append([]string{"lag", group, "--output", "json"}, kafkaArgs(s)...)...)
+	code, stdout, stderr := runCLI(t, append([]string{"lag", group, "--output", "json"}, opsArgs(s)...)...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

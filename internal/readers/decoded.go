@@ -17,6 +17,15 @@ type Types interface {
 	EventsTopic(aggregate string) (string, error)
 }
 
+// InstanceName is instance, or "<host>/<pid>" when it is empty.
+func InstanceName(instance string) string {
+	if instance != "" {
+		return instance
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
+
 // Group is a consumer group and the topics it reads.
 type Group struct {
 	Name   string
@@ -28,10 +37,7 @@ type Group struct {
 // events topic the group reads. Subjects with no event type (integration events) are left
 // out. Instance defaults to "<host>/<pid>"; the time is now.
 func Decoded(groups []Group, local []schemas.File, types Types, instance string) []Reader {
-	if instance == "" {
-		host, _ := os.Hostname()
-		instance = fmt.Sprintf("%s/%d", host, os.Getpid())
-	}
+	instance = InstanceName(instance)
 	newest := map[string]schemas.File{}
 	for _, f := range local {
 		if cur, ok := newest[f.Subject]; !ok || f.Version > cur.Version {
