@@ -64,6 +64,7 @@ func topCommands() []command {
 		{name: "schema", summary: "register schemas/ with the schema registry, check them against it and the live readers", subs: schemaCommands()},
 		{name: "dev", summary: "run the whole stack in one process on embedded Kafka and registry", run: runDev},
 		{name: "tail", summary: "print a topic's records as JSON lines, values decoded, from any position", run: runTail},
+		{name: "events", summary: "print every aggregate's events in one stable order from a cursor (readAll), as JSON lines", run: runEvents},
 		{name: "lag", summary: "show consumer groups' lag per topic and partition", run: runLag},
 		{name: "replay", summary: "move a consumer group's offsets (by offset or time) so it reads records again", run: runReplay},
 		{name: "dlq", summary: "list, show and redrive a group's dead letters", subs: dlqCommands()},

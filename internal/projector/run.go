@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -205,9 +206,16 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		}
 		return nil
 	}
+	var eventsTopics []string
+	for _, t := range o.Topology.TopicsWithRole(topology.RoleEvents) {
+		eventsTopics = append(eventsTopics, t.Name)
+	}
+	api := http.NewServeMux()
+	api.Handle("/", p.Handler())
+	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, o.KafkaOpts...))
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
 	g.Go(func() error {
-		return server.Serve(gctx, ln, server.Handler(p.Handler(), ready, o.Metrics), o.Drain)
+		return server.Serve(gctx, ln, server.Handler(api, ready, o.Metrics), o.Drain)
 	})
 	return g.Wait()
 }
