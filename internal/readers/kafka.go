@@ -67,7 +67,7 @@ func (s *Set) apply(rec *kgo.Record) error {
 	return nil
 }
 
-// All returns every reader, by subject, group and type.
+// All returns every reader, by group and type.
 func (s *Set) All() []Reader {
 	s.mu.RLock()
 	out := make([]Reader, 0, len(s.m))

@@ -98,9 +98,9 @@ func Parse(key, value []byte) (r Reader, ok bool, err error) {
 	return r, true, nil
 }
 
-// sortReaders orders readers by subject, group, then type.
+// sortReaders orders readers by group, then type.
 func sortReaders(rs []Reader) {
 	slices.SortFunc(rs, func(a, b Reader) int {
-		return cmp.Or(strings.Compare(a.Subject, b.Subject), strings.Compare(a.Group, b.Group), strings.Compare(a.Type, b.Type))
+		return cmp.Or(strings.Compare(a.Group, b.Group), strings.Compare(a.Type, b.Type))
 	})
 }
