@@ -25,6 +25,8 @@ func (p Problem) String() string {
 // the order of rs. A reader whose own schema does not parse is a Problem too (it cannot be
 // shown safe); a writer that does not parse is an error.
 func Check(rs []Reader, writer string) ([]Problem, error) {
+	// The writer must parse on its own first: a reader failing on it would otherwise look
+	// like that reader's problem.
 	if _, err := compat.Readable(compat.Schema{Text: writer}, compat.Schema{Text: writer}); err != nil {
 		return nil, fmt.Errorf("readers: candidate: %w", err)
 	}
