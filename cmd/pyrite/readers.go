@@ -208,11 +208,16 @@ func runReadersRemove(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 // readerProblems loads the recorded readers from brokers and checks every result not yet
-// registered against those of its subject.
-func readerProblems(ctx context.Context, brokers []string, results []checkResult) (map[int][]readers.Problem, error) {
+// registered against those of its subject. Malformed records of pyrite.readers are left
+// out and returned as warnings.
+func readerProblems(ctx context.Context, brokers []string, results []checkResult) (map[int][]readers.Problem, []string, error) {
 	set, err := readers.Load(ctx, kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))
 	if set == nil {
-		return nil, fmt.Errorf("read the live readers on %s (--readers=false skips this check): %w", readers.Topic, err)
+		return nil, nil, fmt.Errorf("read the live readers on %s (--readers=false skips this check): %w", readers.Topic, err)
+	}
+	var warnings []string
+	if err != nil {
+		warnings = append(warnings, "skipped malformed records: "+err.Error())
 	}
 	out := map[int][]readers.Problem{}
 	for i, r := range results {
@@ -221,11 +226,11 @@ func readerProblems(ctx context.Context, brokers []string, results []checkResult
 		}
 		problems, err := readers.Check(set.Of(r.File.Subject), r.File.Text)
 		if err != nil {
-			return nil, fmt.Errorf("%s v%d: %w", r.File.Subject, r.File.Version, err)
+			return nil, nil, fmt.Errorf("%s v%d: %w", r.File.Subject, r.File.Version, err)
 		}
 		if len(problems) > 0 {
 			out[i] = problems
 		}
 	}
-	return out, nil
+	return out, warnings, nil
 }

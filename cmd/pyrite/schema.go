@@ -235,9 +235,11 @@ func runSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var unreadable map[int][]readers.Problem
 	if *withReaders {
-		if unreadable, err = readerProblems(ctx, config.SplitList(*brokers), results); err != nil {
+		var more []string
+		if unreadable, more, err = readerProblems(ctx, config.SplitList(*brokers), results); err != nil {
 			return err
 		}
+		warnings = append(warnings, more...)
 	}
 	var nReg, nOK, nBad, nUnreadable int
 	for _, r := range results {
