@@ -11,6 +11,12 @@
 // register`. Check then says which recorded readers cannot read a candidate, naming the
 // group, the reader version and the field path.
 //
+// The groups that record are the projector's (the projection, reactors, saga and process
+// manager), which decode every type into the newest version among the schemas built into
+// the binary (bus.CodecDecoder). The upcaster and ingest's event store decode as written
+// and upcast to the newest registered version, so no new version is unreadable to them;
+// they record nothing.
+//
 // Guarantees: Publish and Remove return once Kafka acknowledged the records; Load reads
 // the topic to the end offsets it had when called, so it sees every record acknowledged
 // before. A Set is safe for concurrent use; Watch keeps one current until its context
