@@ -60,8 +60,8 @@ var (
 // State is a work effort as the read model serves it. Times are nil until the event that sets
 // them has been applied.
 type State struct {
-	ID          string     `json:"id"`
-	Title       string     `json:"title"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
 	// Description is nil when Created said null (or before Created): JSON null, as written.
 	Description *string    `json:"description"`
 	Status      string     `json:"status"`
