@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -26,7 +24,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
@@ -37,79 +42,132 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/webhook"
 )
 
-// tool returns the path of a command the checks need, failing with how to install it.
-func tool(t *testing.T, name, debianPackage string) string {
+// loadCompose loads a compose file as docker compose does (compose-go's loader: schema
+// validation, interpolation, merging of anchors and extends), with every profile named.
+func loadCompose(t *testing.T, ctx context.Context, file string, profiles ...string) (*types.Project, error) {
 	t.Helper()
-	p, err := exec.LookPath(name)
+	opts, err := cli.NewProjectOptions([]string{file},
+		cli.WithName("pyrite"),
+		cli.WithWorkingDirectory(filepath.Dir(file)),
+		cli.WithEnv([]string{"PYRITE_OTLP_ENDPOINT="}), // the file's own default, whatever the caller has
+		cli.WithProfiles(profiles))
 	if err != nil {
-		t.Fatalf("%s is not installed: the compose checks need it (Debian: apt-get install -y %s)", name, debianPackage)
+		return nil, err
 	}
-	return p
+	return opts.LoadProject(ctx)
 }
 
-func runTool(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "PYRITE_OTLP_ENDPOINT=") // the file's own default, whatever the caller has
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
-}
-
-// TestComposeFile: docker-compose accepts the file, and it has every part the README promises.
+// TestComposeFile: compose-go, docker compose's own loader, accepts the file, and it has
+// every part the README promises.
 func TestComposeFile(t *testing.T) {
-	dc := tool(t, "docker-compose", "docker-compose")
-	runTool(t, dc, "-f", "docker-compose.yml", "config", "-q")
-	services := strings.Fields(runTool(t, dc, "-f", "docker-compose.yml", "--profile", "tracing", "config", "--services"))
+	p, err := loadCompose(t, t.Context(), "docker-compose.yml", "tracing")
+	if err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
 	for _, s := range []string{"kafka-1", "kafka-2", "kafka-3", "schema-registry", "postgres", "topology", "schemas",
 		"ingest", "upcaster", "projector", "prometheus", "grafana", "jaeger"} {
-		if !slices.Contains(services, s) {
-			t.Errorf("service %s is missing; services: %v", s, services)
+		if _, ok := p.Services[s]; !ok {
+			t.Errorf("service %s is missing; services: %v", s, slices.Sorted(maps.Keys(p.Services)))
 		}
 	}
-	resolved := runTool(t, dc, "-f", "docker-compose.yml", "config")
-	for _, want := range []string{
-		"- topology\n    - apply\n    - --profile\n    - production", // the production profile, once
-		"KAFKA_PROCESS_ROLES: broker,controller",                     // KRaft
-		"KAFKA_MIN_INSYNC_REPLICAS: '2'",
-		"condition: service_completed_successfully",
+	if got := p.Services["topology"].Command; !slices.Equal(got[:min(5, len(got))], []string{"pyrite", "topology", "apply", "--profile", "production"}) {
+		t.Errorf("topology runs %v, not the production profile", got)
+	}
+	for _, k := range []string{"kafka-1", "kafka-2", "kafka-3"} {
+		env := p.Services[k].Environment
+		for name, want := range map[string]string{"KAFKA_PROCESS_ROLES": "broker,controller", "KAFKA_MIN_INSYNC_REPLICAS": "2"} {
+			if v := env[name]; v == nil || *v != want {
+				t.Errorf("%s: %s = %v, want %q", k, name, v, want)
+			}
+		}
+	}
+	for _, s := range []string{"ingest", "upcaster", "projector"} {
+		if d := p.Services[s].DependsOn["schemas"]; d.Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s depends on schemas with condition %q, want %q", s, d.Condition, types.ServiceConditionCompletedSuccessfully)
+		}
+	}
+	if d := p.Services["schema-registry"].DependsOn["topology"]; d.Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("schema-registry depends on topology with condition %q, want %q", d.Condition, types.ServiceConditionCompletedSuccessfully)
+	}
+	without, err := loadCompose(t, t.Context(), "docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := without.Services["jaeger"]; ok {
+		t.Error("jaeger runs without the tracing profile")
+	}
+}
+
+// TestComposeLoaderRefuses: the loader the checks rely on refuses what docker compose
+// refuses, so TestComposeFile can fail.
+func TestComposeLoaderRefuses(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown key":          "services:\n  a:\n    image: x\n    comand: [y]\n",
+		"undefined dependency": "services:\n  a:\n    image: x\n    depends_on: [b]\n",
+		"bad condition":        "services:\n  a:\n    image: x\n    depends_on: {b: {condition: done}}\n  b:\n    image: y\n",
 	} {
-		if !strings.Contains(resolved, want) {
-			t.Errorf("resolved config lacks %q", want)
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "compose.yml")
+			if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadCompose(t, t.Context(), f); err == nil {
+				t.Errorf("the loader accepted\n%s", body)
+			}
+		})
+	}
+}
+
+// TestPrometheusFile: Prometheus's own config loader accepts the file, and it scrapes every
+// program where the compose file makes it listen.
+func TestPrometheusFile(t *testing.T) {
+	cfg, err := promconfig.LoadFile("prometheus.yml", false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("prometheus.yml: %v", err)
+	}
+	targets := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, d := range sc.ServiceDiscoveryConfigs {
+			static, ok := d.(discovery.StaticConfig)
+			if !ok {
+				continue
+			}
+			for _, g := range static {
+				for _, tg := range g.Targets {
+					targets[string(tg[model.AddressLabel])] = true
+				}
+			}
+		}
+	}
+	p, err := loadCompose(t, t.Context(), "docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prog := range []struct{ service, def string }{
+		{"ingest", config.DefaultIngest}, {"upcaster", config.DefaultUpcaster}, {"projector", config.DefaultProjector},
+	} {
+		_, port, _ := net.SplitHostPort(prog.def)
+		if target := prog.service + ":" + port; !targets[target] {
+			t.Errorf("prometheus.yml does not scrape %s; it scrapes %v", target, slices.Sorted(maps.Keys(targets)))
+		}
+		if want := []string{prog.service, "--addr", "0.0.0.0:" + port}; !slices.Equal(p.Services[prog.service].Command, want) {
+			t.Errorf("docker-compose.yml runs %v, want %v", p.Services[prog.service].Command, want)
 		}
 	}
 }
 
-// TestPrometheusFile: promtool accepts the file, and it scrapes every program where the
-// compose file makes it listen.
-func TestPrometheusFile(t *testing.T) {
-	out := runTool(t, tool(t, "promtool", "prometheus"), "check", "config", "prometheus.yml")
-	if !strings.Contains(out, "SUCCESS") {
-		t.Errorf("promtool: %s", out)
-	}
-	b, err := os.ReadFile("prometheus.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	compose, err := os.ReadFile("docker-compose.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []struct{ service, def string }{
-		{"ingest", config.DefaultIngest}, {"upcaster", config.DefaultUpcaster}, {"projector", config.DefaultProjector},
+// TestPrometheusLoaderRefuses: the loader refuses a broken file, so TestPrometheusFile can fail.
+func TestPrometheusLoaderRefuses(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown key":   "scrape_configs:\n  - job_name: a\n    static_config: []\n",
+		"duplicate job": "scrape_configs:\n  - job_name: a\n  - job_name: a\n",
+		"bad interval":  "global:\n  scrape_interval: soon\n",
 	} {
-		_, port, _ := net.SplitHostPort(p.def)
-		if target := fmt.Sprintf("%q", p.service+":"+port); !strings.Contains(string(b), target) {
-			t.Errorf("prometheus.yml does not scrape %s", target)
-		}
-		if listen := fmt.Sprintf(`command: [%q, "--addr", "0.0.0.0:%s"]`, p.service, port); !strings.Contains(string(compose), listen) {
-			t.Errorf("docker-compose.yml does not run %s on port %s (%s)", p.service, port, listen)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := promconfig.Load(body, slog.New(slog.DiscardHandler)); err == nil {
+				t.Errorf("the loader accepted\n%s", body)
+			}
+		})
 	}
 }
 
@@ -134,41 +192,25 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// promqlIgnored are the words of PromQL that are not metric names.
-var promqlIgnored = map[string]bool{
-	"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true,
-	"and": true, "or": true, "unless": true, "bool": true, "offset": true, "inf": true, "nan": true,
-}
+// grafanaVariables are the dashboard variables Grafana replaces before a query reaches
+// Prometheus; the check puts a value of the same kind in their place.
+var grafanaVariables = strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h")
 
-var (
-	promqlStrings   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'`)
-	promqlMatchers  = regexp.MustCompile(`\{[^}]*\}`)
-	promqlRanges    = regexp.MustCompile(`\[[^\]]*\]`)
-	promqlGroupings = regexp.MustCompile(`\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	promqlOffsets   = regexp.MustCompile(`\boffset\s+-?[0-9a-z]+`)
-	promqlNumbers   = regexp.MustCompile(`\b[0-9][0-9a-zA-Z.]*`)
-	promqlIdents    = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*(\s*\()?`)
-)
-
-// metricNames returns the metric names a PromQL expression selects: identifiers that are
-// not functions, keywords, label names or inside strings, label matchers and ranges.
-func metricNames(expr string) []string {
-	e := promqlStrings.ReplaceAllString(expr, " ")
-	e = promqlMatchers.ReplaceAllString(e, " ")
-	e = promqlRanges.ReplaceAllString(e, " ")
-	e = promqlGroupings.ReplaceAllString(e, " ")
-	e = promqlOffsets.ReplaceAllString(e, " ")
-	e = promqlNumbers.ReplaceAllString(e, " ")
-	var out []string
-	for _, m := range promqlIdents.FindAllString(e, -1) {
-		if strings.HasSuffix(m, "(") || promqlIgnored[strings.ToLower(m)] {
-			continue // a function or aggregation, or a keyword
-		}
-		if !slices.Contains(out, m) {
-			out = append(out, m)
-		}
+// metricNames parses a dashboard query with Prometheus's own PromQL parser and returns the
+// metric names its selectors name.
+func metricNames(expr string) ([]string, error) {
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVariables.Replace(expr))
+	if err != nil {
+		return nil, err
 	}
-	return out
+	var out []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && vs.Name != "" && !slices.Contains(out, vs.Name) {
+			out = append(out, vs.Name)
+		}
+		return nil
+	})
+	return out, nil
 }
 
 func TestMetricNames(t *testing.T) {
@@ -186,10 +228,16 @@ func TestMetricNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
-			if got := metricNames(tt.expr); !slices.Equal(got, tt.want) {
-				t.Errorf("metricNames = %v, want %v", got, tt.want)
+			got, err := metricNames(tt.expr)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("metricNames = %v, %v, want %v", got, err, tt.want)
 			}
 		})
+	}
+	for _, bad := range []string{`sum by (type) (rate(x[5m])`, `rate(x)`, `histogram_quantile(x_bucket)`, `no_such_function(x)`} {
+		if _, err := metricNames(bad); err == nil {
+			t.Errorf("metricNames(%q) accepted invalid PromQL", bad)
+		}
 	}
 }
 
@@ -214,7 +262,10 @@ func dashboardMetrics(t *testing.T) []string {
 	var out []string
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
-			names := metricNames(tg.Expr)
+			names, err := metricNames(tg.Expr)
+			if err != nil {
+				t.Errorf("panel %q: %q is not valid PromQL: %v", p.Title, tg.Expr, err)
+			}
 			if len(names) == 0 {
 				t.Errorf("panel %q: no metric in %q", p.Title, tg.Expr)
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/projector"
+	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/internal/registry"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -38,6 +39,8 @@ type devConfig struct {
 	IngestAddr    string
 	ProjectorAddr string
 	UpcasterAddr  string
+	// CheckReaders turns on the registry's live-reader mode (internal/readers).
+	CheckReaders bool
 }
 
 func (c *devConfig) bind(fs *flag.FlagSet) {
@@ -47,6 +50,7 @@ func (c *devConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", config.DefaultIngest, "host:port of the ingest HTTP API")
 	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector's query API")
 	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster's health and metrics server")
+	fs.BoolVar(&c.CheckReaders, "check-readers", false, "the registry also refuses a new version that a reader recorded on pyrite.readers cannot read")
 }
 
 func (c *devConfig) validate() error {
@@ -80,6 +84,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.PrintDefaults()
 	}
 	c.bind(fs)
+	acceptGlobalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -165,7 +170,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	regMetrics := prometheus.NewRegistry()
-	reg, err := registry.New(ctx, brokers, registry.WithRegisterer(regMetrics), registry.WithLogger(log))
+	regOpts := []registry.Option{registry.WithRegisterer(regMetrics), registry.WithLogger(log)}
+	if c.CheckReaders {
+		live := readers.NewSet()
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan error, 1)
+		go func() {
+			watched <- live.Watch(watchCtx, func(err error) { log.Warn("pyrite.readers: skipping a record", "err", err) }, kgo.SeedBrokers(brokers...))
+		}()
+		defer func() { stopWatch(); <-watched }() // before Kafka stops
+		regOpts = append(regOpts, registry.WithLiveReaders(live.LiveReaders))
+	}
+	reg, err := registry.New(ctx, brokers, regOpts...)
 	if err != nil {
 		return fmt.Errorf("schema registry: %w", err)
 	}

@@ -37,12 +37,12 @@ const (
 	headerRedrivenFrom = "pyrite-redriven-from"
 )
 
-func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, "pyrite dlq", []command{
+func dlqCommands() []command {
+	return []command{
 		{name: "list", summary: "list a group's dead letters: reason, attempts, type, key, origin, redriven or not", run: runDLQList},
 		{name: "show", summary: "print a group's dead letters in full as JSON lines, values decoded", run: runDLQShow},
 		{name: "redrive", summary: "send dead letters back to their origin topic (key and headers kept) and mark them redriven", run: runDLQRedrive},
-	}, args, stdout, stderr)
+	}
 }
 
 // deadLetter is one record of a DLQ, as the dlq commands show it.

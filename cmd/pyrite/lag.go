@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,8 +15,10 @@ import (
 
 const lagUsage = `
 Prints how far consumer groups are behind, per group, topic and partition:
-the committed offset, the partition's end offset, the lag between them and
-the member consuming the partition. With no GROUP, every group the cluster
+the committed offset, the partition's end (its last stable offset, where a
+read_committed consumer can get to: transaction markers do not count, so a
+caught-up group shows 0), the lag between them and the member consuming
+the partition. With no GROUP, every group the cluster
 knows. A partition the group never committed counts its whole log as lag.
 
 Projections keep their positions in the store; the offsets they also commit
@@ -75,7 +78,7 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		groups = listed.Groups()
 	}
 	slices.Sort(groups)
-	lags, err := groupLags(ctx, adm, groups...)
+	lags, err := groupLags(ctx, adm, brokers, groups...)
 	if err != nil {
 		return err
 	}
@@ -124,15 +127,92 @@ func runLag(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
+// exactLagBelow bounds the gaps groupLags reads to count data records exactly; longer
+// ones count every offset (markers are a rounding error there).
+const exactLagBelow = 1000
+
+// countData reads each partition of from, from its offset to its last stable offset, and
+// returns how many data records (what a read_committed consumer gets) each holds.
+func countData(ctx context.Context, brokers []string, adm *kadm.Client, from offsets) (offsets, error) {
+	counts := offsets{}
+	if len(from) == 0 {
+		return counts, nil
+	}
+	from.each(func(t string, p int32, _ int64) { counts.set(t, p, 0) })
+	r, err := newRangeReader(brokers, adm, from)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if err := r.refresh(ctx); err != nil {
+		return nil, err
+	}
+	for !r.done() {
+		recs, err := r.poll(ctx, time.Second, true)
+		if err != nil {
+			return nil, fmt.Errorf("count records behind the commits: %w", err)
+		}
+		for _, rec := range recs {
+			n, _ := counts.get(rec.Topic, rec.Partition)
+			counts.set(rec.Topic, rec.Partition, n+1)
+		}
+	}
+	return counts, nil
+}
+
+// lastStableOffsets lists the last stable offset (what read_committed consumers can
+// reach) of every topic the described groups consume.
+func lastStableOffsets(ctx context.Context, adm *kadm.Client, described kadm.DescribedGroupLags) (kadm.ListedOffsets, error) {
+	var topics []string
+	for _, d := range described {
+		for _, l := range d.Lag.Sorted() {
+			if !slices.Contains(topics, l.Topic) {
+				topics = append(topics, l.Topic)
+			}
+		}
+	}
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	listed, err := adm.ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("last stable offsets: %w", err)
+	}
+	return listed, nil
+}
+
 // groupLags returns the lag of each group, sorted by group, partitions by topic and number.
 // A group that cannot be described or whose offsets cannot be read carries Error.
-func groupLags(ctx context.Context, adm *kadm.Client, groups ...string) ([]groupLag, error) {
+//
+// Lag counts what a read_committed consumer still has to read: a partition ends at its last
+// stable offset, and where at most exactLagBelow offsets lie between the commit and that
+// end, they are read and only data records count (not transaction markers, not aborted
+// records), so a group that committed after its last record says 0.
+func groupLags(ctx context.Context, adm *kadm.Client, brokers []string, groups ...string) ([]groupLag, error) {
 	if len(groups) == 0 {
 		return nil, nil
 	}
 	described, err := adm.Lag(ctx, groups...)
 	if err != nil && len(described) == 0 {
 		return nil, fmt.Errorf("group lag: %w", err)
+	}
+	stable, err := lastStableOffsets(ctx, adm, described)
+	if err != nil {
+		return nil, err
+	}
+	// The short gaps between a commit and the end, read to count only data records.
+	gaps := offsets{}
+	for _, d := range described {
+		for _, l := range d.Lag.Sorted() {
+			if lso, ok := stable.Lookup(l.Topic, l.Partition); ok && lso.Err == nil && l.Err == nil &&
+				l.Commit.At >= 0 && lso.Offset > l.Commit.At && lso.Offset-l.Commit.At <= exactLagBelow {
+				gaps.set(l.Topic, l.Partition, l.Commit.At)
+			}
+		}
+	}
+	data, err := countData(ctx, brokers, adm, gaps)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]groupLag, 0, len(groups))
 	for _, g := range groups {
@@ -155,13 +235,22 @@ func groupLags(ctx context.Context, adm *kadm.Client, groups ...string) ([]group
 		gl.State, gl.Members = d.State, len(d.Members)
 		for _, l := range d.Lag.Sorted() {
 			row := lagRow{Topic: l.Topic, Partition: l.Partition, Committed: l.Commit.At, End: l.End.Offset, Lag: l.Lag}
+			if lso, ok := stable.Lookup(l.Topic, l.Partition); ok && lso.Err == nil && l.Err == nil && lso.Offset <= l.End.Offset {
+				// kadm counts to the end offset, past transaction markers no consumer
+				// reads: count to the last stable offset instead.
+				row.End = lso.Offset
+				row.Lag = max(0, l.Lag-(l.End.Offset-lso.Offset))
+				if n, ok := data.get(l.Topic, l.Partition); ok {
+					row.Lag = n
+				}
+			}
 			if l.Member != nil {
 				row.Member = l.Member.ClientID + "@" + l.Member.ClientHost
 			}
 			if l.Err != nil {
 				row.Error = l.Err.Error()
 			} else {
-				gl.Lag += l.Lag
+				gl.Lag += row.Lag
 			}
 			gl.Partitions = append(gl.Partitions, row)
 		}

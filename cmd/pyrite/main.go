@@ -3,7 +3,12 @@
 // schemas against the schema registry (schema register/check), reads topics
 // (tail), shows consumer lag (lag), moves groups back (replay), rebuilds
 // store-positioned projections (projection rebuild), handles dead letters
-// (dlq list/show/redrive) and runs the whole stack in one process (dev).
+// (dlq list/show/redrive), lists and records live reader schemas (schema
+// readers) and runs the whole stack in one process (dev). 'pyrite help'
+// lists every command; 'pyrite completion bash|zsh' prints completion.
+//
+// Every command accepts the global connection flags (global.go), whether it
+// uses them or not, so one command line serves them all.
 //
 // Exit codes: 0 success; 1 failure, or findings where a command documents
 // them (drift that apply cannot fix, incompatible schemas, plan
@@ -46,19 +51,25 @@ type runFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 type command struct {
 	name    string
 	summary string
-	run     runFunc
+	// run is the command's body. A command with subs and no run dispatches to them; with
+	// both, run handles its arguments itself (e.g. a default subcommand) and subs are
+	// listed in help and completion.
+	run  runFunc
+	subs []command
 }
 
 func topCommands() []command {
 	return []command{
-		{name: "topology", summary: "compare (plan) or converge (apply) Kafka topics with the declared topology", run: runTopology},
-		{name: "schema", summary: "register schemas/ with the schema registry, or check them against it", run: runSchema},
+		{name: "topology", summary: "compare (plan) or converge (apply) Kafka topics with the declared topology", subs: topologyCommands()},
+		{name: "schema", summary: "register schemas/ with the schema registry, check them against it and the live readers", subs: schemaCommands()},
 		{name: "dev", summary: "run the whole stack in one process on embedded Kafka and registry", run: runDev},
 		{name: "tail", summary: "print a topic's records as JSON lines, values decoded, from any position", run: runTail},
+		{name: "events", summary: "print every aggregate's events in one stable order from a cursor (readAll), as JSON lines", run: runEvents},
 		{name: "lag", summary: "show consumer groups' lag per topic and partition", run: runLag},
 		{name: "replay", summary: "move a consumer group's offsets (by offset or time) so it reads records again", run: runReplay},
-		{name: "dlq", summary: "list, show and redrive a group's dead letters", run: runDLQ},
-		{name: "projection", summary: "rebuild a projection's read model beside the live one and swap it in", run: runProjection},
+		{name: "dlq", summary: "list, show and redrive a group's dead letters", subs: dlqCommands()},
+		{name: "projection", summary: "rebuild a projection's read model beside the live one and swap it in", subs: projectionCommands()},
+		{name: "completion", summary: "print a shell completion script: pyrite completion bash|zsh", run: runCompletion},
 	}
 }
 
@@ -98,20 +109,40 @@ func dispatch(ctx context.Context, prefix string, cmds []command, args []string,
 		return nil
 	}
 	for _, c := range cmds {
-		if c.name == name {
-			return c.run(ctx, rest, stdout, stderr)
+		if c.name != name {
+			continue
 		}
+		if c.run == nil {
+			return dispatch(ctx, prefix+" "+c.name, c.subs, rest, stdout, stderr)
+		}
+		return c.run(ctx, rest, stdout, stderr)
 	}
 	printCommands(stderr, prefix, cmds)
 	return fmt.Errorf("%w: %s: unknown command %q", errUsage, prefix, name)
 }
 
+// printCommands lists every command under prefix, subcommands included, one line each.
 func printCommands(w io.Writer, prefix string, cmds []command) {
 	fmt.Fprintf(w, "Usage: %s <command> [flags]\n\nCommands:\n", prefix)
-	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	var rows [][2]string
+	var walk func(path string, cs []command)
+	walk = func(path string, cs []command) {
+		for _, c := range cs {
+			if c.run != nil || len(c.subs) == 0 {
+				rows = append(rows, [2]string{path + c.name, c.summary})
+			}
+			walk(path+c.name+" ", c.subs)
+		}
 	}
-	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", prefix)
+	walk("", cmds)
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, r[0], r[1])
+	}
+	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags. Every command accepts the\nglobal connection flags %s.\n", prefix, globalFlagNames())
 	if prefix == "pyrite" {
 		fmt.Fprint(w, "Exit codes: 0 ok, 1 failure or findings (see each command), 2 usage error.\n")
 	}
@@ -132,6 +163,7 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 // parseFlags parses args and rejects positional arguments. -h gives
 // flag.ErrHelp (exit 0); other mistakes are usage errors already printed.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	acceptGlobalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -19,10 +19,10 @@ import (
 	"github.com/pyrite-dev/pyrite/schemas"
 )
 
-func runProjection(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, "pyrite projection", []command{
+func projectionCommands() []command {
+	return []command{
 		{name: "rebuild", summary: "build a projection's read model again beside the live one and swap it in when caught up", run: runProjectionRebuild},
-	}, args, stdout, stderr)
+	}
 }
 
 // projectionTopics returns the topics a store-positioned projection reads.

@@ -20,14 +20,16 @@ import (
 	"github.com/riferrei/srclient"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
 
-func runSchema(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, "pyrite schema", []command{
+func schemaCommands() []command {
+	return []command{
 		{name: "register", summary: "register every schema version under schemas/ in version order (idempotent)", run: runSchemaRegister},
-		{name: "check", summary: "check schemas/ against the registry: which are registered, which compatible", run: runSchemaCheck},
-	}, args, stdout, stderr)
+		{name: "check", summary: "check schemas/ against the registry and the live readers: which are registered, which compatible", run: runSchemaCheck},
+		{name: "readers", summary: "list the reader schema version each live group decodes each type with", run: runSchemaReaders, subs: readersCommands()},
+	}
 }
 
 // schemaFlags are the flags shared by schema register and check.
@@ -201,15 +203,23 @@ under the subject's compatibility level, and names every incompatibility
 with the field path the registry reports. A version whose earlier local
 versions are not registered either is checked against the registry as it
 stands, which is what 'register' would meet only if those succeed first.
+Then it checks every version not registered yet against the reader schemas
+live groups decode with (pyrite.readers on --brokers; see 'pyrite schema
+readers'): a version that a recorded reader cannot read is UNREADABLE, named
+with the group, its reader version and the field path, even when the
+subject's compatibility level accepts it. --readers=false skips this.
 It changes nothing.
 
-Exit code 0 when every unregistered version is compatible, 1 when any is
-incompatible or the registry cannot be asked, 2 on usage errors.`
+Exit code 0 when every unregistered version is compatible and readable, 1
+when any is not or the registry or Kafka cannot be asked, 2 on usage errors.`
 
 func runSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f schemaFlags
 	fs := newFlagSet("pyrite schema check", checkUsage, stderr)
 	f.bind(fs)
+	brokers := fs.String("brokers", config.Env("PYRITE_BROKERS", config.DefaultBrokers),
+		"comma-separated Kafka seed brokers, host:port, to read the live readers from (env PYRITE_BROKERS)")
+	withReaders := fs.Bool("readers", true, "also check against the reader schemas recorded on pyrite.readers")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -223,7 +233,15 @@ func runSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	var nReg, nOK, nBad int
+	var unreadable map[int][]readers.Problem
+	if *withReaders {
+		var more []string
+		if unreadable, more, err = readerProblems(ctx, config.SplitList(*brokers), results); err != nil {
+			return err
+		}
+		warnings = append(warnings, more...)
+	}
+	var nReg, nOK, nBad, nUnreadable int
 	for _, r := range results {
 		switch r.State {
 		case stateRegistered:
@@ -240,12 +258,23 @@ func runSchemaCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 		}
 	}
+	for i, r := range results {
+		problems := unreadable[i]
+		if len(problems) == 0 {
+			continue
+		}
+		nUnreadable++
+		fmt.Fprintf(stdout, "UNREADABLE    %s v%d (%s) by a live reader:\n", r.File.Subject, r.File.Version, r.File.Path)
+		for _, p := range problems {
+			fmt.Fprintf(stdout, "    - %s\n", p)
+		}
+	}
 	for _, w := range warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
-	fmt.Fprintf(stdout, "%d registered, %d compatible and not registered yet, %d incompatible\n", nReg, nOK, nBad)
-	if nBad > 0 {
-		return fmt.Errorf("%w: %d schema versions are incompatible with the registry", errFindings, nBad)
+	fmt.Fprintf(stdout, "%d registered, %d compatible and not registered yet, %d incompatible, %d unreadable by a live reader\n", nReg, nOK, nBad, nUnreadable)
+	if nBad > 0 || nUnreadable > 0 {
+		return fmt.Errorf("%w: %d schema versions are incompatible with the registry, %d unreadable by a live reader", errFindings, nBad, nUnreadable)
 	}
 	return nil
 }

@@ -113,6 +113,7 @@ func admin(brokers []string) (*kadm.Client, error) {
 // It needs at least min of them and at most one per name (names are for errors, in order),
 // or any number when the last name ends with "...".
 func parseArgs(fs *flag.FlagSet, args []string, min int, names ...string) ([]string, error) {
+	acceptGlobalFlags(fs)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -553,6 +554,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newOpsFlagSet("pyrite tail", "pyrite tail TOPIC [flags]", tailUsage, stderr)
 	f.bindKafka(fs)
 	f.bindRegistry(fs)
+	fs.StringVar(&f.output, "output", "json", "output format: json, one object per line (the only format; accepted as the other commands take it)")
 	from := fs.String("from", "earliest", "where to start: "+startSpecHelp)
 	partition := fs.Int("partition", -1, "read only this partition (-1: every partition)")
 	follow := fs.Bool("follow", false, "keep waiting for new records until interrupted")
@@ -571,6 +573,9 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *limit < 0 {
 		errs = append(errs, fmt.Errorf("--limit: %d is negative", *limit))
+	}
+	if f.output != "json" {
+		errs = append(errs, fmt.Errorf("--output: tail prints json only, not %q", f.output))
 	}
 	if *partition < -1 {
 		errs = append(errs, fmt.Errorf("--partition: %d is not a partition", *partition))

@@ -16,11 +16,11 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
-func runTopology(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, "pyrite topology", []command{
+func topologyCommands() []command {
+	return []command{
 		{name: "plan", summary: "print how the cluster differs from the declared topology (changes nothing)", run: runTopologyPlan},
 		{name: "apply", summary: "create missing topics, set drifted configs, add missing partitions", run: runTopologyApply},
-	}, args, stdout, stderr)
+	}
 }
 
 // topologyFlags are the flags shared by topology plan and apply.

@@ -35,11 +35,11 @@ func TestTopologyCommands(t *testing.T) {
 		stdout []string
 	}{
 		{name: "plan on empty cluster lists every topic", args: []string{"topology", "plan", "--brokers", brokers}, code: 0,
-			stdout: []string{"topology dev: 21 topics declared", "+ create pyrite.work-effort.raw: partitions 3, replication 1", "+ create _schemas: partitions 1", "21 changes: 21 fixable"}},
+			stdout: []string{"topology dev: 22 topics declared", "+ create pyrite.work-effort.raw: partitions 3, replication 1", "+ create _schemas: partitions 1", "22 changes: 22 fixable"}},
 		{name: "plan --exit-code with changes", args: []string{"topology", "plan", "--brokers", brokers, "--exit-code"}, code: 1,
-			stdout: []string{"21 changes"}},
+			stdout: []string{"22 changes"}},
 		{name: "apply creates them", args: []string{"topology", "apply", "--brokers", brokers}, code: 0,
-			stdout: []string{"applied + create pyrite.system", "done: 21 changes applied"}},
+			stdout: []string{"applied + create pyrite.system", "done: 22 changes applied"}},
 		{name: "plan after apply is empty", args: []string{"topology", "plan", "--brokers", brokers, "--exit-code"}, code: 0,
 			stdout: []string{"no changes"}},
 		{name: "apply again changes nothing", args: []string{"topology", "apply", "--brokers", brokers}, code: 0,

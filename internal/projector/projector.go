@@ -7,6 +7,10 @@
 // starts from the stored positions, so a crash never double-applies or skips
 // an event. Per-aggregate order holds: one worker per partition. Reads go
 // through an LRU cache evicted by a bus subscription to the applied events.
+//
+// Run also records, before any group consumes, the reader schema each group decodes
+// each type with on pyrite.readers (internal/readers), and serves readAll
+// (GET /v1/events, ReadAll) from the events topics.
 package projector
 
 import (

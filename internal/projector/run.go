@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/store"
@@ -161,6 +163,16 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		}
 	}
 
+	// Every group records the reader schemas it decodes with before it consumes, so a
+	// schema check (pyrite schema check, the registry's live-reader mode) counts it.
+	groups := []readers.Group{{Name: group.Name, Topics: proj.Topics}}
+	if side != nil {
+		groups = append(groups, side.groups...)
+	}
+	if err := readers.Publish(ctx, adminCl, readers.Decoded(groups, local, o.Topology, o.InstanceID)...); err != nil {
+		return fmt.Errorf("projector: %w (is the topology applied?)", err)
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { p.WatchGenerations(gctx, 2*time.Second); return nil })
 	g.Go(func() error {
@@ -194,9 +206,16 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		}
 		return nil
 	}
+	var eventsTopics []string
+	for _, t := range o.Topology.TopicsWithRole(topology.RoleEvents) {
+		eventsTopics = append(eventsTopics, t.Name)
+	}
+	api := http.NewServeMux()
+	api.Handle("/", p.Handler())
+	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, o.KafkaOpts...))
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
 	g.Go(func() error {
-		return server.Serve(gctx, ln, server.Handler(p.Handler(), ready, o.Metrics), o.Drain)
+		return server.Serve(gctx, ln, server.Handler(api, ready, o.Metrics), o.Drain)
 	})
 	return g.Wait()
 }
@@ -215,6 +234,7 @@ type sideEffects struct {
 	replays *reactor.Replays
 	prod    *kgo.Client
 	runs    []func(context.Context) error
+	groups  []readers.Group // each group and the topics it decodes
 }
 
 // buildReactors makes every reactor, saga and process manager o turns on,
@@ -245,7 +265,10 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		prod.Close()
 		return nil, err
 	}
-	var runs []func(context.Context) error
+	var (
+		runs   []func(context.Context) error
+		groups []readers.Group
+	)
 	busGroup := func(group string, topics []string, attempts int, subscribe func(*bus.Bus) error) error {
 		b := bus.New(bus.WithName(group), bus.WithMetrics(runnerMetrics), bus.WithLogger(o.Logger), bus.WithLogSize(0))
 		if err := subscribe(b); err != nil {
@@ -260,6 +283,7 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 			return err
 		}
 		runs = append(runs, runner.Run)
+		groups = append(groups, readers.Group{Name: group, Topics: topics})
 		return nil
 	}
 	var errs []error
@@ -289,6 +313,7 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		s, err := saga.New(r.GitHub, d)
 		if err == nil {
 			runs = append(runs, func(ctx context.Context) error { return s.Run(ctx, []string{workEfforts}, r.Retry) })
+			groups = append(groups, readers.Group{Name: saga.Group, Topics: []string{workEfforts}})
 		}
 		errs = append(errs, err)
 	}
@@ -296,6 +321,7 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		pm, err := process.New(r.DeploymentConfig, d)
 		if err == nil {
 			runs = append(runs, func(ctx context.Context) error { return pm.Run(ctx, []string{workEfforts, deployments}, r.Retry) })
+			groups = append(groups, readers.Group{Name: process.Group, Topics: []string{workEfforts, deployments}})
 		}
 		errs = append(errs, err)
 	}
@@ -303,7 +329,7 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		prod.Close()
 		return nil, fmt.Errorf("reactors: %w", err)
 	}
-	return &sideEffects{replays: replays, prod: prod, runs: runs}, nil
+	return &sideEffects{replays: replays, prod: prod, runs: runs, groups: groups}, nil
 }
 
 // start runs, in g, the replay-mark reader and every group; each group waits

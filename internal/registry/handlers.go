@@ -341,7 +341,14 @@ func (r *Registry) registerSchema(req *http.Request) (any, error) {
 		return nil, err
 	}
 	return r.write(req.Context(), func(st *state) (*plan, error) {
-		return planRegister(st, subject, body, normalize, force)
+		p, err := planRegister(st, subject, body, normalize, force)
+		if err == nil && len(p.records) > 0 {
+			err = r.checkLiveReaders(st, subject, body, normalize, force)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	})
 }
 

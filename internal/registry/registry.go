@@ -35,6 +35,7 @@ type config struct {
 	kafkaOpts     []kgo.Opt
 	maxBody       int64
 	writeTimeout  time.Duration
+	liveReaders   func(subject string) []LiveReader // readers.go
 }
 
 // Option configures New.

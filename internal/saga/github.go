@@ -304,8 +304,8 @@ func (s *Saga) createOnce(ctx context.Context, id, title string, ev *bus.Event) 
 		body += " at " + ev.Time.UTC().Format(time.RFC3339)
 	}
 	body += ".\n\n"
-	if we, ok, err := s.d.Store.WorkEffort(ctx, id); err == nil && ok && we.Description != "" {
-		body += we.Description + "\n\n"
+	if we, ok, err := s.d.Store.WorkEffort(ctx, id); err == nil && ok && we.Description != nil && *we.Description != "" {
+		body += *we.Description + "\n\n"
 	}
 	body += Marker(id) + "\n"
 	issue, _, err := s.gh.Issues.Create(ctx, s.owner, s.repo, &github.IssueRequest{Title: &title, Body: &body})

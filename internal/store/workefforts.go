@@ -25,8 +25,9 @@ const (
 
 const (
 	weColumns = "id, title, description, status, progress, created_at, started_at, completed_at, version, " +
-		"github_issue, github_issue_url, github_issue_closed, needs_manual_sync, manual_sync_reason, assignee, updated_at"
-	weNumColumns = 16
+		"github_issue, github_issue_url, github_issue_closed, needs_manual_sync, manual_sync_reason, assignee, updated_at, " +
+		"description_null"
+	weNumColumns = 17
 	// weChunk bounds rows per multi-row statement: 100 rows x 16 columns stays far below
 	// SQLite's 32766 and PostgreSQL's 65535 parameters.
 	weChunk = 100
@@ -209,10 +210,14 @@ func appendWorkEffortArgs(args []any, s *workeffort.State) []any {
 	if s.GitHubIssue != nil {
 		issue = int64(*s.GitHubIssue)
 	}
-	return append(args, s.ID, s.Title, s.Description, s.Status, int64(s.Progress),
+	var desc string
+	if s.Description != nil {
+		desc = *s.Description
+	}
+	return append(args, s.ID, s.Title, desc, s.Status, int64(s.Progress),
 		millis(s.CreatedAt), millis(s.StartedAt), millis(s.CompletedAt), s.Version,
 		issue, s.GitHubIssueURL, boolInt(s.GitHubIssueClosed), boolInt(s.NeedsManualSync), s.ManualSyncReason,
-		s.Assignee, millis(s.UpdatedAt))
+		s.Assignee, millis(s.UpdatedAt), boolInt(s.Description == nil))
 }
 
 func millis(t *time.Time) any {
@@ -242,10 +247,14 @@ type scanner interface{ Scan(dest ...any) error }
 func scanWorkEffort(sc scanner) (workeffort.State, error) {
 	var s workeffort.State
 	var created, started, completed, updated, issue sql.NullInt64
-	var progress, closed, manual int64
-	if err := sc.Scan(&s.ID, &s.Title, &s.Description, &s.Status, &progress, &created, &started, &completed,
-		&s.Version, &issue, &s.GitHubIssueURL, &closed, &manual, &s.ManualSyncReason, &s.Assignee, &updated); err != nil {
+	var progress, closed, manual, descNull int64
+	var desc string
+	if err := sc.Scan(&s.ID, &s.Title, &desc, &s.Status, &progress, &created, &started, &completed,
+		&s.Version, &issue, &s.GitHubIssueURL, &closed, &manual, &s.ManualSyncReason, &s.Assignee, &updated, &descNull); err != nil {
 		return workeffort.State{}, err
+	}
+	if descNull == 0 {
+		s.Description = &desc
 	}
 	s.Progress = int(progress)
 	s.CreatedAt, s.StartedAt, s.CompletedAt, s.UpdatedAt = fromMillis(created), fromMillis(started), fromMillis(completed), fromMillis(updated)

@@ -310,8 +310,8 @@ func TestEnsureConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := mustPlan(t, ctx, grown, adm)
-	if n := len(p.Changes); n != len(grown.Topics())-2 { // every topic but the single-partition _schemas and pyrite.replays
-		t.Fatalf("grown plan has %d changes, want %d:\n%s", n, len(grown.Topics())-2, p)
+	if n := len(p.Changes); n != len(grown.Topics())-3 { // every topic but the single-partition _schemas, pyrite.replays and pyrite.readers
+		t.Fatalf("grown plan has %d changes, want %d:\n%s", n, len(grown.Topics())-3, p)
 	}
 	if p, err := grown.Ensure(ctx, adm); err != nil || !p.Empty() {
 		t.Fatalf("ensure grown: %v\n%s", err, p)

@@ -37,6 +37,9 @@ const (
 	// reactors with outside side effects do not fire again for records
 	// before it.
 	ReplaysTopic = "pyrite.replays"
+	// ReadersTopic records the reader schema each live consumer group decodes
+	// each event type with (compacted, key "<group>|<type>"; see internal/readers).
+	ReadersTopic = "pyrite.readers"
 )
 
 // Topic config keys the declaration manages. Any other config on a topic is
@@ -141,6 +144,7 @@ const (
 	RoleDLQ         Role = "dlq"
 	RoleSchemas     Role = "schemas"
 	RoleReplays     Role = "replays"
+	RoleReaders     Role = "readers"
 )
 
 // Topic is one declared topic.
@@ -313,6 +317,7 @@ func (t *Topology) build() error {
 	}
 	t.add(&errs, Topic{Name: SchemasTopic, Role: RoleSchemas, Partitions: 1, Configs: s.configs("compact", 0)})
 	t.add(&errs, Topic{Name: ReplaysTopic, Role: RoleReplays, Partitions: 1, Configs: s.configs("compact", 0)})
+	t.add(&errs, Topic{Name: ReadersTopic, Role: RoleReaders, Partitions: 1, Configs: s.configs("compact", 0)})
 	return errors.Join(errs...)
 }
 

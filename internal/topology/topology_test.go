@@ -18,7 +18,7 @@ func TestNewDeclaresEveryTopic(t *testing.T) {
 		"pyrite.integration.retry", "pyrite.integration.dlq",
 		"pyrite.github.retry", "pyrite.github.dlq",
 		"pyrite.deployment.retry", "pyrite.deployment.dlq",
-		"_schemas", "pyrite.replays",
+		"_schemas", "pyrite.replays", "pyrite.readers",
 	}
 	tests := []struct {
 		name       string
@@ -55,7 +55,7 @@ func TestNewDeclaresEveryTopic(t *testing.T) {
 					t.Errorf("%s: max.message.bytes %q", tp.Name, got)
 				}
 				wantParts := tt.partitions
-				if tp.Role == RoleSchemas || tp.Role == RoleReplays {
+				if tp.Role == RoleSchemas || tp.Role == RoleReplays || tp.Role == RoleReaders {
 					wantParts = 1
 				}
 				if tp.Partitions != wantParts {

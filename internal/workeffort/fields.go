@@ -39,6 +39,15 @@ func (f *fields) str(key, def string) string {
 	}
 }
 
+// optStr returns the string field, nil when absent or null.
+func (f *fields) optStr(key string) *string {
+	if f.get(key) == nil {
+		return nil
+	}
+	v := f.str(key, "")
+	return &v
+}
+
 // int returns the integer field; ok is false when absent or null.
 func (f *fields) int(key string) (n int64, ok bool) {
 	switch v := f.get(key).(type) {

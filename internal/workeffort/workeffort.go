@@ -60,9 +60,10 @@ var (
 // State is a work effort as the read model serves it. Times are nil until the event that sets
 // them has been applied.
 type State struct {
-	ID          string     `json:"id"`
-	Title       string     `json:"title"`
-	Description string     `json:"description"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// Description is nil when Created said null (or before Created): JSON null, as written.
+	Description *string    `json:"description"`
 	Status      string     `json:"status"`
 	Progress    int        `json:"progress"`
 	CreatedAt   *time.Time `json:"createdAt"`
@@ -127,7 +128,7 @@ func Apply(s State, eventType string, data map[string]any, aggregateVersion int6
 	switch eventType {
 	case TypeCreated:
 		n.Title = f.str("title", n.Title)
-		n.Description = f.str("description", "")
+		n.Description = f.optStr("description")
 		n.Assignee = f.str("assignee", "")
 		n.CreatedAt = f.time("createdAt", at)
 	case TypeStarted:

@@ -22,7 +22,7 @@ func ptr[T any](v T) *T { return &v }
 // planned is a created work effort at version 1.
 func planned() workeffort.State {
 	return workeffort.State{
-		ID: "we-1", Title: "Ship it", Description: "all of it", Status: workeffort.StatusPlanned,
+		ID: "we-1", Title: "Ship it", Description: ptr("all of it"), Status: workeffort.StatusPlanned,
 		CreatedAt: ptr(t0), Version: 1, Assignee: "ann@example.com", UpdatedAt: ptr(t0),
 	}
 }
@@ -42,7 +42,7 @@ func TestApply(t *testing.T) {
 			data: map[string]any{"title": "Ship it", "description": "all of it", "createdAt": t0, "assignee": "ann@example.com"},
 			at:   t0.Add(time.Second),
 			want: func(s *workeffort.State) {
-				s.Title, s.Description, s.Assignee = "Ship it", "all of it", "ann@example.com"
+				s.Title, s.Description, s.Assignee = "Ship it", ptr("all of it"), "ann@example.com"
 				s.CreatedAt, s.Version, s.UpdatedAt = ptr(t0), 1, ptr(t0.Add(time.Second))
 			},
 		},
@@ -55,7 +55,7 @@ func TestApply(t *testing.T) {
 			name: "created with wrapped union and pointer", from: workeffort.New("we-1"), typ: workeffort.TypeCreated,
 			data: map[string]any{"title": "T", "description": map[string]any{"string": "d"}, "assignee": ptr("bo@example.com"), "createdAt": t0},
 			want: func(s *workeffort.State) {
-				s.Title, s.Description, s.Assignee, s.CreatedAt, s.Version = "T", "d", "bo@example.com", ptr(t0), 1
+				s.Title, s.Description, s.Assignee, s.CreatedAt, s.Version = "T", ptr("d"), "bo@example.com", ptr(t0), 1
 			},
 		},
 		{
