@@ -38,6 +38,7 @@ type devConfig struct {
 	IngestAddr    string
 	ProjectorAddr string
 	UpcasterAddr  string
+	Compression   config.Compression
 }
 
 func (c *devConfig) bind(fs *flag.FlagSet) {
@@ -47,6 +48,7 @@ func (c *devConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", config.DefaultIngest, "host:port of the ingest HTTP API")
 	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector's query API")
 	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster's health and metrics server")
+	c.Compression.BindCompression(fs)
 }
 
 func (c *devConfig) validate() error {
@@ -64,7 +66,7 @@ func (c *devConfig) validate() error {
 			errs = append(errs, fmt.Errorf("--%s: %q has no numeric port", a.flag, a.addr))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, c.Compression.Validate())...)
 }
 
 // runDev runs the whole stack in one process: embedded Kafka (kfake with a
@@ -165,7 +167,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	regMetrics := prometheus.NewRegistry()
-	reg, err := registry.New(ctx, brokers, registry.WithRegisterer(regMetrics), registry.WithLogger(log))
+	kopts := c.Compression.KafkaOpts() // every producer below
+	reg, err := registry.New(ctx, brokers, registry.WithRegisterer(regMetrics), registry.WithLogger(log),
+		registry.WithKafkaOpts(kopts...))
 	if err != nil {
 		return fmt.Errorf("schema registry: %w", err)
 	}
@@ -201,7 +205,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
 			Brokers: brokers, Registry: registryURL, TxnPrefix: "pyrite-dev-ingest",
-			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log, KafkaOpts: kopts,
 		}))
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
@@ -209,7 +213,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
 			Brokers: brokers, Registry: registryURL, Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
 			Config:    upcaster.Config{TransactionalID: "pyrite-dev-upcaster"},
-			KafkaOpts: []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")},
+			KafkaOpts: append([]kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts...),
 		}))
 	})
 	fmt.Fprintf(stdout, "upcaster   http://%s  (raw -> events, health and metrics)\n", upLn.Addr())
@@ -220,7 +224,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those.
-			Reactors: projector.Reactors{Integration: true, Deployment: true},
+			Reactors:  projector.Reactors{Integration: true, Deployment: true},
+			KafkaOpts: kopts,
 		}))
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
