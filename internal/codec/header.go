@@ -3,10 +3,11 @@ package codec
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // ValueSchemaIDHeader is the record header in which Confluent's serializers (Java, Go
@@ -27,19 +28,7 @@ const (
 type GUID [16]byte
 
 // String formats g as a lowercase UUID, as registries and serializers show it.
-func (g GUID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], g[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], g[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], g[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], g[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], g[10:])
-	return string(b[:])
-}
+func (g GUID) String() string { return uuid.UUID(g).String() }
 
 // SchemaRef is the schema a header names: an ID, or a GUID when IsGUID.
 type SchemaRef struct {

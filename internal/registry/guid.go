@@ -9,6 +9,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // Metadata is a schema version's data-contract metadata, as Confluent
@@ -94,19 +96,7 @@ func (rs *RuleSet) canonical() *RuleSet {
 type guid [16]byte
 
 // String formats g as Confluent does (java.util.UUID of the MD5's two halves).
-func (g guid) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], g[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], g[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], g[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], g[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], g[10:])
-	return string(b[:])
-}
+func (g guid) String() string { return uuid.UUID(g).String() }
 
 // parseGUID reads a GUID as Confluent's MD5.fromString does: a UUID, or else
 // 32 hex digits.
