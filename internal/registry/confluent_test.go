@@ -75,6 +75,17 @@ func TestGUID(t *testing.T) {
 		{name: "metadata of an unknown subject", method: "GET", path: "/subjects/nobody/metadata?key=owner&value=pyrite", status: 404, code: 40401},
 		{name: "a version without metadata inherits the previous one's", method: "POST", path: "/subjects/owned/versions", body: sb(userV2), status: 200,
 			contains: []string{`"version":2`, `"metadata":{"properties":{"owner":"pyrite"}}`}},
+		{name: "soft-delete the newest owned version", method: "DELETE", path: "/subjects/owned/versions/2", status: 200},
+		{name: "latest with metadata skips it", method: "GET", path: "/subjects/owned/metadata?key=owner&value=pyrite", status: 200,
+			contains: []string{`"version":1`}},
+		{name: "latest with metadata, deleted=true", method: "GET", path: "/subjects/owned/metadata?key=owner&value=pyrite&deleted=true", status: 200,
+			contains: []string{`"version":2`}},
+		{name: "normalize=true stores the normalized text", method: "POST", path: "/subjects/norm/versions?normalize=true", body: sb(toNormalize), status: 200,
+			contains: []string{`"schema":"{\"name\":\"pyrite.n.N\",\"type\":\"record\",\"fields\":[{\"name\":\"s\",\"type\":\"string\"}]}"`}},
+		{name: "normalize=true on lookup", method: "POST", path: "/subjects/norm?normalize=true", body: sb(toNormalize), status: 200,
+			contains: []string{`"subject":"norm"`, `"version":1`}},
+		{name: "a rule with an unknown kind", method: "POST", path: "/subjects/ruled/versions",
+			body: sb(userV1, `"ruleSet":{"domainRules":[{"name":"x","kind":"MAGIC"}]}`), status: 422, code: 42201},
 		{name: "rule set stored and returned", method: "POST", path: "/subjects/ruled/versions",
 			body: sb(userV1, `"ruleSet":{"domainRules":[{"name":"check","kind":"CONDITION","mode":"WRITE","type":"CEL","expr":"message.id != ''"}]}`), status: 200,
 			contains: []string{`"ruleSet":{"domainRules":[{"name":"check","kind":"CONDITION","mode":"WRITE","type":"CEL","expr":"message.id != ''"}]}`}},
@@ -87,7 +98,7 @@ func TestGUID(t *testing.T) {
 			contains: []string{`age`}},
 	})
 	reads := []string{"/schemas/guids/" + guidUserV1, "/schemas/guids/" + guidUserV1Metadata, "/schemas/guids/" + guidPerson,
-		"/subjects/owned/versions/2", "/schemas/ids/3"}
+		"/subjects/owned/versions/2?deleted=true", "/schemas/ids/3"}
 	before := map[string]response{}
 	for _, p := range reads {
 		before[p] = tr.do(t, "GET", p, "")
@@ -99,4 +110,43 @@ func TestGUID(t *testing.T) {
 			t.Errorf("GET %s after restart: %d %s, before %d %s", p, got.status, got.body, before[p].status, before[p].body)
 		}
 	}
+}
+
+func TestParseGUID(t *testing.T) {
+	want, _ := parseGUID(guidUserV1)
+	if want.String() != guidUserV1 {
+		t.Fatalf("round trip: %s", want)
+	}
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{guidUserV1, true},
+		{"fda9db52f03536ecddcd289b448b23bc", true}, // Confluent's MD5.fromString takes bare hex too
+		{"FDA9DB52-F035-36EC-DDCD-289B448B23BC", true},
+		{"fda9db52-f035-36ec-ddcd-289b448b23b", false},
+		{"fda9db52-f035-36ec-ddcd-289b448b23bcx", false},
+		{"zda9db52-f035-36ec-ddcd-289b448b23bc", false},
+		{"", false},
+	} {
+		g, ok := parseGUID(tc.in)
+		if ok != tc.ok || (ok && g != want) {
+			t.Errorf("parseGUID(%q) = %s, %v; want ok %v", tc.in, g, ok, tc.ok)
+		}
+	}
+}
+
+func FuzzParseGUID(f *testing.F) {
+	f.Add(guidUserV1)
+	f.Add("fda9db52f03536ecddcd289b448b23bc")
+	f.Add("xyz")
+	f.Fuzz(func(t *testing.T, s string) {
+		g, ok := parseGUID(s)
+		if !ok {
+			return
+		}
+		if back, ok := parseGUID(g.String()); !ok || back != g {
+			t.Fatalf("%q parsed to %s, which does not parse back", s, g)
+		}
+	})
 }
