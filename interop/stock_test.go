@@ -54,7 +54,8 @@ const (
 // mains use by default, and has clients nobody on this project wrote read what they write:
 //
 //   - Confluent's Node serializer writes a v1 ProgressUpdated to the raw topic in the prefix
-//     framing and one in header mode (GUID in __value_schema_id, bare body);
+//     framing and one in header mode (GUID in __value_schema_id, bare body), and Confluent's
+//     Go serializer one in header mode;
 //   - Confluent's Go deserializer (avrov2) and franz-go's sr Client and Serde, with default
 //     configuration, decode both as v3 on the events topic, and the integration event;
 //   - KafkaJS consumers with Confluent's Node deserializer, default configuration, read the
@@ -80,6 +81,33 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 	if headed.Header == nil || !strings.HasPrefix(*headed.Header, "01") || len(*headed.Header) != 34 {
 		t.Fatalf("header mode wrote header %v, want 0x01 and a 16-byte GUID", headed.Header)
 	}
+	// Confluent's Go serializer in header mode, pinned to v1 under its record-name subject
+	// (its default, TopicNameStrategy, would look the schema up under the topic's subject,
+	// which Pyrite does not register), sent with franz-go.
+	client, err := schemaregistry.NewClient(schemaregistry.NewConfig(s.RegistryURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serConf := avrov2.NewSerializerConfig()
+	serConf.AutoRegisterSchemas, serConf.UseSchemaID = false, v1
+	ser, err := avrov2.NewSerializer(client, serde.ValueSerde, serConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ser.SubjectNameStrategy = func(string, serde.Type, schemaregistry.SchemaInfo) (string, error) { return progressSubject, nil }
+	ser.SchemaIDSerializer = serde.HeaderSchemaIDSerializer
+	goHdrs, goValue, err := ser.SerializeWithHeaders(rawTopic, &map[string]any{"oldProgress": 40, "newProgress": 45})
+	if err != nil {
+		t.Fatalf("Confluent Go serializer, header mode: %v", err)
+	}
+	goRec := &kgo.Record{Topic: rawTopic, Key: []byte("we-go-header"), Value: goValue}
+	for _, h := range goHdrs {
+		goRec.Headers = append(goRec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	if len(goRec.Headers) != 1 || goRec.Headers[0].Key != codec.ValueSchemaIDHeader || goRec.Headers[0].Value[0] != 1 {
+		t.Fatalf("Confluent Go serializer headers %v, want %s with a GUID", goHdrs, codec.ValueSchemaIDHeader)
+	}
+	s.Produce(t, goRec)
 	// A dead letter for the upcaster: a header that is neither form.
 	s.Produce(t, &kgo.Record{Topic: rawTopic, Key: []byte("we-poison"), Value: []byte{2, 4},
 		Headers: []kgo.RecordHeader{{Key: codec.ValueSchemaIDHeader, Value: []byte{7, 7}}}})
@@ -98,10 +126,6 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 	}
 
 	// Go: Confluent's avrov2 deserializer and franz-go's sr, default configuration.
-	client, err := schemaregistry.NewClient(schemaregistry.NewConfig(s.RegistryURL))
-	if err != nil {
-		t.Fatal(err)
-	}
 	deser, err := avrov2.NewDeserializer(client, serde.ValueSerde, avrov2.NewDeserializerConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -110,9 +134,9 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"we-prefix", "we-header"} {
+	for _, key := range []string{"we-prefix", "we-header", "we-go-header"} {
 		rec := readKey(t, s, eventsTopic, key)
-		want := map[string]int{"we-prefix": 75, "we-header": 90}[key]
+		want := map[string]int{"we-prefix": 75, "we-header": 90, "we-go-header": 45}[key]
 		got := confluentGo(t, deser, rec)
 		if fmt.Sprint(got["newProgress"]) != strconv.Itoa(want) || got["formatted"] != fmt.Sprintf("%d%%", want) {
 			t.Errorf("Confluent Go deserializer read %s as %v, want v3 with newProgress %d", key, got, want)
@@ -136,18 +160,21 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 		raw   bool // dead letters of values that are not Avro
 		check func(t *testing.T, recs []consumed)
 	}{
-		{topic: rawTopic, count: 6, check: func(t *testing.T, recs []consumed) {
+		{topic: rawTopic, count: 7, check: func(t *testing.T, recs []consumed) {
 			byKey := keyed(recs)
 			if v := byKey["we-header"].Value; v["newProgress"] != 90.0 {
 				t.Errorf("raw header-mode record read as %v", byKey["we-header"])
+			}
+			if v := byKey["we-go-header"].Value; v["newProgress"] != 45.0 {
+				t.Errorf("raw header-mode record from Go read as %v", byKey["we-go-header"])
 			}
 			if v := byKey["we-int"].Value; v == nil {
 				t.Errorf("raw record written by ingest read as %v", byKey["we-int"])
 			}
 		}},
-		{topic: eventsTopic, count: 5, check: func(t *testing.T, recs []consumed) {
+		{topic: eventsTopic, count: 6, check: func(t *testing.T, recs []consumed) {
 			byKey := keyed(recs)
-			for key, want := range map[string]string{"we-prefix": "75%", "we-header": "90%"} {
+			for key, want := range map[string]string{"we-prefix": "75%", "we-header": "90%", "we-go-header": "45%"} {
 				if byKey[key].Value["formatted"] != want {
 					t.Errorf("event %s read as %+v, want v3 with formatted %q", key, byKey[key], want)
 				}
