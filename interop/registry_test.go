@@ -148,8 +148,8 @@ func TestRegistryThroughNodeClients(t *testing.T) {
 				if refusal.Message == "" {
 					body := map[string]string{"schema": bad.text}
 					code := h.do(t, http.MethodPost, "/subjects/"+progressSubject+"/versions", body, &refusal)
-					if code != http.StatusConflict || refusal.ErrorCode != http.StatusConflict || refusal.Message == "" {
-						t.Fatalf("registry answered an incompatible schema with status %d, body %+v; want 409 with error_code 409 and a message", code, refusal)
+					if code != http.StatusConflict || refusal.ErrorCode != 40901 || refusal.Message == "" {
+						t.Fatalf("registry answered an incompatible schema with status %d, body %+v; want 409 with error_code 40901 (Confluent 8.0.4 and later) and a message", code, refusal)
 					}
 				}
 				cerr := h.node(t, c.script, &idResult{}, "register", progressSubject, bad.path)
@@ -159,8 +159,8 @@ func TestRegistryThroughNodeClients(t *testing.T) {
 				if cerr.Status == nil || *cerr.Status != http.StatusConflict {
 					t.Errorf("status %v, want 409 (%v)", deref(cerr.Status), cerr)
 				}
-				if cerr.ErrorCode != nil && *cerr.ErrorCode != http.StatusConflict {
-					t.Errorf("error code %d, want 409 (%v)", *cerr.ErrorCode, cerr)
+				if cerr.ErrorCode != nil && *cerr.ErrorCode != 40901 {
+					t.Errorf("error code %d, want 40901 (%v)", *cerr.ErrorCode, cerr)
 				}
 				if !strings.Contains(cerr.Message, refusal.Message) {
 					t.Errorf("client error %q does not carry the registry's message %q", cerr.Message, refusal.Message)

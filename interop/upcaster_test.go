@@ -26,11 +26,12 @@ import (
 
 // produced is what produce.mjs prints.
 type produced struct {
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
-	Hex       string `json:"hex"`
-	Magic     int    `json:"magic"`
-	ID        int    `json:"id"`
+	Partition int32   `json:"partition"`
+	Offset    int64   `json:"offset"`
+	Hex       string  `json:"hex"`
+	Magic     int     `json:"magic"`
+	ID        int     `json:"id"`
+	Header    *string `json:"header"` // the __value_schema_id header in hex, in header mode
 }
 
 // TestUpcasterReadsKafkaJS has KafkaJS, with Confluent's AvroSerializer, write a v1

@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return ingest.Run(ctx, ln, ingest.Options{
 		Brokers: c.Brokers, Registry: c.Registry, TxnPrefix: c.TxnPrefix,
-		Topology: topo, Metrics: reg, Logger: log, KafkaOpts: tr.KafkaOpts(""),
+		Topology: topo, Metrics: reg, Logger: log, KafkaOpts: append(c.Compression.KafkaOpts(), tr.KafkaOpts("")...),
 		Config: ingest.Config{MaxBody: c.MaxBody, MaxBatchBody: 8 * c.MaxBody, MaxBatch: c.MaxBatch, OwnerWait: ownerWait(c.OwnerWait)},
 		Store: ingest.StoreOptions{
 			Group: c.Group, Advertise: c.Advertise, DedupeWindow: c.DedupeWindow, DedupeMax: c.DedupeMax,

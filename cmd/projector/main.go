@@ -214,6 +214,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,
 		Reactors:  reactors,
-		KafkaOpts: tr.KafkaOpts(projector.WorkEfforts),
+		KafkaOpts: append(c.Compression.KafkaOpts(), tr.KafkaOpts(projector.WorkEfforts)...),
 	})
 }

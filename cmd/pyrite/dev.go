@@ -41,6 +41,7 @@ type devConfig struct {
 	UpcasterAddr  string
 	// CheckReaders turns on the registry's live-reader mode (internal/readers).
 	CheckReaders bool
+	Compression  config.Compression
 }
 
 func (c *devConfig) bind(fs *flag.FlagSet) {
@@ -51,6 +52,7 @@ func (c *devConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector's query API")
 	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster's health and metrics server")
 	fs.BoolVar(&c.CheckReaders, "check-readers", false, "the registry also refuses a new version that a reader recorded on pyrite.readers cannot read")
+	c.Compression.BindCompression(fs)
 }
 
 func (c *devConfig) validate() error {
@@ -68,7 +70,7 @@ func (c *devConfig) validate() error {
 			errs = append(errs, fmt.Errorf("--%s: %q has no numeric port", a.flag, a.addr))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, c.Compression.Validate())...)
 }
 
 // runDev runs the whole stack in one process: embedded Kafka (kfake with a
@@ -170,7 +172,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	regMetrics := prometheus.NewRegistry()
-	regOpts := []registry.Option{registry.WithRegisterer(regMetrics), registry.WithLogger(log)}
+	kopts := c.Compression.KafkaOpts() // every producer below
+	regOpts := []registry.Option{registry.WithRegisterer(regMetrics), registry.WithLogger(log), registry.WithKafkaOpts(kopts...)}
 	if c.CheckReaders {
 		live := readers.NewSet()
 		watchCtx, stopWatch := context.WithCancel(ctx)
@@ -217,7 +220,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
 			Brokers: brokers, Registry: registryURL, TxnPrefix: "pyrite-dev-ingest",
-			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log, KafkaOpts: kopts,
 		}))
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
@@ -225,7 +228,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
 			Brokers: brokers, Registry: registryURL, Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
 			Config:    upcaster.Config{TransactionalID: "pyrite-dev-upcaster"},
-			KafkaOpts: []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")},
+			KafkaOpts: append([]kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts...),
 		}))
 	})
 	fmt.Fprintf(stdout, "upcaster   http://%s  (raw -> events, health and metrics)\n", upLn.Addr())
@@ -236,7 +239,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those.
-			Reactors: projector.Reactors{Integration: true, Deployment: true},
+			Reactors:  projector.Reactors{Integration: true, Deployment: true},
+			KafkaOpts: kopts,
 		}))
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)

@@ -492,6 +492,8 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 func redrive(ctx context.Context, brokers []string, group, topic string, picked []*deadLetter) ([]redriven, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"),
 		kgo.TransactionalID("pyrite-dlq-redrive-"+group),
+		// Uncompressed, as the programs' default (--compression none): every client reads it.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordPartitioner(redrivePartitioner{dlq: topic, keyed: kgo.StickyKeyPartitioner(nil)}))
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)

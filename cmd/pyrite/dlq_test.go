@@ -110,7 +110,7 @@ func TestDLQ(t *testing.T) {
 		for _, tc := range []struct{ key, reason, typ string }{
 			{"we-1", bus.ReasonPermanent, "WorkEffort:Created"},
 			{"we-2", bus.ReasonPermanent, "WorkEffort:Created"},
-			{"we-3", bus.ReasonDecode, "WorkEffort:Started"},
+			{"we-3", bus.ReasonUnknownSchema, "WorkEffort:Started"},
 		} {
 			d := find(ds, tc.key)
 			if d == nil || d.Reason != tc.reason || d.Type != tc.typ || d.Group != group || d.Origin == nil || d.Origin.Topic != weEvents || d.Redriven != nil {

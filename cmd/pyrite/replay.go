@@ -269,7 +269,8 @@ func writeReplayMarkers(ctx context.Context, brokers []string, adm *kadm.Client,
 	if len(recs) == 0 {
 		return []replayMarker{}, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))
+	// Uncompressed, as the programs' default (--compression none): every client reads it.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -507,7 +507,14 @@ func (v *viewer) view(ctx context.Context, rec *kgo.Record) recordView {
 		rv.Value = json.RawMessage("null")
 		return rv
 	}
-	w, js, err := v.decode(ctx, rec.Value)
+	// The __value_schema_id header, when there is one, wins over the value's prefix.
+	hdr, hasHdr := bus.SchemaIDHeader(rec)
+	var w *codec.Schema
+	var js json.RawMessage
+	value, err := v.codec.Prefixed(ctx, rec.Value, hdr, hasHdr)
+	if err == nil {
+		w, js, err = v.decode(ctx, value)
+	}
 	if w != nil {
 		rv.Schema = &schemaView{ID: w.ID, Subject: w.Subject, Version: w.Version}
 		if rv.Type == "" {
@@ -536,7 +543,9 @@ func (v *viewer) decode(ctx context.Context, value []byte) (*codec.Schema, json.
 const tailUsage = `
 Prints the records of TOPIC as JSON lines, one per record: topic, partition,
 offset, timestamp, key, headers, type (ce_type, or from the schema), schema
-and value, decoded from Confluent-framed Avro through the registry. A value
+and value, decoded from Confluent-framed Avro through the registry (the
+schema id from the __value_schema_id header when a record has one, else
+from the value's prefix). A value
 that cannot be decoded is printed as base64 with an "error" field; tail
 goes on. Reads with read_committed, as Pyrite's consumers do.
 

@@ -121,6 +121,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if c.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(c.InstanceID))
 	}
+	kopts = append(kopts, c.Compression.KafkaOpts()...)
 	kopts = append(kopts, tr.KafkaOpts(c.Group)...)
 	return upcaster.Run(ctx, ln, upcaster.Options{
 		Brokers: c.Brokers, Registry: c.Registry, Topology: topo, Metrics: reg, Logger: log,

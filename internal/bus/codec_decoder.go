@@ -16,6 +16,11 @@ import (
 // with the codec into the newest local version (schemas/) of its type, and CloudEvents
 // headers. It is safe for concurrent use.
 //
+// The schema id is read as Confluent's default deserializers read it: from the
+// __value_schema_id header when the record has one (the value is then a bare Avro body),
+// else from the value's prefix. A malformed header is dead-lettered with reason
+// "bad-schema-id-header", an id or GUID the registry does not know with "unknown-schema".
+//
 // The event type comes from the writer schema's subject; a ce_type header that says
 // otherwise is an error. A type with no local schema is decoded as written. Missing headers
 // are filled from the record where possible: AggregateID from the key, AggregateType from
@@ -56,7 +61,13 @@ func (d *CodecDecoder) Decode(ctx context.Context, rec *kgo.Record) (*Event, err
 	ev, err := d.decode(ctx, rec)
 	if err != nil {
 		err = fmt.Errorf("decode %s[%d]@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-		if !errors.Is(err, codec.ErrRegistryUnavailable) {
+		switch {
+		case errors.Is(err, codec.ErrRegistryUnavailable):
+		case errors.Is(err, codec.ErrBadSchemaIDHeader):
+			err = Permanent(&reasonError{ReasonBadSchemaIDHeader, err})
+		case errors.Is(err, codec.ErrUnknownSchemaID):
+			err = Permanent(&reasonError{ReasonUnknownSchema, err})
+		default:
 			err = Permanent(err)
 		}
 		return nil, err
@@ -64,8 +75,50 @@ func (d *CodecDecoder) Decode(ctx context.Context, rec *kgo.Record) (*Event, err
 	return ev, nil
 }
 
+// Dead-letter reasons of decode failures the CodecDecoder tells apart (otherwise "decode").
+const (
+	// ReasonBadSchemaIDHeader: the __value_schema_id header is malformed.
+	ReasonBadSchemaIDHeader = "bad-schema-id-header"
+	// ReasonUnknownSchema: the registry does not know the record's schema id or GUID.
+	ReasonUnknownSchema = "unknown-schema"
+)
+
+// reasonError is a decode error with its own dead-letter reason.
+type reasonError struct {
+	reason string
+	err    error
+}
+
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
+
+// decodeReason is the dead-letter reason of a decode error: the one it carries, else
+// ReasonDecode.
+func decodeReason(err error) string {
+	if re := (*reasonError)(nil); errors.As(err, &re) {
+		return re.reason
+	}
+	return ReasonDecode
+}
+
+// SchemaIDHeader returns the value of rec's __value_schema_id header (the last one, as
+// Confluent's deserializers take it) and whether it has one.
+func SchemaIDHeader(rec *kgo.Record) ([]byte, bool) {
+	for i := len(rec.Headers) - 1; i >= 0; i-- {
+		if rec.Headers[i].Key == codec.ValueSchemaIDHeader {
+			return rec.Headers[i].Value, true
+		}
+	}
+	return nil, false
+}
+
 func (d *CodecDecoder) decode(ctx context.Context, rec *kgo.Record) (*Event, error) {
-	id, _, err := codec.SplitFrame(rec.Value)
+	hdr, ok := SchemaIDHeader(rec)
+	value, err := d.codec.Prefixed(ctx, rec.Value, hdr, ok)
+	if err != nil {
+		return nil, err
+	}
+	id, _, err := codec.SplitFrame(value)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +128,7 @@ func (d *CodecDecoder) decode(ctx context.Context, rec *kgo.Record) (*Event, err
 	}
 	reader := d.readers[w.Subject]
 	var data map[string]any
-	if _, err := d.codec.Decode(ctx, rec.Value, reader, &data); err != nil {
+	if _, err := d.codec.Decode(ctx, value, reader, &data); err != nil {
 		return nil, err
 	}
 	ev := &Event{Data: data, SchemaVersion: w.Version}

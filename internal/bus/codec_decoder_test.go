@@ -51,6 +51,16 @@ func (r *memRegistry) GetSchema(id int) (*srclient.Schema, error) {
 	return nil, srclient.Error{Code: 40403, Message: "Schema not found"}
 }
 
+// progressV1GUID stands for the GUID of ProgressUpdated v1 in SchemaIDByGUID.
+var progressV1GUID = codec.GUID{0xab, 1, 2, 3}
+
+func (r *memRegistry) SchemaIDByGUID(guid string) (int, error) {
+	if guid == progressV1GUID.String() {
+		return r.ids["pyrite.workeffort.ProgressUpdated v1"], nil
+	}
+	return 0, srclient.Error{Code: 40403, Message: "Schema not found"}
+}
+
 func (r *memRegistry) GetLatestSchema(string) (*srclient.Schema, error) {
 	return nil, errors.New("not used")
 }
@@ -114,6 +124,17 @@ func TestCodecDecoder(t *testing.T) {
 			}
 		}
 	})
+	t.Run("header-framed value: the header wins", func(t *testing.T) {
+		// A bare body whose first byte is 0x14 (10 zig-zag): no prefix to misread.
+		ev, err := dec.Decode(t.Context(), record(value[codec.HeaderSize:],
+			codec.ValueSchemaIDHeader, string(codec.AppendGUIDHeader(nil, progressV1GUID))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type != "WorkEffort:ProgressUpdated" || ev.SchemaVersion != 3 || ev.Data["newProgress"] != 60 {
+			t.Fatalf("event %+v", ev)
+		}
+	})
 	tests := []struct {
 		name      string
 		rec       *kgo.Record
@@ -127,6 +148,8 @@ func TestCodecDecoder(t *testing.T) {
 		{"unknown schema id", record([]byte{0, 0, 0, 0x7f, 0, 2}), false, true, codec.ErrUnknownSchemaID},
 		{"truncated body", record(value[:len(value)-1]), false, true, codec.ErrInvalidData},
 		{"registry down", record([]byte{0, 0, 0, 0, 1, 2}), true, false, codec.ErrRegistryUnavailable},
+		{"malformed schema id header", record(value, codec.ValueSchemaIDHeader, "\x02junk"), false, true, codec.ErrBadSchemaIDHeader},
+		{"unknown GUID", record(value[codec.HeaderSize:], codec.ValueSchemaIDHeader, string(codec.AppendGUIDHeader(nil, codec.GUID{9}))), false, true, codec.ErrUnknownSchemaID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -272,7 +272,7 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 	ev, err := w.decode(rec)
 	if err != nil {
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
-		return []*kgo.Record{w.dlq(rec, o, ReasonDecode, attempt, nil, err)}, nil
+		return []*kgo.Record{w.dlq(rec, o, decodeReason(err), attempt, nil, err)}, nil
 	}
 	if ev == nil {
 		return nil, errInterrupted
@@ -386,7 +386,7 @@ func (w *worker) processBatch(recs []*kgo.Record) bool {
 	for _, rec := range recs {
 		ev, err := w.decode(rec)
 		if err != nil {
-			outs = append(outs, w.dlq(rec, originOf(rec), ReasonDecode, 1, nil, err))
+			outs = append(outs, w.dlq(rec, originOf(rec), decodeReason(err), 1, nil, err))
 			continue
 		}
 		if ev == nil {

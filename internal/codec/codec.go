@@ -181,14 +181,16 @@ type Codec struct {
 	latestTTL   time.Duration
 	negativeTTL time.Duration
 
-	sf        singleflight.Group
-	idMu      sync.Mutex                      // serializes writers of byID
-	byID      atomic.Pointer[map[int]*Schema] // copy-on-write: read on every Decode
-	byVersion sync.Map                        // subjectVersion -> *Schema
-	latest    sync.Map                        // string -> *latestEntry
-	unknownID sync.Map                        // int -> time.Time (answer ErrUnknownSchemaID until then)
-	adhoc     sync.Map                        // *Schema -> *binding, for Schemas built without NewSchema
-	out       outArena                        // Encode's results (see arena.go)
+	sf          singleflight.Group
+	idMu        sync.Mutex                      // serializes writers of byID
+	byID        atomic.Pointer[map[int]*Schema] // copy-on-write: read on every Decode
+	byVersion   sync.Map                        // subjectVersion -> *Schema
+	latest      sync.Map                        // string -> *latestEntry
+	unknownID   sync.Map                        // int -> time.Time (answer ErrUnknownSchemaID until then)
+	guidID      sync.Map                        // GUID -> int, the GUID's schema ID
+	unknownGUID sync.Map                        // GUID -> time.Time, as unknownID
+	adhoc       sync.Map                        // *Schema -> *binding, for Schemas built without NewSchema
+	out         outArena                        // Encode's results (see arena.go)
 }
 
 type subjectVersion struct {

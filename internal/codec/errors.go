@@ -12,7 +12,10 @@ var (
 	ErrBadMagic = errors.New("codec: bad magic byte")
 	// ErrShortValue means a value is shorter than the 5-byte Confluent header.
 	ErrShortValue = errors.New("codec: value shorter than the 5-byte header")
-	// ErrUnknownSchemaID means the registry does not know the schema ID (HTTP 404 / 40403).
+	// ErrBadSchemaIDHeader means a record's ValueSchemaIDHeader is neither 0x01 and a 16-byte
+	// GUID nor 0x00 and a 4-byte ID. It is permanent.
+	ErrBadSchemaIDHeader = errors.New("codec: malformed schema id header")
+	// ErrUnknownSchemaID means the registry does not know the schema ID or GUID (HTTP 404 / 40403).
 	ErrUnknownSchemaID = errors.New("codec: unknown schema id")
 	// ErrUnknownSubject means the registry does not know the subject, or the requested version
 	// of it (HTTP 404 / 40401, 40402), or an event type has no subject. It is permanent.

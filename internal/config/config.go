@@ -28,13 +28,15 @@ const (
 // Common is what every Pyrite program takes: where Kafka and the schema
 // registry are, and where its own HTTP server listens.
 type Common struct {
-	Brokers  []string
-	Registry string
-	Addr     string
+	Brokers     []string
+	Registry    string
+	Addr        string
+	Compression Compression
 }
 
-// Bind registers --brokers, --registry and --addr on fs, with defaults taken
-// from PYRITE_BROKERS, PYRITE_REGISTRY and PYRITE_ADDR when set.
+// Bind registers --brokers, --registry, --addr and --compression on fs, with
+// defaults taken from PYRITE_BROKERS, PYRITE_REGISTRY, PYRITE_ADDR and
+// PYRITE_COMPRESSION when set.
 func (c *Common) Bind(fs *flag.FlagSet, defaultAddr string) {
 	c.Brokers = SplitList(Env("PYRITE_BROKERS", DefaultBrokers))
 	fs.Func("brokers", "comma-separated Kafka seed brokers (env PYRITE_BROKERS, default "+DefaultBrokers+")", func(s string) error {
@@ -43,6 +45,7 @@ func (c *Common) Bind(fs *flag.FlagSet, defaultAddr string) {
 	})
 	fs.StringVar(&c.Registry, "registry", Env("PYRITE_REGISTRY", DefaultRegistry), "schema registry base URL (env PYRITE_REGISTRY)")
 	fs.StringVar(&c.Addr, "addr", Env("PYRITE_ADDR", defaultAddr), "host:port for this program's HTTP server (env PYRITE_ADDR)")
+	c.Compression.BindCompression(fs)
 }
 
 // Validate returns every problem with c, joined.
@@ -61,6 +64,9 @@ func (c *Common) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr: %q is not host:port", c.Addr))
+	}
+	if err := c.Compression.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 )
 
@@ -251,8 +252,10 @@ func toRecord(r *kgo.Record) record {
 			rec.typ = string(h.Value)
 		}
 	}
-	if id, _, err := codec.SplitFrame(r.Value); err == nil {
-		rec.schemaID = int32(id)
+	if _, hasHdr := bus.SchemaIDHeader(r); !hasHdr { // a header-framed value has no prefix id
+		if id, _, err := codec.SplitFrame(r.Value); err == nil {
+			rec.schemaID = int32(id)
+		}
 	}
 	return rec
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 )
 
@@ -124,7 +125,14 @@ func (s *Store) decode(ctx context.Context, rec *kgo.Record, version int64) (Eve
 			ev.UserID = string(h.Value)
 		}
 	}
-	w, err := s.up.WriterOf(ctx, rec.Value)
+	// A value framed by the __value_schema_id header (Confluent's header mode) is read in
+	// the prefix framing: the header wins.
+	hdr, hasHdr := bus.SchemaIDHeader(rec)
+	value, err := s.up.Prefixed(ctx, rec.Value, hdr, hasHdr)
+	if err != nil {
+		return ev, err
+	}
+	w, err := s.up.WriterOf(ctx, value)
 	if err != nil {
 		return ev, err
 	}
@@ -134,7 +142,7 @@ func (s *Store) decode(ctx context.Context, rec *kgo.Record, version int64) (Eve
 			return ev, err
 		}
 	}
-	res, err := s.up.Upcast(ctx, ev.Type, w, rec.Value, nil)
+	res, err := s.up.Upcast(ctx, ev.Type, w, value, nil)
 	if err != nil {
 		return ev, err
 	}

@@ -163,7 +163,7 @@ func TestDeploymentProcess(t *testing.T) {
 	t.Run("undecodable records reach the dead-letter topic", func(t *testing.T) {
 		e.Produce(t, &kgo.Record{Topic: reactortest.DeploymentEvents, Key: []byte("p-x"), Value: []byte{0, 0, 0, 0, 99, 1}})
 		dlq := e.DLQ(t, process.Group, 1)
-		if reactortest.Header(dlq[0], bus.HeaderDLQReason) != bus.ReasonDecode || string(dlq[0].Key) != "p-x" {
+		if reactortest.Header(dlq[0], bus.HeaderDLQReason) != bus.ReasonUnknownSchema || string(dlq[0].Key) != "p-x" {
 			t.Errorf("dead letter %s: %s", dlq[0].Key, reactortest.Header(dlq[0], bus.HeaderDLQReason))
 		}
 	})

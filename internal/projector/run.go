@@ -245,7 +245,8 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 	if err != nil {
 		return nil, err
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	// The options of every client (compression, TLS, ...) apply to this producer too.
+	prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ProducerLinger(5 * time.Millisecond)}, o.KafkaOpts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ const (
 	codeVersionNotSoftDeleted       = 40407
 	codeSubjectCompatNotConfigured  = 40408
 	codeSubjectModeNotConfigured    = 40409
-	codeIncompatibleSchema          = 409
+	codeIncompatibleSchema          = 40901 // Confluent >= 8.0.4; 409 before
 	codeUnprocessable               = 422
 	codeInvalidSchema               = 42201
 	codeInvalidVersion              = 42202

@@ -49,8 +49,8 @@ func ExampleNew() {
 	call("GET", "/schemas/ids/1", "")
 	call("GET", "/subjects/pyrite.workeffort.Started/versions/2", "")
 	// Output:
-	// 200 {"id":1}
-	// 200 {"subject":"pyrite.workeffort.Started","version":1,"id":1,"schema":"{\"type\":\"record\",\"name\":\"Started\",\"namespace\":\"pyrite.workeffort\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"}]}"}
-	// 200 {"schema":"{\"type\":\"record\",\"name\":\"Started\",\"namespace\":\"pyrite.workeffort\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"}]}"}
+	// 200 {"id":1,"version":1,"guid":"1c177187-a891-2571-4d96-ae195759c2dd","schema":"{\"type\":\"record\",\"name\":\"Started\",\"namespace\":\"pyrite.workeffort\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"}]}"}
+	// 200 {"subject":"pyrite.workeffort.Started","version":1,"id":1,"guid":"1c177187-a891-2571-4d96-ae195759c2dd","schema":"{\"type\":\"record\",\"name\":\"Started\",\"namespace\":\"pyrite.workeffort\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"}]}"}
+	// 200 {"guid":"1c177187-a891-2571-4d96-ae195759c2dd","schema":"{\"type\":\"record\",\"name\":\"Started\",\"namespace\":\"pyrite.workeffort\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"}]}"}
 	// 404 {"error_code":40402,"message":"Version 2 not found."}
 }

@@ -16,27 +16,40 @@ import (
 )
 
 // schemaRequest is the body of register, lookup and compatibility calls.
-// Unknown fields (metadata, ruleSet, ...) are ignored, as Confluent does.
+// Other fields (schemaTagsToAdd, propagateSchemaTags, ...) are ignored.
 type schemaRequest struct {
 	Schema     *string     `json:"schema"`
 	SchemaType *string     `json:"schemaType"`
 	References []Reference `json:"references"`
+	Metadata   *Metadata   `json:"metadata"`
+	RuleSet    *RuleSet    `json:"ruleSet"`
 	ID         *int        `json:"id"`
 	Version    *int        `json:"version"`
 }
 
+// versionResponse is Confluent's Schema entity: a subject version.
 type versionResponse struct {
 	Subject    string      `json:"subject"`
 	Version    int         `json:"version"`
 	ID         int         `json:"id"`
+	GUID       string      `json:"guid"`
 	SchemaType string      `json:"schemaType,omitempty"`
 	References []Reference `json:"references,omitempty"`
+	Metadata   *Metadata   `json:"metadata,omitempty"`
+	RuleSet    *RuleSet    `json:"ruleSet,omitempty"`
 	Schema     string      `json:"schema"`
 }
 
+// schemaByIDResponse is Confluent's SchemaString: subject and version only
+// when the request named a subject (GET /schemas/ids/{id}?subject=).
 type schemaByIDResponse struct {
+	Subject    string      `json:"subject,omitempty"`
+	Version    int         `json:"version,omitempty"`
+	GUID       string      `json:"guid"`
 	SchemaType string      `json:"schemaType,omitempty"`
 	References []Reference `json:"references,omitempty"`
+	Metadata   *Metadata   `json:"metadata,omitempty"`
+	RuleSet    *RuleSet    `json:"ruleSet,omitempty"`
 	Schema     string      `json:"schema"`
 }
 
@@ -45,8 +58,22 @@ type subjectVersion struct {
 	Version int    `json:"version"`
 }
 
+// registerResponse is Confluent's RegisterSchemaResponse.
 type registerResponse struct {
-	ID int `json:"id"`
+	ID         int         `json:"id"`
+	Version    int         `json:"version,omitempty"`
+	GUID       string      `json:"guid"`
+	SchemaType string      `json:"schemaType,omitempty"`
+	References []Reference `json:"references,omitempty"`
+	Metadata   *Metadata   `json:"metadata,omitempty"`
+	RuleSet    *RuleSet    `json:"ruleSet,omitempty"`
+	Schema     string      `json:"schema"`
+}
+
+// contextID is one entry of GET /schemas/guids/{guid}/ids.
+type contextID struct {
+	Context string `json:"context"`
+	ID      int    `json:"id"`
 }
 
 type compatibilityResponse struct {
@@ -77,8 +104,16 @@ type modeResponse struct {
 
 func toVersionResponse(sv *schemaVersion) versionResponse {
 	return versionResponse{
-		Subject: sv.Subject, Version: sv.Version, ID: sv.ID,
-		SchemaType: sv.SchemaType, References: sv.Refs, Schema: sv.Schema,
+		Subject: sv.Subject, Version: sv.Version, ID: sv.ID, GUID: sv.GUID.String(),
+		SchemaType: sv.SchemaType, References: sv.Refs, Metadata: sv.Metadata, RuleSet: sv.RuleSet,
+		Schema: sv.Schema,
+	}
+}
+
+func toRegisterResponse(sv *schemaVersion) registerResponse {
+	return registerResponse{
+		ID: sv.ID, Version: sv.Version, GUID: sv.GUID.String(), SchemaType: sv.SchemaType,
+		References: sv.Refs, Metadata: sv.Metadata, RuleSet: sv.RuleSet, Schema: sv.Schema,
 	}
 }
 
@@ -87,6 +122,8 @@ type candidate struct {
 	text     string      // the text to store
 	refs     []Reference // references with "latest" resolved
 	tree     compat.Schema
+	metadata *Metadata
+	ruleSet  *RuleSet
 	identity string
 }
 
@@ -132,12 +169,62 @@ func makeCandidate(st *state, req *schemaRequest, normalize bool) (*candidate, e
 	if normalize {
 		text = norm
 	}
+	if err := validateRuleSet(req.RuleSet); err != nil {
+		return nil, err
+	}
+	md, rs := req.Metadata.canonical(), req.RuleSet.canonical()
 	return &candidate{
 		text:     text,
 		refs:     refs,
 		tree:     compat.Schema{Text: text, References: tree},
-		identity: st.identityOf(text, "", refs),
+		metadata: md,
+		ruleSet:  rs,
+		identity: st.identityOf(text, "", refs, md, rs),
 	}, nil
+}
+
+// inherit gives c the metadata and rule set of prev where c has none, as
+// Confluent's registry does for a new version (maybeSetMetadataRuleSet); it
+// reports whether anything changed.
+func (c *candidate) inherit(st *state, prev *schemaVersion) bool {
+	if prev == nil || (c.metadata != nil || prev.Metadata == nil) && (c.ruleSet != nil || prev.RuleSet == nil) {
+		return false
+	}
+	if c.metadata == nil {
+		c.metadata = prev.Metadata
+	}
+	if c.ruleSet == nil {
+		c.ruleSet = prev.RuleSet
+	}
+	c.identity = st.identityOf(c.text, "", c.refs, c.metadata, c.ruleSet)
+	return true
+}
+
+// Rule kinds and modes Confluent accepts.
+var (
+	ruleKinds = []string{"TRANSFORM", "CONDITION"}
+	ruleModes = []string{"UPGRADE", "DOWNGRADE", "UPDOWN", "WRITE", "READ", "WRITEREAD"}
+)
+
+// validateRuleSet checks what Confluent's RuleSet.validate checks first:
+// every rule has a name, a known kind and a known mode.
+func validateRuleSet(rs *RuleSet) error {
+	if rs == nil {
+		return nil
+	}
+	for _, rules := range [][]Rule{rs.MigrationRules, rs.DomainRules, rs.EncodingRules} {
+		for _, r := range rules {
+			switch {
+			case r.Name == "":
+				return newAPIError(codeInvalidSchema, "Invalid rule set: a rule has no name")
+			case r.Kind != "" && !slices.Contains(ruleKinds, r.Kind):
+				return newAPIError(codeInvalidSchema, "Invalid rule set: rule %s has unknown kind %q", r.Name, r.Kind)
+			case r.Mode != "" && !slices.Contains(ruleModes, r.Mode):
+				return newAPIError(codeInvalidSchema, "Invalid rule set: rule %s has unknown mode %q", r.Name, r.Mode)
+			}
+		}
+	}
+	return nil
 }
 
 // compatSchemas turns stored versions into what compat.Check takes.
@@ -300,23 +387,31 @@ func (r *Registry) getReferencedBy(req *http.Request) (any, error) {
 
 func (r *Registry) lookupSchema(req *http.Request) (any, error) {
 	subject := req.PathValue("subject")
-	deleted := boolParam(req.URL.Query(), "deleted")
+	deleted, normalize := boolParam(req.URL.Query(), "deleted"), boolParam(req.URL.Query(), "normalize")
 	body, err := decodeBody[schemaRequest](req, r.cfg.maxBody)
 	if err != nil {
 		return nil, err
 	}
 	var out versionResponse
 	err = r.view(func(st *state) error {
-		cand, err := makeCandidate(st, body, false)
+		cand, err := makeCandidate(st, body, normalize)
 		if err != nil {
 			return err
 		}
 		versions := st.versions(subject, deleted)
-		for i := len(versions) - 1; i >= 0; i-- {
-			if versions[i].identity == cand.identity {
-				out = toVersionResponse(versions[i])
-				return nil
+		find := func() bool {
+			for i := len(versions) - 1; i >= 0; i-- {
+				if versions[i].identity == cand.identity {
+					out = toVersionResponse(versions[i])
+					return true
+				}
 			}
+			return false
+		}
+		// As Confluent: as sent, then with the latest version's metadata
+		// and rule set where the request has none.
+		if find() || (cand.inherit(st, st.latest(subject)) && find()) {
+			return nil
 		}
 		if !st.hasSubject(subject, deleted) {
 			return errSubjectNotFound(subject)
@@ -378,6 +473,9 @@ func planRegister(st *state, subject string, body *schemaRequest, normalize, for
 	if err != nil {
 		return nil, err
 	}
+	if mode != modeImport {
+		cand.inherit(st, st.latest(subject))
+	}
 	schemaID := -1
 	if existing, ok := st.byIdentity[cand.identity]; ok && (id < 0 || id == existing) {
 		schemaID = existing
@@ -386,7 +484,7 @@ func planRegister(st *state, subject string, body *schemaRequest, normalize, for
 	if reqVersion == 0 {
 		for i := len(live) - 1; i >= 0; i-- {
 			if sv := live[i]; sv.identity == cand.identity && (id < 0 || id == sv.ID) {
-				return &plan{result: registerResponse{ID: sv.ID}}, nil
+				return &plan{result: toRegisterResponse(sv)}, nil
 			}
 		}
 	}
@@ -414,7 +512,7 @@ func planRegister(st *state, subject string, body *schemaRequest, normalize, for
 		version = reqVersion
 		if cur := st.subjects[subject][version]; cur != nil {
 			if cur.identity == cand.identity && (id < 0 || id == cur.ID) {
-				return &plan{result: registerResponse{ID: cur.ID}}, nil
+				return &plan{result: toRegisterResponse(cur)}, nil
 			}
 			return nil, errNotPermitted("Overwrite of subject %s version %d is not permitted.", subject, version)
 		}
@@ -444,11 +542,15 @@ func planRegister(st *state, subject string, body *schemaRequest, normalize, for
 	if e := st.ids[schemaID]; e != nil {
 		text = e.schema // one id, one text: reuse the id's text as Confluent's lookup by hash does
 	}
-	recs = append(recs, schemaRecord(schemaValue{
+	sv := schemaValue{
 		Subject: subject, Version: version, ID: schemaID,
-		References: cand.refs, Schema: text,
-	}))
-	return &plan{records: recs, result: registerResponse{ID: schemaID}}, nil
+		References: cand.refs, Metadata: cand.metadata, RuleSet: cand.ruleSet, Schema: text,
+	}
+	recs = append(recs, schemaRecord(sv))
+	return &plan{records: recs, result: registerResponse{
+		ID: schemaID, Version: version, GUID: deriveGUID(text, cand.refs, cand.metadata, cand.ruleSet).String(),
+		References: cand.refs, Metadata: cand.metadata, RuleSet: cand.ruleSet, Schema: text,
+	}}, nil
 }
 
 func (r *Registry) deleteSubject(req *http.Request) (any, error) {
@@ -547,8 +649,8 @@ func (r *Registry) deleteVersion(req *http.Request) (any, error) {
 		var recs []*kgo.Record
 		if !permanent {
 			recs = append(recs, schemaRecord(schemaValue{
-				Subject: subject, Version: sv.Version, ID: sv.ID, SchemaType: sv.SchemaType,
-				References: sv.Refs, Schema: sv.Schema, Deleted: true,
+				Subject: subject, Version: sv.Version, ID: sv.ID, MD5: sv.MD5, SchemaType: sv.SchemaType,
+				References: sv.Refs, Metadata: sv.Metadata, RuleSet: sv.RuleSet, Schema: sv.Schema, Deleted: true,
 			}))
 		} else {
 			recs = append(recs, tombstone(schemaKeyBytes(subject, sv.Version)))
@@ -599,27 +701,95 @@ func schemaID(req *http.Request) (int, error) {
 	return int(id), nil
 }
 
+// getSchemaByID follows Confluent's getSchemaKeyUsingContexts: with a
+// subject that holds the id, that subject's version; with any other subject
+// (Pyrite has only the default context), any subject version holding the id;
+// an id no subject version holds is 40403. Subject and version are answered
+// only when the request named a subject, as Confluent does.
 func (r *Registry) getSchemaByID(req *http.Request) (any, error) {
 	id, err := schemaID(req)
 	if err != nil {
 		return nil, err
 	}
-	subject := req.URL.Query().Get("subject")
+	q := req.URL.Query()
 	var out schemaByIDResponse
 	err = r.view(func(st *state) error {
-		e := st.ids[id]
-		if e == nil {
+		sv := holderOf(st, id, q.Get("subject"))
+		if sv == nil {
 			return errSchemaIDNotFound(strconv.Itoa(id))
 		}
-		if subject != "" && !slices.ContainsFunc(st.subjectsForID(id, true), func(sv *schemaVersion) bool { return sv.Subject == subject }) {
-			return errSchemaIDNotFound(strconv.Itoa(id))
+		out = schemaByIDResponse{
+			GUID: sv.GUID.String(), SchemaType: sv.SchemaType, References: sv.Refs,
+			Metadata: sv.Metadata, RuleSet: sv.RuleSet, Schema: sv.Schema,
 		}
-		out = schemaByIDResponse{SchemaType: e.schemaType, References: e.refs, Schema: e.schema}
+		if q.Has("subject") {
+			out.Subject, out.Version = sv.Subject, sv.Version
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// holderOf picks the subject version answering for id: subject's newest
+// version holding it, else the first live holder in (subject, version)
+// order, else the first soft-deleted one; nil when no version holds id.
+func holderOf(st *state, id int, subject string) *schemaVersion {
+	holders := st.subjectsForID(id, true)
+	var pick *schemaVersion
+	for _, sv := range holders {
+		if sv.Subject == subject {
+			pick = sv // ascending: the last one is the newest
+		}
+	}
+	if pick != nil {
+		return pick
+	}
+	for _, sv := range holders {
+		if !sv.Deleted {
+			return sv
+		}
+	}
+	if len(holders) > 0 {
+		return holders[0]
+	}
+	return nil
+}
+
+func (r *Registry) getSchemaByGUID(req *http.Request) (any, error) {
+	s := req.PathValue("guid")
+	var out schemaByIDResponse
+	err := r.view(func(st *state) error {
+		g, ok := parseGUID(s)
+		id, known := st.byGUID[g]
+		if !ok || !known {
+			return errSchemaIDNotFound(s)
+		}
+		e := st.ids[id]
+		out = schemaByIDResponse{
+			GUID: e.guid.String(), SchemaType: e.schemaType, References: e.refs,
+			Metadata: e.metadata, RuleSet: e.ruleSet, Schema: e.schema,
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *Registry) getIDsByGUID(req *http.Request) (any, error) {
+	out := []contextID{}
+	_ = r.view(func(st *state) error {
+		if g, ok := parseGUID(req.PathValue("guid")); ok {
+			if id, known := st.byGUID[g]; known {
+				out = append(out, contextID{Context: ".", ID: id})
+			}
+		}
+		return nil
+	})
 	return out, nil
 }
 
@@ -658,21 +828,64 @@ func (r *Registry) versionsByID(req *http.Request) ([]subjectVersion, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := req.URL.Query()
-	subject, deleted := q.Get("subject"), boolParam(q, "deleted")
+	// As Confluent: the subject parameter only picks the context (Pyrite
+	// has one), so every subject version holding the id is listed.
+	deleted := boolParam(req.URL.Query(), "deleted")
 	out := []subjectVersion{}
 	err = r.view(func(st *state) error {
 		if st.ids[id] == nil {
 			return errSchemaIDNotFound(strconv.Itoa(id))
 		}
 		for _, sv := range st.subjectsForID(id, deleted) {
-			if subject == "" || sv.Subject == subject {
-				out = append(out, subjectVersion{Subject: sv.Subject, Version: sv.Version})
-			}
+			out = append(out, subjectVersion{Subject: sv.Subject, Version: sv.Version})
 		}
 		return nil
 	})
 	return out, err
+}
+
+// getLatestWithMetadata is GET /subjects/{subject}/metadata?key=&value=...:
+// the newest version whose metadata properties hold every key=value pair
+// (pairs beyond the shorter list are ignored, as Confluent does); soft-deleted
+// versions count with deleted=true.
+func (r *Registry) getLatestWithMetadata(req *http.Request) (any, error) {
+	subject := req.PathValue("subject")
+	q := req.URL.Query()
+	deleted := boolParam(q, "deleted")
+	keys, values := q["key"], q["value"]
+	want := map[string]string{}
+	for i := range min(len(keys), len(values)) {
+		want[keys[i]] = values[i]
+	}
+	var out versionResponse
+	err := r.view(func(st *state) error {
+		versions := st.versions(subject, deleted)
+		for i := len(versions) - 1; i >= 0; i-- {
+			sv := versions[i]
+			if sv.Metadata == nil || sv.Metadata.Properties == nil {
+				continue
+			}
+			match := true
+			for k, v := range want {
+				if got, ok := sv.Metadata.Properties[k]; !ok || got != v {
+					match = false
+					break
+				}
+			}
+			if match {
+				out = toVersionResponse(sv)
+				return nil
+			}
+		}
+		if !st.hasSubject(subject, deleted) {
+			return errSubjectNotFound(subject)
+		}
+		return errSchemaNotFound()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // --- compatibility ---

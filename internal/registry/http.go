@@ -51,6 +51,7 @@ func (r *Registry) routes() http.Handler {
 	handle("DELETE /subjects/{subject}/versions/{version}", r.deleteVersion)
 	handle("GET /subjects/{subject}/versions/{version}/schema", r.getVersionSchema)
 	handle("GET /subjects/{subject}/versions/{version}/referencedby", r.getReferencedBy)
+	handle("GET /subjects/{subject}/metadata", r.getLatestWithMetadata)
 
 	handle("GET /schemas", r.listSchemas)
 	handle("GET /schemas/types", func(*http.Request) (any, error) { return []string{schemaTypeAvro}, nil })
@@ -58,6 +59,8 @@ func (r *Registry) routes() http.Handler {
 	handle("GET /schemas/ids/{id}/schema", r.getSchemaTextByID)
 	handle("GET /schemas/ids/{id}/subjects", r.getSubjectsByID)
 	handle("GET /schemas/ids/{id}/versions", r.getVersionsByID)
+	handle("GET /schemas/guids/{guid}", r.getSchemaByGUID)
+	handle("GET /schemas/guids/{guid}/ids", r.getIDsByGUID)
 
 	handle("POST /compatibility/subjects/{subject}/versions", r.checkCompatibilityAll)
 	handle("POST /compatibility/subjects/{subject}/versions/{version}", r.checkCompatibilityVersion)

@@ -102,11 +102,11 @@ func TestSubjectNamesNeedingEscapes(t *testing.T) {
 	c := newCluster(t)
 	tr := startRegistry(t, c)
 	runSteps(t, tr, []step{
-		{name: "slash", method: "POST", path: "/subjects/a%2Fb/versions", body: sb(`"string"`), status: 200, want: `{"id":1}`},
+		{name: "slash", method: "POST", path: "/subjects/a%2Fb/versions", body: sb(`"string"`), status: 200, contains: []string{`{"id":1,`}},
 		{name: "listed unescaped", method: "GET", path: "/subjects", status: 200, want: `["a/b"]`},
 		{name: "read back", method: "GET", path: "/subjects/a%2Fb/versions/1", status: 200, contains: []string{`"subject":"a/b"`}},
-		{name: "space and unicode", method: "POST", path: "/subjects/caf%C3%A9%20x/versions", body: sb(`"string"`), status: 200, want: `{"id":1}`},
-		{name: "record name strategy subject", method: "POST", path: "/subjects/pyrite.workeffort.Created/versions", body: sb(`"int"`), status: 200, want: `{"id":2}`},
+		{name: "space and unicode", method: "POST", path: "/subjects/caf%C3%A9%20x/versions", body: sb(`"string"`), status: 200, contains: []string{`{"id":1,`}},
+		{name: "record name strategy subject", method: "POST", path: "/subjects/pyrite.workeffort.Created/versions", body: sb(`"int"`), status: 200, contains: []string{`{"id":2,`}},
 	})
 }
 

@@ -39,13 +39,19 @@ type recordKey struct {
 }
 
 // schemaValue is the value of a SCHEMA record. SchemaType is omitted for
-// AVRO, which is what readers assume when it is absent.
+// AVRO, which is what readers assume when it is absent. MD5 (base64 of the
+// 16-byte GUID) is written by Confluent's registry only when a schema
+// arrives with its GUID (imports); like Confluent, Pyrite derives the GUID
+// from the record's content when it is absent and never writes it.
 type schemaValue struct {
 	Subject    string      `json:"subject"`
 	Version    int         `json:"version"`
 	ID         int         `json:"id"`
+	MD5        string      `json:"md5,omitempty"`
 	SchemaType string      `json:"schemaType,omitempty"`
 	References []Reference `json:"references,omitempty"`
+	Metadata   *Metadata   `json:"metadata,omitempty"`
+	RuleSet    *RuleSet    `json:"ruleSet,omitempty"`
 	Schema     string      `json:"schema"`
 	Deleted    bool        `json:"deleted"`
 }

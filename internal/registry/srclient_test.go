@@ -47,8 +47,8 @@ func TestSRClientInterop(t *testing.T) {
 	}
 	_, err = client.CreateSchema(subject, bad, srclient.Avro)
 	var srErr srclient.Error
-	if !errors.As(err, &srErr) || srErr.Code != 409 {
-		t.Errorf("CreateSchema(bad): %v, want a 409 error", err)
+	if !errors.As(err, &srErr) || srErr.Code != 40901 {
+		t.Errorf("CreateSchema(bad): %v, want HTTP 409 with error_code 40901", err)
 	}
 
 	created2, err := client.CreateSchema(subject, v2, srclient.Avro)

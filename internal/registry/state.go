@@ -39,6 +39,10 @@ type schemaVersion struct {
 	Schema     string
 	SchemaType string // "" means AVRO
 	Refs       []Reference
+	Metadata   *Metadata
+	RuleSet    *RuleSet
+	MD5        string // the record's own md5 field, kept when the record is rewritten
+	GUID       guid
 	Deleted    bool
 	identity   string
 }
@@ -48,6 +52,9 @@ type idEntry struct {
 	schema     string
 	schemaType string
 	refs       []Reference
+	metadata   *Metadata
+	ruleSet    *RuleSet
+	guid       guid
 	identity   string
 	users      int
 }
@@ -60,6 +67,7 @@ type state struct {
 	subjects   map[string]map[int]*schemaVersion
 	ids        map[int]*idEntry
 	byIdentity map[string]int
+	byGUID     map[guid]int
 	maxID      int
 	compat     map[string]string // subject ("" = global) -> level
 	modes      map[string]string // subject ("" = global) -> mode
@@ -70,6 +78,7 @@ func newState() *state {
 		subjects:   map[string]map[int]*schemaVersion{},
 		ids:        map[int]*idEntry{},
 		byIdentity: map[string]int{},
+		byGUID:     map[guid]int{},
 		compat:     map[string]string{},
 		modes:      map[string]string{},
 	}
@@ -199,7 +208,11 @@ func (s *state) applySchema(k recordKey, subject string, value []byte) error {
 	if typ == schemaTypeAvro {
 		typ = ""
 	}
-	ident := s.identityOf(v.Schema, typ, v.References)
+	ident := s.identityOf(v.Schema, typ, v.References, v.Metadata, v.RuleSet)
+	g, ok := storedGUID(v.MD5)
+	if !ok {
+		g = deriveGUID(v.Schema, v.References, v.Metadata, v.RuleSet)
+	}
 	if e, ok := s.ids[v.ID]; ok && e.identity != ident {
 		return fmt.Errorf("%w: schema id %d already belongs to another schema (record for %s version %d)",
 			ErrConflict, v.ID, subject, version)
@@ -215,7 +228,8 @@ func (s *state) applySchema(k recordKey, subject string, value []byte) error {
 	}
 	sv := &schemaVersion{
 		Subject: subject, Version: version, ID: v.ID, Schema: v.Schema,
-		SchemaType: typ, Refs: v.References, Deleted: v.Deleted, identity: ident,
+		SchemaType: typ, Refs: v.References, Metadata: v.Metadata, RuleSet: v.RuleSet,
+		MD5: v.MD5, GUID: g, Deleted: v.Deleted, identity: ident,
 	}
 	if s.subjects[subject] == nil {
 		s.subjects[subject] = map[int]*schemaVersion{}
@@ -223,11 +237,15 @@ func (s *state) applySchema(k recordKey, subject string, value []byte) error {
 	s.subjects[subject][version] = sv
 	e := s.ids[v.ID]
 	if e == nil {
-		e = &idEntry{schema: v.Schema, schemaType: typ, refs: v.References, identity: ident}
+		e = &idEntry{schema: v.Schema, schemaType: typ, refs: v.References,
+			metadata: v.Metadata, ruleSet: v.RuleSet, guid: g, identity: ident}
 		s.ids[v.ID] = e
 		if _, taken := s.byIdentity[ident]; !taken {
 			s.byIdentity[ident] = v.ID
 		}
+	}
+	if _, taken := s.byGUID[g]; !taken {
+		s.byGUID[g] = v.ID
 	}
 	e.users++
 	s.maxID = max(s.maxID, v.ID)
@@ -254,6 +272,11 @@ func (s *state) removeVersion(subject string, version int) {
 		return
 	}
 	delete(s.ids, sv.ID)
+	for g, id := range s.byGUID {
+		if id == sv.ID {
+			delete(s.byGUID, g)
+		}
+	}
 	if s.byIdentity[e.identity] != sv.ID {
 		return
 	}
@@ -268,10 +291,16 @@ func (s *state) removeVersion(subject string, version int) {
 }
 
 // identityOf is the key under which two schemas are the same schema: the
-// type, the normalized text (see normalizeAvro) and the references. A text
+// type, the normalized text (see normalizeAvro), the references, the
+// metadata and the rule set (which Confluent's MD5 counts too). A text
 // that does not normalize (another schema type, or not valid JSON) is keyed
 // by its raw text.
-func (s *state) identityOf(text, typ string, refs []Reference) string {
+func (s *state) identityOf(text, typ string, refs []Reference, md *Metadata, rs *RuleSet) string {
+	contract, _ := marshalJSON([]any{md.canonical(), rs.canonical()})
+	return s.schemaIdentity(text, typ, refs) + "\x00" + string(contract)
+}
+
+func (s *state) schemaIdentity(text, typ string, refs []Reference) string {
 	refsKey, _ := marshalJSON(refs)
 	if typ == "" {
 		if tree, err := s.resolveRefs(refs, 0); err == nil {

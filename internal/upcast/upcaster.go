@@ -73,6 +73,13 @@ type Writer struct {
 	Version
 }
 
+// Prefixed returns a raw value in the prefix framing WriterOf and Upcast take: as it is when
+// the record has no __value_schema_id header (hasHeader false), else the bare body behind
+// the id the header names (see codec.Codec.Prefixed for the errors).
+func (u *Upcaster) Prefixed(ctx context.Context, value, header []byte, hasHeader bool) ([]byte, error) {
+	return u.codec.Prefixed(ctx, value, header, hasHeader)
+}
+
 // WriterOf reads a framed value's schema ID and finds the schema and its version under the
 // record's subject. Errors: ErrNotFramed; codec.ErrUnknownSchemaID (the registry does not know
 // the ID); codec.ErrUnsupportedSchema (not an Avro record this codec handles);

@@ -54,8 +54,12 @@ const (
 const (
 	// ReasonNotFramed: the value is not in the Confluent wire format.
 	ReasonNotFramed = "not-framed"
-	// ReasonUnknownSchema: the registry does not know the value's schema ID.
+	// ReasonUnknownSchema: the registry does not know the value's schema ID or the GUID in
+	// its __value_schema_id header.
 	ReasonUnknownSchema = "unknown-schema"
+	// ReasonBadSchemaIDHeader: the __value_schema_id header is neither 0x01 and a 16-byte
+	// GUID nor 0x00 and a 4-byte ID.
+	ReasonBadSchemaIDHeader = "bad-schema-id-header"
 	// ReasonUnsupportedSchema: the schema is not an Avro record the codec handles.
 	ReasonUnsupportedSchema = "unsupported-schema"
 	// ReasonUnroutable: the topology does not route the value's type to this raw topic (a
@@ -71,7 +75,7 @@ const (
 )
 
 // reasons lists every dead-letter reason.
-var reasons = []string{ReasonNotFramed, ReasonUnknownSchema, ReasonUnsupportedSchema, ReasonUnroutable,
+var reasons = []string{ReasonNotFramed, ReasonUnknownSchema, ReasonBadSchemaIDHeader, ReasonUnsupportedSchema, ReasonUnroutable,
 	ReasonInvalidData, ReasonNoPath, ReasonUpcastFailed}
 
 // DefaultSource is the ce_source given to records that arrive without one.
@@ -191,7 +195,21 @@ type outcome struct {
 // could not be asked, or failed in a way that is not about this record); every permanent
 // failure is a dead letter in the outcome.
 func (p *processor) process(ctx context.Context, rec *kgo.Record, sc *scratch) (outcome, error) {
-	w, err := p.up.WriterOf(ctx, rec.Value)
+	// A value framed by a __value_schema_id header (Confluent's header mode) is read in the
+	// prefix framing from here on: the events record carries the id in its value and no
+	// header, so no header ever points at the raw record's (older) schema.
+	hdr, hasHdr := bus.SchemaIDHeader(rec)
+	value, err := p.up.Prefixed(ctx, rec.Value, hdr, hasHdr)
+	if err != nil {
+		switch {
+		case errors.Is(err, codec.ErrBadSchemaIDHeader):
+			return p.dead(rec, ReasonBadSchemaIDHeader, err), nil
+		case errors.Is(err, codec.ErrUnknownSchemaID):
+			return p.dead(rec, ReasonUnknownSchema, err), nil
+		}
+		return outcome{}, fmt.Errorf("schema id header of %s: %w", where(rec), err)
+	}
+	w, err := p.up.WriterOf(ctx, value)
 	if err != nil {
 		switch {
 		case errors.Is(err, upcast.ErrNotFramed):
@@ -213,7 +231,7 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record, sc *scratch) (
 		return p.dead(rec, ReasonUnroutable, fmt.Errorf("subject %s is an event of aggregate %s, whose raw topic is %s", w.Subject, rt.aggregate, rt.rawTopic)), nil
 	}
 	start := len(sc.vals)
-	res, err := p.up.Upcast(ctx, rt.eventType, w, rec.Value, sc.vals)
+	res, err := p.up.Upcast(ctx, rt.eventType, w, value, sc.vals)
 	if err != nil {
 		switch {
 		case errors.Is(err, upcast.ErrStepFailed):
@@ -227,7 +245,7 @@ func (p *processor) process(ctx context.Context, rec *kgo.Record, sc *scratch) (
 		}
 		return outcome{}, fmt.Errorf("upcast %s: %w", where(rec), err)
 	}
-	value := res.Value // the raw value itself when the version did not change
+	value = res.Value // the (prefix-framed) raw value itself when the version did not change
 	if res.To != res.From {
 		sc.vals = res.Value
 		value = sc.carve(start)
@@ -287,6 +305,8 @@ func (p *processor) eventHeaders(rec *kgo.Record, rt *route, res upcast.Result, 
 		switch h.Key {
 		case HeaderFromVersion, HeaderFromSchemaID, HeaderRawTopic, HeaderRawPartition, HeaderRawOffset, ceType, contentType:
 			continue // replaced below
+		case codec.ValueSchemaIDHeader:
+			continue // dropped: the events value carries its id in the prefix
 		case ceSpecVersion:
 			bit = hasSpecVersion
 		case ceID:
@@ -393,8 +413,10 @@ func (p *processor) dead(rec *kgo.Record, reason string, cause error) outcome {
 	add(HeaderDLQGroup, p.group)
 	add(HeaderDLQTime, p.now().UTC().Format(time.RFC3339Nano))
 	add(HeaderDLQAttempts, "1")
-	if id, _, err := codec.SplitFrame(rec.Value); err == nil {
-		add(HeaderDLQSchemaID, strconv.Itoa(id))
+	if _, hasHdr := bus.SchemaIDHeader(rec); !hasHdr {
+		if id, _, err := codec.SplitFrame(rec.Value); err == nil {
+			add(HeaderDLQSchemaID, strconv.Itoa(id))
+		}
 	}
 	add(HeaderOriginTopic, rec.Topic)
 	add(HeaderOriginPartition, strconv.Itoa(int(rec.Partition)))
