@@ -213,15 +213,23 @@ func (p *partition) notReadyLocked() {
 	}
 }
 
+// applyFetched adds the fetched records the index does not hold yet (at or above next), in
+// offset order: the tail, catch-ups and the writer may fetch overlapping ranges.
 func (p *partition) applyFetched(f fetched) {
 	now := p.s.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	n := 0
 	for _, r := range f.records {
+		if r.Offset < p.next {
+			continue
+		}
 		p.applyLocked(toRecord(r), now)
+		p.next = r.Offset + 1
+		n++
 	}
 	p.next = max(p.next, f.next)
-	p.s.m.replayed.Add(float64(len(f.records)))
+	p.s.m.replayed.Add(float64(n))
 }
 
 func (p *partition) applyLocked(r record, now time.Time) {
@@ -232,9 +240,48 @@ func (p *partition) applyLocked(r record, now time.Time) {
 	switch p.idx.apply(r, now) {
 	case unversioned:
 		p.s.m.foreign.WithLabelValues("unversioned").Inc()
-	case stale:
-		p.s.m.foreign.WithLabelValues("stale").Inc()
+	case renumbered:
+		p.s.m.foreign.WithLabelValues("renumbered").Inc()
 	}
+}
+
+// readPast makes the index hold the partition up to offset last: when nothing precedes recs
+// (the writer's just committed records, contiguous from next) they are applied at once;
+// otherwise the partition is read from next, so that records others wrote between the
+// writer's decision and its commit take their versions first.
+func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
+	last := recs[len(recs)-1].Offset
+	p.mu.Lock()
+	contiguous := p.next == recs[0].Offset && last-recs[0].Offset == int64(len(recs)-1)
+	if contiguous {
+		now := p.s.now()
+		for _, rec := range recs {
+			p.applyLocked(toRecord(rec), now)
+		}
+		p.next = last + 1
+	}
+	p.mu.Unlock()
+	for !contiguous {
+		p.mu.Lock()
+		next := p.next
+		p.mu.Unlock()
+		if next > last {
+			return nil
+		}
+		f, err := p.s.fetch.fetch(ctx, p.topic, p.part, next, catchUpWait, fetchBytes)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("read back to offset %d: %w", last, ctx.Err())
+			}
+			if p.outOfRange(err) {
+				return fmt.Errorf("read back to offset %d: %w", last, err)
+			}
+			sleep(ctx, retryBackoff/5)
+			continue
+		}
+		p.applyFetched(f)
+	}
+	return nil
 }
 
 func toRecord(r *kgo.Record) record {
@@ -392,15 +439,21 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 		}
 	}
 
+	if txnErr == nil && len(recs) > 0 {
+		ctx, cancel := context.WithTimeout(p.s.ctx, p.s.cfg.CommitTimeout)
+		if err := p.readPast(ctx, recs); err != nil {
+			// Committed, but the versions are unknown until the index caught up: the
+			// appends answer ErrUnavailable (a retry with the same ids is answered from the
+			// dedupe window) and the writer starts again from the topic.
+			txnErr = fmt.Errorf("committed; %w", err)
+		}
+		cancel()
+	}
 	p.mu.Lock()
 	if txnErr != nil {
 		p.notReadyLocked() // before anyone hears of the failure
-	} else {
-		now = p.s.now()
-		for _, rec := range recs {
-			p.applyLocked(toRecord(rec), now)
-		}
 	}
+	now = p.s.now()
 	results := make([]appendResult, len(decisions))
 	for i := range decisions {
 		results[i] = p.answer(&decisions[i], txnErr, now)
@@ -493,7 +546,7 @@ func (p *partition) answer(d *decision, txnErr error, now time.Time) appendResul
 	out := make([]Appended, len(d.recs))
 	for j, rec := range d.recs {
 		ev := d.req.events[j]
-		v, _ := strconv.ParseInt(string(rec.Headers[len(rec.Headers)-1].Value), 10, 64)
+		v := p.idx.versionAt(string(rec.Key), rec.Offset) // its position, read back after the commit
 		id, _, _ := codec.SplitFrame(rec.Value)
 		out[j] = Appended{ID: ev.ID, Type: ev.Type, AggregateID: string(rec.Key), Topic: rec.Topic, Partition: rec.Partition,
 			Offset: rec.Offset, Version: v, SchemaID: id}
