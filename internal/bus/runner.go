@@ -71,6 +71,10 @@ type RunnerConfig struct {
 	// MaxBuffered is how many fetched records a partition may have waiting before fetching
 	// from it pauses. Default 1000.
 	MaxBuffered int
+	// MaxParkedPerKey bounds the records of one key that wait behind its record being
+	// retried (see the package comment); one more makes the whole partition wait for that
+	// retry. Default 1000.
+	MaxParkedPerKey int
 	// Positions, when set, is asked on every assignment where to start each source
 	// partition (ok false: from the group's committed offset), for handlers that store
 	// their positions with their own state. An error fails the group session, which is then
@@ -91,6 +95,7 @@ const (
 	DefaultMaxRetryDelay = time.Minute
 	DefaultHandlerGrace  = 5 * time.Second
 	DefaultMaxBuffered   = 1000
+	DefaultMaxParked     = 1000
 
 	pollRecords    = 500
 	fetchMaxWait   = 200 * time.Millisecond
@@ -141,8 +146,8 @@ func (c RunnerConfig) Validate() error {
 	if (c.Bus == nil) == (c.Batch == nil) {
 		bad("exactly one of Bus and Batch must be set")
 	}
-	if c.BatchSize < 0 || c.MaxAttempts < 0 || c.MaxBuffered < 0 {
-		bad("BatchSize, MaxAttempts and MaxBuffered must not be negative")
+	if c.BatchSize < 0 || c.MaxAttempts < 0 || c.MaxBuffered < 0 || c.MaxParkedPerKey < 0 {
+		bad("BatchSize, MaxAttempts, MaxBuffered and MaxParkedPerKey must not be negative")
 	}
 	if c.BatchWait < 0 || c.RetryDelay < 0 || c.MaxRetryDelay < 0 || c.HandlerGrace < 0 {
 		bad("durations must not be negative")
@@ -164,6 +169,7 @@ func (c *RunnerConfig) setDefaults() {
 	def(&c.BatchSize, DefaultBatchSize)
 	def(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.MaxBuffered, DefaultMaxBuffered)
+	def(&c.MaxParkedPerKey, DefaultMaxParked)
 	defd(&c.BatchWait, DefaultBatchWait)
 	defd(&c.RetryDelay, DefaultRetryDelay)
 	defd(&c.MaxRetryDelay, DefaultMaxRetryDelay)
