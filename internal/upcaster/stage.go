@@ -100,7 +100,7 @@ type Stage struct {
 	kopts []kgo.Opt
 	raw   []string
 
-	vers    *versions
+	vers *versions
 
 	checked atomic.Bool
 	backoff atomic.Pointer[error] // why the stage is waiting, nil when it is not
