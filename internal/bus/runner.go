@@ -37,9 +37,12 @@ type RunnerConfig struct {
 	Group string
 	// Topics are the source topics.
 	Topics []string
-	// RetryTopic receives records whose handlers failed transiently, for delayed
-	// redelivery (pyrite.<group>.retry). Empty: a transient failure that in-process retries
-	// did not cure goes to the dead-letter topic. Not used with Batch.
+	// RetryTopic (pyrite.<group>.retry) is read by this group only: it carries async
+	// handlers' queued deliveries, their retries, and dead letters redriven to this group
+	// (pyrite dlq redrive). Set, a source record whose handlers fail transiently parks its
+	// key and is retried in place (see the package comment); empty, such a failure goes to
+	// the dead-letter topic. With Batch, its records are applied like source records, and
+	// their positions (on the retry topic) are Positions' too.
 	RetryTopic string
 	// QueueTopic receives the deliveries of async handlers, which then run from it, so that
 	// their failures are retried and dead-lettered. Empty means RetryTopic; if both are
@@ -229,6 +232,8 @@ func NewRunner(cfg RunnerConfig, opts ...kgo.Opt) (*Runner, error) {
 				r.control[t] = true
 			}
 		}
+	} else if cfg.RetryTopic != "" {
+		r.control[cfg.RetryTopic] = true // redriven dead letters (pyrite dlq redrive)
 	}
 	return r, nil
 }
@@ -409,7 +414,7 @@ func (r *Runner) stopWorkers(m map[string][]int32, final bool) {
 // adjustOffsets applies Positions to the source partitions being assigned.
 func (r *Runner) adjustOffsets(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	for topic, ps := range offs {
-		if r.control[topic] {
+		if r.control[topic] && r.cfg.Batch == nil {
 			continue
 		}
 		for p := range ps {

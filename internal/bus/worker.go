@@ -469,6 +469,11 @@ func (w *worker) processBatch(recs []*kgo.Record) bool {
 		outs   []*kgo.Record
 	)
 	for _, rec := range recs {
+		if w.control { // a redriven dead letter: applied like a source record, at its own position
+			plain := *rec
+			plain.Headers = stripControl(rec.Headers)
+			rec = &plain
+		}
 		ev, err := w.decode(rec)
 		if err != nil {
 			outs = append(outs, w.dlq(rec, originOf(rec), ReasonDecode, 1, nil, err))
