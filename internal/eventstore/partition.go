@@ -38,6 +38,7 @@ type partition struct {
 	mu      sync.Mutex // guards the fields below
 	idx     *index
 	next    int64 // the index holds the partition's records below next
+	marker  int64 // the offset of the writer's last commit marker when next is at it, else -1
 	owned   bool  // assigned in the current generation
 	ready   bool  // the current run fenced the previous writer and caught up
 	tailing bool  // the store's tail keeps the index up with records written by others
@@ -51,10 +52,11 @@ type partition struct {
 func newPartition(s *Store, topic string, part int32) *partition {
 	return &partition{
 		s: s, topic: topic, part: part,
-		txnID: fmt.Sprintf("%s-%s-%d", s.cfg.Group, topic, part),
-		queue: make(chan *appendReq, queueLen),
-		txn:   make(chan struct{}, 1),
-		idx:   newIndex(s.cfg.DedupeWindow, s.cfg.DedupeMax),
+		txnID:  fmt.Sprintf("%s-%s-%d", s.cfg.Group, topic, part),
+		queue:  make(chan *appendReq, queueLen),
+		txn:    make(chan struct{}, 1),
+		idx:    newIndex(s.cfg.DedupeWindow, s.cfg.DedupeMax),
+		marker: -1,
 	}
 }
 
@@ -130,6 +132,9 @@ func (p *partition) incarnation(ctx context.Context) error {
 	if _, _, err := prod.ProducerID(ctx); err != nil {
 		return fmt.Errorf("fence with %s: %w", p.txnID, err)
 	}
+	p.mu.Lock()
+	p.marker = -1 // a new producer: no commit marker of its own yet
+	p.mu.Unlock()
 	if err := p.catchUp(ctx); err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
@@ -201,7 +206,7 @@ func (p *partition) outOfRange(err error) bool {
 	p.s.cfg.Logger.Warn("eventstore partition offsets out of range; rebuilding its index from the log start",
 		"topic", p.topic, "partition", p.part, "next", p.next, "logStart", oor.logStart, "end", oor.end)
 	p.idx = newIndex(p.s.cfg.DedupeWindow, p.s.cfg.DedupeMax)
-	p.next = from
+	p.next, p.marker = from, -1
 	return true
 }
 
@@ -246,13 +251,16 @@ func (p *partition) applyLocked(r record, now time.Time) {
 }
 
 // readPast makes the index hold the partition up to offset last: when nothing precedes recs
-// (the writer's just committed records, contiguous from next) they are applied at once;
-// otherwise the partition is read from next, so that records others wrote between the
-// writer's decision and its commit take their versions first.
+// (the writer's just committed records, contiguous from next, or from the slot after the
+// commit marker of its previous transaction, which a producer's next transaction always
+// follows) they are applied at once; otherwise the partition is read from next, so that
+// records others wrote between the writer's decision and its commit take their versions
+// first.
 func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
-	last := recs[len(recs)-1].Offset
+	first, last := recs[0].Offset, recs[len(recs)-1].Offset
 	p.mu.Lock()
-	contiguous := p.next == recs[0].Offset && last-recs[0].Offset == int64(len(recs)-1)
+	contiguous := last-first == int64(len(recs)-1) &&
+		(p.next == first || (p.marker >= 0 && p.next == p.marker && first == p.marker+1))
 	if contiguous {
 		now := p.s.now()
 		for _, rec := range recs {
@@ -260,6 +268,7 @@ func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
 		}
 		p.next = last + 1
 	}
+	p.marker = last + 1 // where this transaction's commit marker goes, unless others wrote
 	p.mu.Unlock()
 	for !contiguous {
 		p.mu.Lock()
