@@ -88,3 +88,33 @@ func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// TestRunnerParkedKeyBound: past MaxParkedPerKey records behind a parked key, the whole
+// partition waits for the key's retry (nothing is dropped, order holds).
+func TestRunnerParkedKeyBound(t *testing.T) {
+	k := newKafka(t)
+	rec := func(key, v string) *kgo.Record {
+		return &kgo.Record{Topic: srcTopic, Partition: 1, Key: []byte(key), Value: []byte(v),
+			Headers: hdrs("ce_specversion", "1.0", "ce_type", "WorkEffort:Started", "ce_id", key+"-"+v)}
+	}
+	if err := k.cl.ProduceSync(t.Context(), rec("A", "a1"), rec("A", "a2"), rec("A", "a3"), rec("B", "b1")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	b := bus.New()
+	var got recorder
+	failed := false
+	on(t, b, "*", func(_ context.Context, ev *bus.Event) error {
+		if ev.Data["value"] == "a1" && !failed {
+			failed = true
+			return errors.New("down")
+		}
+		got.add(ev)
+		return nil
+	}, bus.Options{Name: "hook"})
+	k.start(bus.RunnerConfig{Bus: b, RetryTopic: retryTopic, RetryDelay: 200 * time.Millisecond, MaxParkedPerKey: 1})
+	waitFor(t, "every event delivered", func() bool { return got.len() == 4 })
+	// a2 waited behind a1 (within the bound); a3 was one too many, so b1 waited as well.
+	if v := got.values(); !slices.Equal(v, []string{"a1", "a2", "a3", "b1"}) {
+		t.Fatalf("delivered %v, want a1 a2 a3 b1", v)
+	}
+}

@@ -270,7 +270,7 @@ func (w *worker) processEvents(recs []*kgo.Record) bool {
 		w.lastSeen = rec
 		if pk := w.parked[string(rec.Key)]; pk != nil && len(rec.Key) > 0 {
 			// Past the bound the partition waits for the key's head (every key waits).
-			for len(pk.recs) >= w.r.cfg.MaxParkedPerKey {
+			for len(pk.recs)-1 >= w.r.cfg.MaxParkedPerKey {
 				if !flush() || !w.waitDue(pk) || !w.serve(string(rec.Key)) {
 					return false
 				}
