@@ -19,7 +19,7 @@ import (
 
 // devStack is one `pyrite dev` run inside the test process.
 type devStack struct {
-	kafka, registry, ingest string
+	kafka, registry, ingest, projector string
 	stop                    func() error
 }
 
@@ -52,6 +52,8 @@ func startDev(t *testing.T, dataDir string) *devStack {
 			s.registry = f[1]
 		case len(f) >= 2 && f[0] == "ingest":
 			s.ingest = f[1]
+		case len(f) >= 2 && f[0] == "projector":
+			s.projector = f[1]
 		}
 		if strings.HasPrefix(sc.Text(), "pyrite dev ready") {
 			break

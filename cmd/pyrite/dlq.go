@@ -41,7 +41,7 @@ func dlqCommands() []command {
 	return []command{
 		{name: "list", summary: "list a group's dead letters: reason, attempts, type, key, origin, redriven or not", run: runDLQList},
 		{name: "show", summary: "print a group's dead letters in full as JSON lines, values decoded", run: runDLQShow},
-		{name: "redrive", summary: "send dead letters back to their origin topic (key and headers kept) and mark them redriven", run: runDLQRedrive},
+		{name: "redrive", summary: "send dead letters back to their group alone, through its retry topic (key, order and headers kept), and mark them redriven", run: runDLQRedrive},
 	}
 }
 
@@ -375,17 +375,24 @@ func runDLQShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 const dlqRedriveUsage = `
-Sends dead letters of GROUP back to the topic they came from (the
-pyrite-origin-topic header) with their original key, value and headers (the
-dead-letter headers removed, pyrite-redriven-from added), to be processed
-again once the cause is fixed. By default every dead letter not redriven
-yet; --type and --at narrow that down.
+Sends dead letters of GROUP back to GROUP alone, to be processed again once
+the cause is fixed: into its retry topic pyrite.<group>.retry, which no
+other group reads, with their original key, value and headers (the
+dead-letter headers removed; pyrite-redriven-from, the retry headers and the
+pyrite-origin-* headers of where the record first came from added). The
+retry delivers each to the handlers that failed (every matching one when
+none is named), with a fresh attempt budget; records of one key keep their
+order (one partition per key). A projection, saga or process manager
+applies them at their retry-topic position, stored with its state, so a
+redriven event counts once (the WorkEffort projection skips a ce_id it
+applied). The upcaster has no retry topic: its dead letters go back to
+their raw topic, which only it consumes. By default every dead letter not
+redriven yet; --type and --at narrow that down.
 
 Each redriven record and a marker on the DLQ saying where it went are
 written in one Kafka transaction, so a dead letter is either redriven and
-marked, or neither; redriving again skips the marked ones. Every group that
-reads the origin topic sees the record again: reactors deduplicate by
-ce_id, projections skip versions they applied.
+marked, or neither; one command redrives each dead letter at most once,
+and redriving again skips the marked ones.
 
 Exit code 0 when every selected dead letter was redriven (or none was
 pending), 1 when Kafka failed or --at names no pending dead letter, 2 on
@@ -459,7 +466,11 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var done []redriven
 	if *dryRun {
 		for _, d := range picked {
-			done = append(done, redriven{At: fmt.Sprintf("%d:%d", d.Partition, d.Offset), From: fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset), To: d.Origin.Topic, Type: d.Type})
+			to := d.Origin.Topic
+			if retry, ok := redriveTopic(group); ok {
+				to = retry
+			}
+			done = append(done, redriven{At: fmt.Sprintf("%d:%d", d.Partition, d.Offset), From: fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset), To: to, Type: d.Type})
 		}
 	} else if len(picked) > 0 {
 		if done, err = redrive(ctx, brokers, group, topic, picked); err != nil {
@@ -507,23 +518,40 @@ func redrive(ctx context.Context, brokers []string, group, topic string, picked 
 		defer cancel()
 		return nil, errors.Join(err, cl.EndTransaction(actx, kgo.TryAbort))
 	}
+	retry, toRetry := redriveTopic(group)
+	now := time.Now().UTC()
 	recs := make([]*kgo.Record, len(picked))
 	for i, d := range picked {
 		from := fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset)
-		hs := make([]kgo.RecordHeader, 0, len(d.rec.Headers)+1)
+		hs := make([]kgo.RecordHeader, 0, len(d.rec.Headers)+8)
 		for _, h := range d.rec.Headers {
 			if !isRunnerHeader(h.Key) && h.Key != headerRedrivenFrom {
 				hs = append(hs, h)
 			}
 		}
 		hs = append(hs, kgo.RecordHeader{Key: headerRedrivenFrom, Value: []byte(from)})
+		to := d.Origin.Topic
+		if toRetry {
+			// Into the group's own retry topic, as a delivery due now to the handlers that
+			// failed (every matching one when none is named), with a fresh attempt budget.
+			to = retry
+			h := headerMap(d.rec.Headers)
+			hs = append(hs,
+				kgo.RecordHeader{Key: bus.HeaderRetryAttempt, Value: []byte("0")},
+				kgo.RecordHeader{Key: bus.HeaderRetryNotBefore, Value: []byte(now.Format(time.RFC3339Nano))},
+				kgo.RecordHeader{Key: bus.HeaderRetryHandlers, Value: []byte(h[bus.HeaderDLQHandler])},
+				kgo.RecordHeader{Key: bus.HeaderOriginTopic, Value: []byte(d.Origin.Topic)},
+				kgo.RecordHeader{Key: bus.HeaderOriginPartition, Value: []byte(strconv.Itoa(int(d.Origin.Partition)))},
+				kgo.RecordHeader{Key: bus.HeaderOriginOffset, Value: []byte(strconv.FormatInt(d.Origin.Offset, 10))},
+			)
+		}
 		// Partition is used only for records without a key: back where they came from.
-		recs[i] = &kgo.Record{Topic: d.Origin.Topic, Partition: d.Origin.Partition, Key: d.rec.Key, Value: d.rec.Value, Headers: hs}
+		recs[i] = &kgo.Record{Topic: to, Partition: d.Origin.Partition, Key: d.rec.Key, Value: d.rec.Value, Headers: hs}
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return abort(fmt.Errorf("redrive to the origin topics: %w", err))
+		return abort(fmt.Errorf("redrive: %w", err))
 	}
-	now := time.Now().UTC().Format(time.RFC3339Nano)
+	at := now.Format(time.RFC3339Nano)
 	out := make([]redriven, len(picked))
 	markers := make([]*kgo.Record, len(picked))
 	for i, d := range picked {
@@ -532,7 +560,7 @@ func redrive(ctx context.Context, brokers []string, group, topic string, picked 
 		markers[i] = &kgo.Record{Topic: topic, Partition: d.Partition, Key: d.rec.Key, Headers: []kgo.RecordHeader{
 			{Key: headerRedrivenOffset, Value: []byte(strconv.FormatInt(d.Offset, 10))},
 			{Key: headerRedrivenTo, Value: []byte(to)},
-			{Key: headerRedrivenTime, Value: []byte(now)},
+			{Key: headerRedrivenTime, Value: []byte(at)},
 		}}
 	}
 	if err := cl.ProduceSync(ctx, markers...).FirstErr(); err != nil {
@@ -542,6 +570,18 @@ func redrive(ctx context.Context, brokers []string, group, topic string, picked 
 		return nil, fmt.Errorf("commit the redrive transaction: %w", err)
 	}
 	return out, nil
+}
+
+// redriveTopic is the retry topic of group, which only that group reads; false for a group
+// declared without one (the upcaster: its dead letters go back to their raw topic, which only
+// the upcaster consumes).
+func redriveTopic(group string) (string, bool) {
+	top, err := topology.New(topology.Dev) // names only
+	if err != nil {
+		return "", false
+	}
+	t, err := top.RetryTopic(group)
+	return t, err == nil
 }
 
 // isRunnerHeader reports whether k is one of the runners' control headers (retry, dead

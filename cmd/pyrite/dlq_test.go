@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,9 @@ func TestDLQ(t *testing.T) {
 	var handled []*bus.Event
 	b := bus.New(bus.WithName(group))
 	if _, err := b.On("WorkEffort:*", func(_ context.Context, ev *bus.Event) error {
+		if strings.HasPrefix(ev.ID, "sentinel-") {
+			return nil
+		}
 		if broken.Load() {
 			return bus.Permanent(errors.New("no template for this event"))
 		}
@@ -50,20 +54,61 @@ func TestDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := bus.NewRunner(bus.RunnerConfig{Group: group, Topics: []string{weEvents}, DLQTopic: dlq, Decoder: dec, Bus: b},
-		kgo.SeedBrokers(s.Brokers...), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
+	// Another group reads the same topic and works: a redrive of notifications' dead letters
+	// must not reach it.
+	var otherHandled, sentinels atomic.Int64
+	other := bus.New(bus.WithName("webhooks"))
+	if _, err := other.On("WorkEffort:*", func(_ context.Context, ev *bus.Event) error {
+		if strings.HasPrefix(ev.ID, "sentinel-") {
+			sentinels.Add(1)
+		} else {
+			otherHandled.Add(1)
+		}
+		return nil
+	}, bus.Options{Name: "hook"}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- runner.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-runDone; err != nil {
-			t.Errorf("runner: %v", err)
+	for _, cfg := range []bus.RunnerConfig{
+		{Group: group, Topics: []string{weEvents}, RetryTopic: "pyrite.notifications.retry", DLQTopic: dlq, Decoder: dec, Bus: b},
+		{Group: "webhooks", Topics: []string{weEvents}, RetryTopic: "pyrite.webhooks.retry", DLQTopic: "pyrite.webhooks.dlq", Decoder: dec, Bus: other},
+	} {
+		runner, err := bus.NewRunner(cfg, kgo.SeedBrokers(s.Brokers...), kgo.FetchMaxWait(100*time.Millisecond),
+			kgo.AutoCommitInterval(100*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		ctx, stop := context.WithCancel(context.Background())
+		runDone := make(chan error, 1)
+		go func() { runDone <- runner.Run(ctx) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-runDone; err != nil {
+				t.Errorf("runner %s: %v", cfg.Group, err)
+			}
+		})
+	}
+	// otherCaughtUp writes a sentinel event for each of keys (after everything already on
+	// their partitions) and waits until the webhooks group handled them all.
+	otherCaughtUp := func(t *testing.T, keys ...string) {
+		t.Helper()
+		want := sentinels.Load() + int64(len(keys))
+		for _, k := range keys {
+			r := created(t, s, k, time.Now())
+			for i := range r.Headers {
+				if r.Headers[i].Key == "ce_id" {
+					r.Headers[i].Value = []byte("sentinel-" + k + "-" + strconv.FormatInt(want, 10))
+				}
+			}
+			s.Produce(t, r)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for sentinels.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("webhooks handled %d sentinels, want %d", sentinels.Load(), want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 
 	good := []*kgo.Record{created(t, s, "we-1", time.Now()), created(t, s, "we-2", time.Now())}
 	garbage := &kgo.Record{Topic: weEvents, Key: []byte("we-3"), Value: []byte{0, 0, 0, 0, 99, 1},
@@ -157,6 +202,8 @@ func TestDLQ(t *testing.T) {
 		}
 	})
 	t.Run("redrive puts fixed records back through the pipeline", func(t *testing.T) {
+		otherCaughtUp(t, "we-1", "we-2")
+		otherBefore := otherHandled.Load()
 		broken.Store(false) // the fix is deployed
 		code, stdout, stderr := runCLI(t, append([]string{"dlq", "redrive", group, "--type", "*:Created", "--output", "json"}, opsArgs(s)...)...)
 		if code != 0 {
@@ -178,6 +225,11 @@ func TestDLQ(t *testing.T) {
 				t.Fatalf("the handler got %d redriven events, want 2", n)
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		// The other group's counts did not change: the records went to notifications alone.
+		otherCaughtUp(t, "we-1", "we-2")
+		if n := otherHandled.Load(); n != otherBefore {
+			t.Errorf("the webhooks group handled %d events after the redrive, %d before", n, otherBefore)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -202,7 +254,7 @@ func TestDLQ(t *testing.T) {
 		}
 		ds := list(t)
 		for _, key := range []string{"we-1", "we-2"} {
-			if d := find(ds, key); d == nil || d.Redriven == nil || !strings.HasPrefix(d.Redriven.To, weEvents+"[") {
+			if d := find(ds, key); d == nil || d.Redriven == nil || !strings.HasPrefix(d.Redriven.To, "pyrite.notifications.retry[") {
 				t.Errorf("%s not marked redriven: %+v", key, d)
 			}
 		}
@@ -211,12 +263,12 @@ func TestDLQ(t *testing.T) {
 		}
 	})
 	t.Run("redriving again skips the marked ones", func(t *testing.T) {
-		before := s.EndOffsets(t, weEvents)
+		before := s.EndOffsets(t, weEvents, "pyrite.notifications.retry")
 		code, stdout, _ := runCLI(t, append([]string{"dlq", "redrive", group, "--type", "*:Created"}, opsArgs(s)...)...)
 		if code != 0 || !strings.Contains(stdout, "0 dead letters redriven") {
 			t.Errorf("exit %d:\n%s", code, stdout)
 		}
-		if after := s.EndOffsets(t, weEvents); fmt.Sprint(after) != fmt.Sprint(before) {
+		if after := s.EndOffsets(t, weEvents, "pyrite.notifications.retry"); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Errorf("records written: %v -> %v", before, after)
 		}
 		if ds := list(t, "--pending"); len(ds) != 1 || *ds[0].Key != "we-3" {

@@ -42,6 +42,9 @@ var (
 	// errFindings marks a command that ran but found what it reports as a
 	// failure (drift apply cannot fix, incompatible schemas): exit code 1.
 	errFindings = errors.New("failed")
+	// errRefused marks a command that would change nothing (or harm) and says what
+	// would work instead: exit code 1.
+	errRefused = errors.New("refused")
 )
 
 // runFunc is a command's body: args after the command name, output to

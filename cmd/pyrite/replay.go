@@ -25,8 +25,10 @@ Moves the committed offsets of consumer group GROUP, on every partition it
 has committed (or on every partition of the --topic topics), to the position
 --to names, so that the group reads those records again (or skips them) when
 it next runs. For groups whose offsets live in Kafka (reactors, sagas, the
-upcaster); projections keep their positions in the store: use 'pyrite
-projection rebuild' for those.
+upcaster). It refuses groups whose consumers start where their store says
+(topology.Group.StorePositions: the work-efforts projection, the github saga,
+the deployment process manager), since moving their offsets would change
+nothing: for a projection it names 'pyrite projection rebuild'.
 
 It refuses, saying why, while the group has live members: stop every
 consumer of the group first. Before moving offsets back it writes, for each
@@ -104,8 +106,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if slices.Contains(store.Rebuildable(), group) {
-		return fmt.Errorf("%s is a projection whose positions live in the store, not in Kafka: use 'pyrite projection rebuild %s --from %s'", group, group, *to)
+	if err := storePositioned(group, *to); err != nil {
+		return err
 	}
 	adm, err := admin(brokers)
 	if err != nil {
@@ -174,6 +176,28 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "group %s moved to %s on %d partitions; %d replay markers written to %s\n",
 		group, *to, len(plan), len(res.Markers), topology.ReplaysTopic)
 	return nil
+}
+
+// storePositioned refuses a group whose consumers start where their store says
+// (topology.Group.StorePositions): moving its Kafka offsets would change nothing, so the
+// refusal names what does. A projection is replayed by rebuilding it; a saga or process
+// manager keeps its decisions (state, outbox) in the same transactions as its positions, so
+// reading its events again would decide them a second time: there is no replay for it.
+func storePositioned(group, to string) error {
+	top, err := topology.New(topology.Dev) // names only
+	if err != nil {
+		return err
+	}
+	g, err := top.Group(group)
+	if err != nil || !g.StorePositions {
+		return nil // an undeclared group may still have Kafka offsets to move
+	}
+	if slices.Contains(store.Rebuildable(), group) {
+		return fmt.Errorf("%w: %s is a projection whose positions live in its store, not in Kafka; moving its offsets would change nothing: use 'pyrite projection rebuild %s --from %s'",
+			errRefused, group, group, to)
+	}
+	return fmt.Errorf("%w: %s keeps its positions in its store with its state and outbox, not in Kafka; moving its offsets would change nothing, and reading its events again would decide them a second time; there is no replay for it (its dead letters: 'pyrite dlq redrive %s')",
+		errRefused, group, group)
 }
 
 // liveMembers describes a group's members, "" when it has none.

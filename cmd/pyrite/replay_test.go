@@ -214,6 +214,27 @@ func TestReplay(t *testing.T) {
 			})
 		}
 	})
+	// Sagas and process managers start from positions in their store: moving their Kafka
+	// offsets would report success while nothing is read again.
+	t.Run("store-positioned saga and process manager are refused", func(t *testing.T) {
+		for _, g := range []string{"deployment", "github"} {
+			if err := s.Admin.CommitAllOffsets(ctx, g, all); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCLI(t, append([]string{"replay", g, "--to", "earliest"}, kafkaArgs(s)...)...)
+			if code != 1 || !strings.Contains(stderr, "positions in its store") || !strings.Contains(stderr, "pyrite dlq redrive "+g) {
+				t.Errorf("replay %s: exit %d, want 1 with a refusal naming the store:\n%s\n%s", g, code, stdout, stderr)
+			}
+			if got := committed(t, s, g); fmt.Sprint(got) != fmt.Sprint(before) {
+				t.Errorf("replay %s moved offsets: %v -> %v", g, before, got)
+			}
+			for _, m := range replayRecords(t, s) {
+				if m.Group == g {
+					t.Errorf("refused replay wrote a marker: %+v", m)
+				}
+			}
+		}
+	})
 	t.Run("a group with nothing committed, given its topics", func(t *testing.T) {
 		code, stdout, stderr := runCLI(t, append([]string{"replay", "webhooks", "--to", "offset:2", "--topic", weEvents}, kafkaArgs(s)...)...)
 		if code != 0 {

@@ -19,9 +19,20 @@
 //     written (synchronously); marked offsets are committed periodically, on revoke (after
 //     the revoked partitions' workers stopped) and before Run returns. Delivery is at least
 //     once: after a crash or a lost partition, records after the last commit are delivered
-//     again. A record whose handlers fail transiently goes to the group's retry topic and is
-//     redelivered, after a delay, to the failing handlers only (later records of the same
-//     aggregate do not wait for it); a permanent failure, or the last allowed attempt, goes
-//     to the group's dead-letter topic with the original key, value and headers plus headers
-//     that say why, how often and where from. Nothing is dropped silently.
+//     again.
+//   - Per-key order through retries: a source record whose handlers fail transiently parks
+//     its key (when the runner has a RetryTopic): it is delivered again after a capped,
+//     doubling delay to the failing handlers only, and the later records of the same key wait
+//     behind it, in order, while other keys of the partition go on. When it succeeds the
+//     waiting records follow at once. Parked records are not committed (the committed offset
+//     stays below the lowest one), so a crash or revoke delivers them again; at most
+//     MaxParkedPerKey records wait per key, past which the whole partition waits for the
+//     retry. pyrite_runner_parked_keys and pyrite_runner_parked_records show them.
+//   - A permanent failure, or the last allowed attempt, goes to the group's dead-letter topic
+//     with the original key, value and headers plus headers that say why, how often and where
+//     from, and releases the key: the records behind it go on (they do not wait for a
+//     redrive). Nothing is dropped silently.
+//   - The retry topic carries async handlers' queued deliveries and redriven dead letters
+//     (pyrite dlq redrive): records in it are delivered to the handlers they name, after their
+//     not-before time, by the group that owns the topic only.
 package bus

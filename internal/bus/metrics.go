@@ -21,6 +21,8 @@ type Metrics struct {
 	enqueued      *prometheus.CounterVec
 	deadLettered  *prometheus.CounterVec
 	lag           *prometheus.GaugeVec
+	parkedKeys    *prometheus.GaugeVec
+	parkedRecords *prometheus.GaugeVec
 }
 
 // NewMetrics makes the collectors and registers them on reg (not registered when reg is
@@ -63,10 +65,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "pyrite", Subsystem: "runner", Name: "lag",
 			Help: "Records between a partition's high watermark and the next record to process.",
 		}, []string{"group", "topic", "partition"}),
+		parkedKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "pyrite", Subsystem: "runner", Name: "parked_keys",
+			Help: "Keys of a partition waiting, in order, behind a record whose retry is not due yet.",
+		}, []string{"group", "topic", "partition"}),
+		parkedRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "pyrite", Subsystem: "runner", Name: "parked_records",
+			Help: "Records of a partition held behind parked keys (their heads included).",
+		}, []string{"group", "topic", "partition"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.busPublished, m.busDeliveries, m.busMiddleware,
-			m.records, m.enqueued, m.deadLettered, m.lag} {
+			m.records, m.enqueued, m.deadLettered, m.lag, m.parkedKeys, m.parkedRecords} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("bus: register metrics: %w", err)
 			}
@@ -119,6 +129,17 @@ func (m *Metrics) setLag(group, topic string, partition int32, lag int64) {
 
 func (m *Metrics) dropLag(group, topic string, partition int32) {
 	if m != nil {
-		m.lag.DeleteLabelValues(group, topic, strconv.Itoa(int(partition)))
+		p := strconv.Itoa(int(partition))
+		m.lag.DeleteLabelValues(group, topic, p)
+		m.parkedKeys.DeleteLabelValues(group, topic, p)
+		m.parkedRecords.DeleteLabelValues(group, topic, p)
+	}
+}
+
+func (m *Metrics) setParked(group, topic string, partition int32, keys, records int) {
+	if m != nil {
+		p := strconv.Itoa(int(partition))
+		m.parkedKeys.WithLabelValues(group, topic, p).Set(float64(keys))
+		m.parkedRecords.WithLabelValues(group, topic, p).Set(float64(records))
 	}
 }

@@ -37,9 +37,12 @@ type RunnerConfig struct {
 	Group string
 	// Topics are the source topics.
 	Topics []string
-	// RetryTopic receives records whose handlers failed transiently, for delayed
-	// redelivery (pyrite.<group>.retry). Empty: a transient failure that in-process retries
-	// did not cure goes to the dead-letter topic. Not used with Batch.
+	// RetryTopic (pyrite.<group>.retry) is read by this group only: it carries async
+	// handlers' queued deliveries, their retries, and dead letters redriven to this group
+	// (pyrite dlq redrive). Set, a source record whose handlers fail transiently parks its
+	// key and is retried in place (see the package comment); empty, such a failure goes to
+	// the dead-letter topic. With Batch, its records are applied like source records, and
+	// their positions (on the retry topic) are Positions' too.
 	RetryTopic string
 	// QueueTopic receives the deliveries of async handlers, which then run from it, so that
 	// their failures are retried and dead-lettered. Empty means RetryTopic; if both are
@@ -71,6 +74,10 @@ type RunnerConfig struct {
 	// MaxBuffered is how many fetched records a partition may have waiting before fetching
 	// from it pauses. Default 1000.
 	MaxBuffered int
+	// MaxParkedPerKey bounds the records of one key that wait behind its record being
+	// retried (see the package comment); one more makes the whole partition wait for that
+	// retry. Default 1000.
+	MaxParkedPerKey int
 	// Positions, when set, is asked on every assignment where to start each source
 	// partition (ok false: from the group's committed offset), for handlers that store
 	// their positions with their own state. An error fails the group session, which is then
@@ -91,6 +98,7 @@ const (
 	DefaultMaxRetryDelay = time.Minute
 	DefaultHandlerGrace  = 5 * time.Second
 	DefaultMaxBuffered   = 1000
+	DefaultMaxParked     = 1000
 
 	pollRecords    = 500
 	fetchMaxWait   = 200 * time.Millisecond
@@ -141,8 +149,8 @@ func (c RunnerConfig) Validate() error {
 	if (c.Bus == nil) == (c.Batch == nil) {
 		bad("exactly one of Bus and Batch must be set")
 	}
-	if c.BatchSize < 0 || c.MaxAttempts < 0 || c.MaxBuffered < 0 {
-		bad("BatchSize, MaxAttempts and MaxBuffered must not be negative")
+	if c.BatchSize < 0 || c.MaxAttempts < 0 || c.MaxBuffered < 0 || c.MaxParkedPerKey < 0 {
+		bad("BatchSize, MaxAttempts, MaxBuffered and MaxParkedPerKey must not be negative")
 	}
 	if c.BatchWait < 0 || c.RetryDelay < 0 || c.MaxRetryDelay < 0 || c.HandlerGrace < 0 {
 		bad("durations must not be negative")
@@ -164,6 +172,7 @@ func (c *RunnerConfig) setDefaults() {
 	def(&c.BatchSize, DefaultBatchSize)
 	def(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.MaxBuffered, DefaultMaxBuffered)
+	def(&c.MaxParkedPerKey, DefaultMaxParked)
 	defd(&c.BatchWait, DefaultBatchWait)
 	defd(&c.RetryDelay, DefaultRetryDelay)
 	defd(&c.MaxRetryDelay, DefaultMaxRetryDelay)
@@ -223,6 +232,8 @@ func NewRunner(cfg RunnerConfig, opts ...kgo.Opt) (*Runner, error) {
 				r.control[t] = true
 			}
 		}
+	} else if cfg.RetryTopic != "" {
+		r.control[cfg.RetryTopic] = true // redriven dead letters (pyrite dlq redrive)
 	}
 	return r, nil
 }
@@ -403,7 +414,7 @@ func (r *Runner) stopWorkers(m map[string][]int32, final bool) {
 // adjustOffsets applies Positions to the source partitions being assigned.
 func (r *Runner) adjustOffsets(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	for topic, ps := range offs {
-		if r.control[topic] {
+		if r.control[topic] && r.cfg.Batch == nil {
 			continue
 		}
 		for p := range ps {

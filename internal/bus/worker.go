@@ -34,6 +34,12 @@ type worker struct {
 	buf    []*kgo.Record
 	paused bool
 
+	// Keys waiting for a retry (sequenced: source topics with a RetryTopic); only the
+	// worker's goroutine touches them.
+	parked   map[string]*parkedKey
+	held     int         // records in parked
+	lastSeen *kgo.Record // the last record taken from buf
+
 	hw atomic.Int64 // the partition's high watermark, as last fetched
 }
 
@@ -42,6 +48,7 @@ func newWorker(r *Runner, cl *kgo.Client, topic string, partition int32) *worker
 	return &worker{
 		r: r, cl: cl, topic: topic, partition: partition, control: r.control[topic],
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1),
+		parked: map[string]*parkedKey{},
 	}
 }
 
@@ -80,17 +87,35 @@ func (w *worker) take(n int) []*kgo.Record {
 
 // next waits for up to n records; nil when the worker must stop.
 func (w *worker) next(n int) []*kgo.Record {
+	recs, _ := w.nextOrDue(n)
+	return recs
+}
+
+// nextOrDue waits for up to n records or until a parked key's retry is due (then it returns
+// no records and true); false when the worker must stop.
+func (w *worker) nextOrDue(n int) ([]*kgo.Record, bool) {
 	for {
 		if w.ctx.Err() != nil {
-			return nil
+			return nil, false
 		}
 		if recs := w.take(n); len(recs) > 0 {
-			return recs
+			return recs, true
+		}
+		var due <-chan time.Time
+		if d, ok := w.nextDue(); ok {
+			if d <= 0 {
+				return nil, true
+			}
+			t := time.NewTimer(d)
+			defer t.Stop()
+			due = t.C
 		}
 		select {
 		case <-w.wake:
+		case <-due:
+			return nil, true
 		case <-w.ctx.Done():
-			return nil
+			return nil, false
 		}
 	}
 }
@@ -115,8 +140,9 @@ func (w *worker) run() {
 			recs := w.collect()
 			ok = recs != nil && w.processBatch(recs)
 		} else {
-			recs := w.next(pollRecords)
-			ok = recs != nil && w.processEvents(recs)
+			var recs []*kgo.Record
+			recs, ok = w.nextOrDue(pollRecords)
+			ok = ok && w.processEvents(recs)
 		}
 		if !ok {
 			return
@@ -128,11 +154,18 @@ func (w *worker) logAttrs(rec *kgo.Record) []any {
 	return []any{"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset}
 }
 
-// mark marks rec (and so everything before it in the partition) for commit.
+// mark marks rec (and so everything before it in the partition) for commit; while a parked
+// record lies at or below it, only the records before the lowest parked one.
 func (w *worker) mark(rec *kgo.Record) {
-	w.cl.MarkCommitRecords(rec)
+	next := rec.Offset + 1
+	if floor, ok := w.floor(); ok && floor < next {
+		next = floor
+		w.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{w.topic: {w.partition: {Epoch: -1, Offset: floor}}})
+	} else {
+		w.cl.MarkCommitRecords(rec)
+	}
 	if hw := w.hw.Load(); hw > 0 {
-		w.r.cfg.Metrics.setLag(w.r.cfg.Group, w.topic, w.partition, hw-rec.Offset-1)
+		w.r.cfg.Metrics.setLag(w.r.cfg.Group, w.topic, w.partition, hw-next)
 	}
 }
 
@@ -202,11 +235,16 @@ func (w *worker) dlq(rec *kgo.Record, o origin, reason string, attempts int, han
 	return dlqRecord(w.r.cfg.DLQTopic, w.r.cfg.Group, rec, o, reason, attempts, handlers, cause, time.Now())
 }
 
-// processEvents delivers recs one by one to the bus. A record that caused no writes is
-// marked at once (if no earlier record's writes are pending); retry, queue and dead-letter
-// writes are batched, written at least every flushAfter, and the records that caused them
-// are marked only once they are written. It returns false when the worker must stop.
+// processEvents delivers recs one by one to the bus, after the parked keys whose retry is
+// due. A record that caused no writes is marked at once (if no earlier record's writes are
+// pending); retry, queue and dead-letter writes are batched, written at least every
+// flushAfter, and the records that caused them are marked only once they are written. A
+// record whose key is parked waits behind it (see parkedKey). It returns false when the
+// worker must stop.
 func (w *worker) processEvents(recs []*kgo.Record) bool {
+	if !w.serveDue() {
+		return false
+	}
 	var (
 		outs  []*kgo.Record
 		last  *kgo.Record
@@ -229,9 +267,32 @@ func (w *worker) processEvents(recs []*kgo.Record) bool {
 		if len(outs) > 0 && time.Since(since) >= flushAfter && !flush() {
 			return false
 		}
-		o, err := w.handleRecord(rec, flush)
+		w.lastSeen = rec
+		if pk := w.parked[string(rec.Key)]; pk != nil && len(rec.Key) > 0 {
+			// Past the bound the partition waits for the key's head (every key waits).
+			for len(pk.recs)-1 >= w.r.cfg.MaxParkedPerKey {
+				if !flush() || !w.waitDue(pk) || !w.serve(string(rec.Key)) {
+					return false
+				}
+				if w.parked[string(rec.Key)] != pk {
+					break
+				}
+			}
+			if w.parked[string(rec.Key)] == pk {
+				pk.recs = append(pk.recs, rec)
+				w.held++
+				w.setParked()
+				continue
+			}
+		}
+		o, park, err := w.handleRecord(rec, flush)
 		if err != nil {
 			break
+		}
+		if park != nil {
+			w.parked[string(rec.Key)] = &parkedKey{recs: []*kgo.Record{rec}, park: *park}
+			w.held++
+			w.setParked()
 		}
 		if len(outs) == 0 && len(o) > 0 {
 			since = time.Now()
@@ -241,41 +302,53 @@ func (w *worker) processEvents(recs []*kgo.Record) bool {
 		if (len(outs) == 0 || len(outs) >= flushEvery) && !flush() {
 			return false
 		}
+		if !w.serveDue() {
+			return false
+		}
 	}
 	return flush() && w.ctx.Err() == nil
 }
 
 // handleRecord delivers one record and returns the records to write because of it, or
-// errInterrupted. flush is called before waiting for a retry record's due time.
-func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record, error) {
+// errInterrupted; a non-nil park asks the caller to park the record's key for a retry.
+// flush is called before waiting for a retry record's due time.
+func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record, *park, error) {
 	r := w.r
-	o, attempt, mode := originOf(rec), 1, asyncInline
-	var only []string
-	if r.queueTopic != "" {
-		mode = asyncQueue
+	if !w.control {
+		return w.deliver(rec, originOf(rec), 1, nil, r.sourceMode())
 	}
-	if w.control {
-		c, err := parseControl(rec.Headers)
-		if err != nil {
-			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
-			return []*kgo.Record{w.dlq(rec, o, ReasonDecode, 0, nil, fmt.Errorf("control headers: %w", err))}, nil
-		}
-		if d := time.Until(c.notBefore); d > 0 {
-			if !flush() || !sleep(w.ctx, d) {
-				return nil, errInterrupted
-			}
-		}
-		// Deliver to the handlers named (nil: every matching one), async ones included.
-		o, attempt, only, mode = c.origin, c.attempt+1, c.handlers, asyncInline
+	c, err := parseControl(rec.Headers)
+	if err != nil {
+		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
+		return []*kgo.Record{w.dlq(rec, originOf(rec), ReasonDecode, 0, nil, fmt.Errorf("control headers: %w", err))}, nil, nil
 	}
+	if d := time.Until(c.notBefore); d > 0 {
+		if !flush() || !sleep(w.ctx, d) {
+			return nil, nil, errInterrupted
+		}
+	}
+	// Deliver to the handlers named (nil: every matching one), async ones included.
+	return w.deliver(rec, c.origin, c.attempt+1, c.handlers, asyncInline)
+}
 
+// sourceMode is how async handlers run for a record read from a source topic.
+func (r *Runner) sourceMode() asyncMode {
+	if r.queueTopic != "" {
+		return asyncQueue
+	}
+	return asyncInline
+}
+
+// deliver is delivery number attempt of rec (from o) to the handlers only (nil: all).
+func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, mode asyncMode) ([]*kgo.Record, *park, error) {
+	r := w.r
 	ev, err := w.decode(rec)
 	if err != nil {
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
-		return []*kgo.Record{w.dlq(rec, o, decodeReason(err), attempt, nil, err)}, nil
+		return []*kgo.Record{w.dlq(rec, o, decodeReason(err), attempt, nil, err)}, nil, nil
 	}
 	if ev == nil {
-		return nil, errInterrupted
+		return nil, nil, errInterrupted
 	}
 	ev.Origin = &Origin{
 		Topic: o.topic, Partition: o.partition, Offset: o.offset,
@@ -285,7 +358,7 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 	results, err := r.cfg.Bus.deliver(r.hctx, ev, only, mode)
 	if errors.Is(err, ErrDropped) {
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dropped")
-		return nil, nil
+		return nil, nil, nil
 	}
 	var (
 		transient, permanent, queued []string
@@ -293,11 +366,11 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 	)
 	if err != nil { // rejected by a middleware
 		if r.hctx.Err() != nil {
-			return nil, errInterrupted
+			return nil, nil, errInterrupted
 		}
 		if IsPermanent(err) {
 			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
-			return []*kgo.Record{w.dlq(rec, o, ReasonRejected, attempt, nil, err)}, nil
+			return []*kgo.Record{w.dlq(rec, o, ReasonRejected, attempt, nil, err)}, nil, nil
 		}
 		transient, tErr = only, err
 		if transient == nil {
@@ -320,20 +393,32 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 	if transient != nil && r.hctx.Err() != nil {
 		// The failures may be the shutdown's doing: leave the record unmarked, so that it is
 		// delivered again (to every handler) after the restart.
-		return nil, errInterrupted
+		return nil, nil, errInterrupted
 	}
 
-	var outs []*kgo.Record
+	var (
+		outs   []*kgo.Record
+		parkAt *park
+	)
 	outcome := "ok"
 	if queued != nil {
 		outs = append(outs, retryRecord(r.queueTopic, rec, o, 0, queued, time.Now(), nil))
 		r.cfg.Metrics.enqueue(r.cfg.Group, "queue")
 	}
 	if transient != nil {
-		if r.cfg.RetryTopic == "" || attempt >= r.cfg.MaxAttempts {
+		switch {
+		case r.cfg.RetryTopic == "" || attempt >= r.cfg.MaxAttempts:
 			outs = append(outs, w.dlq(rec, o, ReasonExhausted, attempt, transient, tErr))
 			outcome = "dlq"
-		} else {
+		case !w.control && len(rec.Key) > 0:
+			// Sequenced: the key waits here, in order, for the retry (see parkedKey).
+			due := time.Now().Add(r.delay(attempt))
+			r.log.Warn("bus: handlers failed, key parked until the retry", append(w.logAttrs(rec), "attempt", attempt,
+				"handlers", strings.Join(transient, ","), "due", due, "err", tErr)...)
+			parkAt = &park{attempt: attempt, only: splitNames(strings.Join(transient, ",")), due: due}
+			r.cfg.Metrics.enqueue(r.cfg.Group, "parked")
+			outcome = "retry"
+		default:
 			due := time.Now().Add(r.delay(attempt))
 			r.log.Warn("bus: handlers failed, retrying later", append(w.logAttrs(rec), "attempt", attempt,
 				"handlers", strings.Join(transient, ","), "due", due, "err", tErr)...)
@@ -347,7 +432,7 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 		outcome = "dlq"
 	}
 	r.cfg.Metrics.record(r.cfg.Group, rec.Topic, outcome)
-	return outs, nil
+	return outs, parkAt, nil
 }
 
 // collect waits for a batch: up to BatchSize records, gathered for at most BatchWait after
@@ -384,6 +469,11 @@ func (w *worker) processBatch(recs []*kgo.Record) bool {
 		outs   []*kgo.Record
 	)
 	for _, rec := range recs {
+		if w.control { // a redriven dead letter: applied like a source record, at its own position
+			plain := *rec
+			plain.Headers = stripControl(rec.Headers)
+			rec = &plain
+		}
 		ev, err := w.decode(rec)
 		if err != nil {
 			outs = append(outs, w.dlq(rec, originOf(rec), decodeReason(err), 1, nil, err))

@@ -13,9 +13,19 @@
 // ones, as many as are waiting, in one transaction. A tail keeps the index up with records
 // written by others.
 //
+// Where versions become authoritative: an event's version is its position, the number of
+// its aggregate's keyed records on its raw partition up to and including it, whoever wrote
+// it and whatever ce_aggregateversion header it carries. The index counts that way (in
+// offset order, from the topic), and so does the upcaster, which stamps the number on the
+// events record (internal/upcaster): every accepted event is in its stream and in every
+// projection, versions contiguous per aggregate.
+//
 // Guarantees:
-//   - Versions: every event appended through the store carries ce_aggregateversion, its
-//     aggregate's previous version plus one: contiguous from 1, never shared by two events.
+//   - Versions: an append's answer carries each event's position, read back from the
+//     partition after the commit (at once when nothing was written between the writer's
+//     decision and its records; by reading the partition otherwise). The record's
+//     ce_aggregateversion header is the version the writer decided; it differs from the
+//     position only when an outside write came in between (renumbered).
 //   - Expected versions: an append whose expected version is not the stream's version when
 //     its writer decides it fails with a *ConflictError naming the current version, and
 //     nothing of it is written. An append is all or nothing: one transaction.
@@ -34,11 +44,11 @@
 //   - A Store is safe for concurrent use.
 //
 // Limits:
-//   - Writers outside the store (a saga producing straight to a raw topic) bypass it: their
-//     records take the next version in offset order when the index reads them (as the
-//     projector's fold does without a ce_aggregateversion header), and one racing a store
-//     append can claim the same version. Route every append of aggregate events through
-//     ingest.
+//   - Writers outside the store (a Kafka-native service) are not checked against expected
+//     versions: their records take the next position, and one landing between a store
+//     append's decision and its commit is ordered before it, so that append's events get
+//     versions one higher than expected (nothing is lost or shared). A raw record the
+//     upcaster dead-letters is counted here but takes no version on the events topic.
 //   - Ids are deduplicated per partition within the window only; an id reused for an
 //     aggregate on another partition is not detected. An append without ids that answers
 //     ErrUnavailable (or whose caller gave up) may have been written: retry with the same

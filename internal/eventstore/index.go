@@ -1,11 +1,11 @@
 package eventstore
 
 import (
+	"slices"
 	"time"
 )
 
-// stream is one aggregate's events on a partition, in offset order, with strictly increasing
-// versions.
+// stream is one aggregate's events on a partition, in offset order, with versions 1, 2, ...
 type stream struct {
 	versions []int64
 	offsets  []int64
@@ -52,7 +52,7 @@ type seen struct {
 type record struct {
 	key      string
 	offset   int64
-	version  int64 // the ce_aggregateversion header, 0 when absent or unreadable
+	version  int64 // the ce_aggregateversion header, 0 when absent or unreadable (not the version)
 	id       string
 	typ      string
 	schemaID int32
@@ -64,9 +64,9 @@ type outcome int
 
 const (
 	applied     outcome = iota
-	unversioned         // applied, with the version after the stream's (no header)
-	already             // at or below the stream's last offset: applied before (our own write)
-	stale               // its header version is not above the stream's: not part of the stream
+	unversioned         // applied; it had no ce_aggregateversion header (an outside writer)
+	renumbered          // applied; its header named another version than its position
+	already             // at or below the stream's last offset: applied before
 )
 
 // index is the state of one partition the store rebuilds from the topic: per aggregate the
@@ -91,22 +91,34 @@ func newIndex(window time.Duration, maxIDs int) *index {
 // version is the aggregate's version: that of its last event, 0 for none.
 func (ix *index) version(key string) int64 { return ix.streams[key].version() }
 
-// apply adds r to the index. A record already applied (its offset is not past the stream's
-// last) is skipped, so applying our own writes at commit and again when read back is
-// harmless. The version is the header's, or the stream's plus one without one (as the
-// projector's fold does); a header version not above the stream's leaves the record out.
+// versionAt returns the version of the aggregate's event at offset, 0 when there is none.
+func (ix *index) versionAt(key string, offset int64) int64 {
+	st := ix.streams[key]
+	if st == nil {
+		return 0
+	}
+	i, ok := slices.BinarySearch(st.offsets, offset)
+	if !ok {
+		return 0
+	}
+	return st.versions[i]
+}
+
+// apply adds r to the index. Versions are positions: an event's version is the number of
+// its aggregate's records at or below its offset, whoever wrote it and whatever its
+// ce_aggregateversion header says (the rule of the package comment). Records must be
+// applied in offset order; one at or below the stream's last offset is skipped.
 func (ix *index) apply(r record, now time.Time) outcome {
 	st := ix.streams[r.key]
 	if st != nil && r.offset <= st.lastOffset() {
 		return already
 	}
-	cur := st.version()
-	v, out := r.version, applied
+	v, out := st.version()+1, applied
 	switch {
-	case v == 0:
-		v, out = cur+1, unversioned
-	case v <= cur:
-		return stale
+	case r.version == 0:
+		out = unversioned
+	case r.version != v:
+		out = renumbered
 	}
 	if st == nil {
 		st = &stream{}

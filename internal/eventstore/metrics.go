@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		foreign: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pyrite_eventstore_foreign_records_total",
-			Help: "Raw records not written by a store writer, by kind: unversioned (no ce_aggregateversion: given the next version), stale (a version not above the stream's: left out of it), unkeyed (no aggregate id).",
+			Help: "Raw records whose version is not the one a store writer decided, by kind: unversioned (no ce_aggregateversion: an outside writer), renumbered (a header version other than the record's position: a store append raced by an outside writer), unkeyed (no aggregate id: no stream).",
 		}, []string{"kind"}),
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pyrite_eventstore_partitions_owned",

@@ -39,6 +39,7 @@ type partition struct {
 	mu      sync.Mutex // guards the fields below
 	idx     *index
 	next    int64 // the index holds the partition's records below next
+	marker  int64 // the offset of the writer's last commit marker when next is at it, else -1
 	owned   bool  // assigned in the current generation
 	ready   bool  // the current run fenced the previous writer and caught up
 	tailing bool  // the store's tail keeps the index up with records written by others
@@ -52,10 +53,11 @@ type partition struct {
 func newPartition(s *Store, topic string, part int32) *partition {
 	return &partition{
 		s: s, topic: topic, part: part,
-		txnID: fmt.Sprintf("%s-%s-%d", s.cfg.Group, topic, part),
-		queue: make(chan *appendReq, queueLen),
-		txn:   make(chan struct{}, 1),
-		idx:   newIndex(s.cfg.DedupeWindow, s.cfg.DedupeMax),
+		txnID:  fmt.Sprintf("%s-%s-%d", s.cfg.Group, topic, part),
+		queue:  make(chan *appendReq, queueLen),
+		txn:    make(chan struct{}, 1),
+		idx:    newIndex(s.cfg.DedupeWindow, s.cfg.DedupeMax),
+		marker: -1,
 	}
 }
 
@@ -131,6 +133,9 @@ func (p *partition) incarnation(ctx context.Context) error {
 	if _, _, err := prod.ProducerID(ctx); err != nil {
 		return fmt.Errorf("fence with %s: %w", p.txnID, err)
 	}
+	p.mu.Lock()
+	p.marker = -1 // a new producer: no commit marker of its own yet
+	p.mu.Unlock()
 	if err := p.catchUp(ctx); err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
@@ -202,7 +207,7 @@ func (p *partition) outOfRange(err error) bool {
 	p.s.cfg.Logger.Warn("eventstore partition offsets out of range; rebuilding its index from the log start",
 		"topic", p.topic, "partition", p.part, "next", p.next, "logStart", oor.logStart, "end", oor.end)
 	p.idx = newIndex(p.s.cfg.DedupeWindow, p.s.cfg.DedupeMax)
-	p.next = from
+	p.next, p.marker = from, -1
 	return true
 }
 
@@ -214,15 +219,23 @@ func (p *partition) notReadyLocked() {
 	}
 }
 
+// applyFetched adds the fetched records the index does not hold yet (at or above next), in
+// offset order: the tail, catch-ups and the writer may fetch overlapping ranges.
 func (p *partition) applyFetched(f fetched) {
 	now := p.s.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	n := 0
 	for _, r := range f.records {
+		if r.Offset < p.next {
+			continue
+		}
 		p.applyLocked(toRecord(r), now)
+		p.next = r.Offset + 1
+		n++
 	}
 	p.next = max(p.next, f.next)
-	p.s.m.replayed.Add(float64(len(f.records)))
+	p.s.m.replayed.Add(float64(n))
 }
 
 func (p *partition) applyLocked(r record, now time.Time) {
@@ -233,9 +246,52 @@ func (p *partition) applyLocked(r record, now time.Time) {
 	switch p.idx.apply(r, now) {
 	case unversioned:
 		p.s.m.foreign.WithLabelValues("unversioned").Inc()
-	case stale:
-		p.s.m.foreign.WithLabelValues("stale").Inc()
+	case renumbered:
+		p.s.m.foreign.WithLabelValues("renumbered").Inc()
 	}
+}
+
+// readPast makes the index hold the partition up to offset last: when nothing precedes recs
+// (the writer's just committed records, contiguous from next, or from the slot after the
+// commit marker of its previous transaction, which a producer's next transaction always
+// follows) they are applied at once; otherwise the partition is read from next, so that
+// records others wrote between the writer's decision and its commit take their versions
+// first.
+func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
+	first, last := recs[0].Offset, recs[len(recs)-1].Offset
+	p.mu.Lock()
+	contiguous := last-first == int64(len(recs)-1) &&
+		(p.next == first || (p.marker >= 0 && p.next == p.marker && first == p.marker+1))
+	if contiguous {
+		now := p.s.now()
+		for _, rec := range recs {
+			p.applyLocked(toRecord(rec), now)
+		}
+		p.next = last + 1
+	}
+	p.marker = last + 1 // where this transaction's commit marker goes, unless others wrote
+	p.mu.Unlock()
+	for !contiguous {
+		p.mu.Lock()
+		next := p.next
+		p.mu.Unlock()
+		if next > last {
+			return nil
+		}
+		f, err := p.s.fetch.fetch(ctx, p.topic, p.part, next, catchUpWait, fetchBytes)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("read back to offset %d: %w", last, ctx.Err())
+			}
+			if p.outOfRange(err) {
+				return fmt.Errorf("read back to offset %d: %w", last, err)
+			}
+			sleep(ctx, retryBackoff/5)
+			continue
+		}
+		p.applyFetched(f)
+	}
+	return nil
 }
 
 func toRecord(r *kgo.Record) record {
@@ -395,15 +451,21 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 		}
 	}
 
+	if txnErr == nil && len(recs) > 0 {
+		ctx, cancel := context.WithTimeout(p.s.ctx, p.s.cfg.CommitTimeout)
+		if err := p.readPast(ctx, recs); err != nil {
+			// Committed, but the versions are unknown until the index caught up: the
+			// appends answer ErrUnavailable (a retry with the same ids is answered from the
+			// dedupe window) and the writer starts again from the topic.
+			txnErr = fmt.Errorf("committed; %w", err)
+		}
+		cancel()
+	}
 	p.mu.Lock()
 	if txnErr != nil {
 		p.notReadyLocked() // before anyone hears of the failure
-	} else {
-		now = p.s.now()
-		for _, rec := range recs {
-			p.applyLocked(toRecord(rec), now)
-		}
 	}
+	now = p.s.now()
 	results := make([]appendResult, len(decisions))
 	for i := range decisions {
 		results[i] = p.answer(&decisions[i], txnErr, now)
@@ -496,7 +558,7 @@ func (p *partition) answer(d *decision, txnErr error, now time.Time) appendResul
 	out := make([]Appended, len(d.recs))
 	for j, rec := range d.recs {
 		ev := d.req.events[j]
-		v, _ := strconv.ParseInt(string(rec.Headers[len(rec.Headers)-1].Value), 10, 64)
+		v := p.idx.versionAt(string(rec.Key), rec.Offset) // its position, read back after the commit
 		id, _, _ := codec.SplitFrame(rec.Value)
 		out[j] = Appended{ID: ev.ID, Type: ev.Type, AggregateID: string(rec.Key), Topic: rec.Topic, Partition: rec.Partition,
 			Offset: rec.Offset, Version: v, SchemaID: id}

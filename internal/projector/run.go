@@ -149,8 +149,10 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		BatchSize: o.BatchSize,
 		BatchWait: o.BatchWait,
 		Positions: p.Positions(proj),
-		Metrics:   metrics,
-		Logger:    o.Logger,
+		// Dead letters redriven to this group only (pyrite dlq redrive).
+		RetryTopic: group.RetryTopic(),
+		Metrics:    metrics,
+		Logger:     o.Logger,
 	}, kafkaOpts(o)...)
 	if err != nil {
 		return err

@@ -79,9 +79,13 @@ func (d Deps) BatchRunner(group string, topics []string, s *Stateful, retry Retr
 	if err != nil {
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
-	return bus.NewRunner(bus.RunnerConfig{
+	cfg := bus.RunnerConfig{
 		Group: g.Name, Topics: topics, DLQTopic: g.DLQTopic(), Decoder: d.Decoder, Batch: s.Batch,
 		Positions: s.Positions, RetryDelay: retry.Delay, MaxRetryDelay: retry.MaxDelay,
 		Metrics: d.RunnerMetrics, Logger: d.Log(),
-	}, d.KafkaOpts...)
+	}
+	if g.Retry {
+		cfg.RetryTopic = g.RetryTopic() // dead letters redriven to this group only
+	}
+	return bus.NewRunner(cfg, d.KafkaOpts...)
 }

@@ -290,9 +290,15 @@ func (r *Rebuild) Swap(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
+	// Only the topics the rebuild reads are compared and replaced: the live projection's
+	// positions on other topics (its retry topic, which carries redriven dead letters) stay.
+	rebuilt := map[string]bool{}
+	for tp := range shadow {
+		rebuilt[tp.Topic] = true
+	}
 	behind := map[TopicPartition]Behind{}
 	for tp, l := range live {
-		if sh := shadow[tp]; sh < l {
+		if sh := shadow[tp]; rebuilt[tp.Topic] && sh < l {
 			behind[tp] = Behind{Shadow: sh, Live: l}
 		}
 	}
@@ -324,7 +330,7 @@ func (r *Rebuild) Swap(ctx context.Context) error {
 		sql  string
 		args []any
 	}{
-		{"DELETE FROM projection_positions WHERE projection = $1", []any{r.projection}},
+		{"DELETE FROM projection_positions WHERE projection = $1 AND topic IN (SELECT DISTINCT topic FROM projection_positions WHERE projection = $2)", []any{r.projection, r.positions}},
 		{"UPDATE projection_positions SET projection = $1, updated_at = $2 WHERE projection = $3", []any{r.projection, now, r.positions}},
 		{"UPDATE projection_rebuilds SET generation = generation + 1, started_at = NULL, swapped_at = $1 WHERE projection = $2", []any{now, r.projection}},
 	} {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,6 +229,18 @@ func TestRedelivery(t *testing.T) {
 		}
 		if pos, _ := s.Positions(ctx, "p"); pos[store.TopicPartition{Topic: topic, Partition: 3}] != 13 {
 			t.Errorf("stale event did not advance the position: %v", pos)
+		}
+		// Another event (a new ce_id) with a version the row already has is not a duplicate:
+		// it fails permanently (to the dead-letter topic), and nothing changes.
+		other := events[3]
+		other.ID, other.Offset, other.AggregateVersion = "not-applied-before", 13, 4
+		err := s.ApplyBatch(ctx, "p", []store.Event{other}, store.ApplyWorkEffort)
+		var ae *store.ApplyError
+		if !errors.As(err, &ae) || !ae.Permanent() || !strings.Contains(err.Error(), "not a duplicate") {
+			t.Fatalf("an unproven repeat applied with %v, want a permanent ApplyError", err)
+		}
+		if pos, _ := s.Positions(ctx, "p"); pos[store.TopicPartition{Topic: topic, Partition: 3}] != 13 {
+			t.Errorf("a refused event moved the position: %v", pos)
 		}
 	})
 }

@@ -52,15 +52,19 @@ var weUpsertTail = func() string {
 type weBatch struct {
 	rows  map[string]*workeffort.State
 	dirty map[string]struct{}
+	ids   map[string]struct{} // ce_ids applied by this batch, recorded before commit
 }
 
 // ApplyWorkEffort is the WorkEffort projection's apply function for ApplyBatch (store it
 // under WorkEffortProjection). It folds WorkEffort:* events with workeffort.Apply and ignores
 // other types. Rows of the whole batch are read in one query and written once per batch, so
-// a batch costs a few statements however many events it holds. An event refused as stale
-// (its ce_aggregateversion is not above the row's version) is skipped; an event the fold
-// rejects (workeffort.ErrInvalidData) or without an aggregate ID fails the batch with a
-// permanent *ApplyError.
+// a batch costs a few statements however many events it holds. The ce_id of every applied
+// event is recorded (processed_events, consumer "projection:<table>") in the same
+// transaction. An event whose ce_aggregateversion is not above the row's version is skipped
+// only when its ce_id was applied before (a proven duplicate: a redelivery or a redrive);
+// any other such event, one the fold rejects (workeffort.ErrInvalidData) or one without an
+// aggregate ID fails the batch with a permanent *ApplyError (ErrInvalidEvent naming why), so
+// that it goes to the dead-letter topic: nothing is dropped silently.
 func ApplyWorkEffort(tx *Tx, ev Event) error { return applyWorkEffort(tx, ev, "work_efforts", true) }
 
 // applyWorkEffortTo is ApplyWorkEffort writing to table instead of work_efforts (a rebuild's
@@ -89,14 +93,41 @@ func applyWorkEffort(tx *Tx, ev Event, table string, notify bool) error {
 	}
 	next, err := workeffort.Apply(*st, ev.Type, ev.Data, ev.AggregateVersion, ev.Time)
 	if errors.Is(err, workeffort.ErrStale) {
-		return nil
+		return tx.staleWorkEffort(b, table, ev, st.Version)
 	}
 	if err != nil {
 		return err
 	}
 	*st = next
 	b.dirty[ev.AggregateID] = struct{}{}
+	if ev.ID != "" {
+		b.ids[ev.ID] = struct{}{}
+	}
 	return nil
+}
+
+// appliedConsumer is the processed_events consumer under which a projection table's applied
+// ce_ids are recorded.
+func appliedConsumer(table string) string { return "projection:" + table }
+
+// staleWorkEffort decides an event whose version is not above the row's: nil when its ce_id
+// was applied before (by this batch or an earlier one), else a permanent error saying why.
+func (tx *Tx) staleWorkEffort(b *weBatch, table string, ev Event, at int64) error {
+	if ev.ID != "" {
+		if _, ok := b.ids[ev.ID]; ok {
+			return nil
+		}
+		var one int
+		err := tx.QueryRow("SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2", appliedConsumer(table), ev.ID).Scan(&one)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("store: look up applied event %s: %w", ev.ID, err)
+		}
+	}
+	return fmt.Errorf("%w: %s version %d of %q is not above the projection's version %d, and its ce_id %q was never applied: not a duplicate",
+		ErrInvalidEvent, ev.Type, ev.AggregateVersion, ev.AggregateID, at, ev.ID)
 }
 
 func isWorkEffort(ev Event) bool { return strings.HasPrefix(ev.Type, "WorkEffort:") }
@@ -117,7 +148,7 @@ func (tx *Tx) workEfforts(table string, notify bool) (*weBatch, error) {
 		seen[ev.AggregateID] = struct{}{}
 		ids = append(ids, ev.AggregateID)
 	}
-	b := &weBatch{rows: make(map[string]*workeffort.State, len(ids)), dirty: make(map[string]struct{}, len(ids))}
+	b := &weBatch{rows: make(map[string]*workeffort.State, len(ids)), dirty: make(map[string]struct{}, len(ids)), ids: map[string]struct{}{}}
 	for start := 0; start < len(ids); start += weChunk {
 		chunk := ids[start:min(start+weChunk, len(ids))]
 		args := make([]any, len(chunk))
@@ -180,6 +211,35 @@ func (tx *Tx) flushWorkEfforts(b *weBatch, table string) error {
 		q.WriteString(weUpsertTail)
 		if _, err := tx.Exec(q.String(), args...); err != nil {
 			return fmt.Errorf("store: write %s: %w", table, err)
+		}
+	}
+	return tx.recordApplied(b, table)
+}
+
+// recordApplied inserts the batch's applied ce_ids, with multi-row statements.
+func (tx *Tx) recordApplied(b *weBatch, table string) error {
+	ids := make([]string, 0, len(b.ids))
+	for id := range b.ids {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	consumer, now := appliedConsumer(table), tx.s.now().UnixMilli()
+	const chunk = 300
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		var q strings.Builder
+		q.WriteString("INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ")
+		args := make([]any, 0, 3*len(part))
+		for i, id := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(" + tx.s.placeholders(3*i+1, 3) + ")")
+			args = append(args, consumer, id, now)
+		}
+		q.WriteString(" ON CONFLICT (consumer, event_id) DO NOTHING")
+		if _, err := tx.Exec(q.String(), args...); err != nil {
+			return fmt.Errorf("store: record applied events of %s: %w", table, err)
 		}
 	}
 	return nil

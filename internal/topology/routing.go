@@ -62,6 +62,10 @@ type Group struct {
 	Name string
 	// Retry declares pyrite.<name>.retry for delayed redelivery.
 	Retry bool
+	// StorePositions: the group's consumers start each partition where their own store
+	// says (positions committed with their state), not at the group's Kafka offsets, so
+	// moving those offsets (pyrite replay) changes nothing.
+	StorePositions bool
 }
 
 // DefaultGroups are the pipeline's consumer groups: the upcaster (DLQ
@@ -71,12 +75,12 @@ type Group struct {
 func DefaultGroups() []Group {
 	return []Group{
 		{Name: "upcaster"},
-		{Name: "work-efforts", Retry: true},
+		{Name: "work-efforts", Retry: true, StorePositions: true},
 		{Name: "notifications", Retry: true},
 		{Name: "webhooks", Retry: true},
 		{Name: "integration", Retry: true},
-		{Name: "github", Retry: true},
-		{Name: "deployment", Retry: true},
+		{Name: "github", Retry: true, StorePositions: true},
+		{Name: "deployment", Retry: true, StorePositions: true},
 	}
 }
 

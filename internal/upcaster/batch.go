@@ -36,7 +36,10 @@ func newBatcher(proc *processor, workers int) *batcher {
 // several goroutines). With stopAll, the first transient error stops every partition (the
 // batch will be aborted); without it, only the failing partition stops. It returns one result
 // per partition with records; they stay valid until the next run.
-func (b *batcher) run(ctx context.Context, fs kgo.Fetches, stopAll bool, produce func(*kgo.Record)) []partResult {
+//
+// vers holds the aggregate versions of the partitions (see versions): every event of a keyed
+// record is stamped with the next version of its key; a nil vers stamps nothing.
+func (b *batcher) run(ctx context.Context, fs kgo.Fetches, vers map[rawPartition]*partVersions, stopAll bool, produce func(*kgo.Record)) []partResult {
 	var fetched []kgo.FetchTopicPartition
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) > 0 {
@@ -62,6 +65,7 @@ func (b *batcher) run(ctx context.Context, fs kgo.Fetches, stopAll bool, produce
 				return
 			}
 			res := &b.parts[i]
+			pv := vers[rawPartition{res.topic, res.partition}]
 			for _, rec := range fetched[i].Records {
 				if stopAll && stopped.Load() {
 					break
@@ -71,6 +75,11 @@ func (b *batcher) run(ctx context.Context, fs kgo.Fetches, stopAll bool, produce
 					res.failed, res.err = rec, err
 					stopped.Store(true)
 					break
+				}
+				if pv != nil && o.reason == "" && len(rec.Key) > 0 {
+					v := pv.next(rec.Key)
+					stamp(o.rec, v)
+					pv.take(rec.Key, v)
 				}
 				res.outs = append(res.outs, o)
 				res.last = rec

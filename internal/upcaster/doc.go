@@ -23,6 +23,13 @@
 //   - Start: Run refuses to start, naming every gap, when a registered version of a routed
 //     subject has no path to the newest (upcast.Upcaster.Check).
 //
+// Versions: the upcaster is where aggregate versions become authoritative. Each event is
+// stamped ce_aggregateversion = the number of its key's events on its events partition up to
+// it (replacing what the raw record said), from counts kept per owned partition, loaded from
+// the events partition on first use after an assignment, and advanced only when the batch's
+// transaction commits. In AtLeastOnce mode a crash between produce and commit numbers the
+// records written again anew.
+//
 // Headers: a raw record's headers are kept. CloudEvents headers it lacks (or has empty) are
 // derived: ce_specversion "1.0"; ce_id the UUID v5 of "<topic>/<partition>/<offset>" (the same
 // on every retry); ce_source DefaultSource; ce_time the record timestamp; ce_subject the key;

@@ -100,6 +100,8 @@ type Stage struct {
 	kopts []kgo.Opt
 	raw   []string
 
+	vers *versions
+
 	checked atomic.Bool
 	backoff atomic.Pointer[error] // why the stage is waiting, nil when it is not
 	client  atomic.Pointer[kgo.Client]
@@ -130,6 +132,10 @@ func NewStage(up *upcast.Upcaster, topo *topology.Topology, cfg Config, reg prom
 	s := &Stage{cfg: cfg, up: up, topo: topo, proc: proc, m: m, log: log, kopts: opts}
 	for _, t := range topo.TopicsWithRole(topology.RoleRaw) {
 		s.raw = append(s.raw, t.Name)
+	}
+	s.vers = &versions{parts: map[rawPartition]*partVersions{}, eventOf: map[string]string{}, load: loadVersions(opts)}
+	for _, a := range topo.Aggregates() {
+		s.vers.eventOf[a.RawTopic()] = a.EventsTopic()
 	}
 	if reg != nil {
 		s.kopts = append([]kgo.Opt{kgo.WithHooks(kpromMetrics(reg))}, s.kopts...)
@@ -234,6 +240,7 @@ func (s *Stage) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32
 			s.m.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
 		}
 	}
+	s.vers.forget(gone)
 }
 
 func (s *Stage) runTransactional(ctx context.Context) error {
@@ -275,8 +282,12 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 		// The batch in hand is finished even when shutdown begins.
 		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.EndTimeout)
 		promise := kgo.AbortingFirstErrPromise(sess.Client())
-		parts := batch.run(work, fs, true, func(r *kgo.Record) { sess.Produce(work, r, promise.Promise()) })
-		transient := firstErr(parts)
+		var parts []partResult
+		vers, transient := s.vers.prepare(work, fs)
+		if transient == nil {
+			parts = batch.run(work, fs, vers, true, func(r *kgo.Record) { sess.Produce(work, r, promise.Promise()) })
+			transient = firstErr(parts)
+		}
 		var flushErr error
 		if transient == nil {
 			flushErr = sess.Client().Flush(work)
@@ -285,6 +296,7 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 		commit := transient == nil && flushErr == nil && produceErr == nil
 		committed, endErr := sess.End(work, kgo.TransactionEndTry(commit))
 		cancel()
+		s.vers.end(vers, committed)
 		outcome := "abort"
 		if committed {
 			outcome = "commit"
@@ -346,8 +358,20 @@ func (s *Stage) runAtLeastOnce(ctx context.Context) error {
 		}
 		start := time.Now()
 		work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.EndTimeout)
+		vers, err := s.vers.prepare(work, fs)
+		if err != nil {
+			cancel()
+			s.setBackoff(err)
+			s.log.Warn("loading aggregate versions; the batch will be read again", "err", err)
+			cl.SetOffsets(firstOffsets(fs))
+			cl.AllowRebalance()
+			if !b.wait(ctx, s.cfg.MaxBackoff) {
+				return nil
+			}
+			continue
+		}
 		var promise kgo.FirstErrPromise
-		parts := batch.run(work, fs, false, func(r *kgo.Record) { cl.Produce(work, r, promise.Promise()) })
+		parts := batch.run(work, fs, vers, false, func(r *kgo.Record) { cl.Produce(work, r, promise.Promise()) })
 		var (
 			done     []*kgo.Record // last record processed, per partition
 			rewind   = map[string]map[int32]kgo.EpochOffset{}
@@ -377,6 +401,7 @@ func (s *Stage) runAtLeastOnce(ctx context.Context) error {
 		for _, p := range parts {
 			s.m.count(p.outs)
 		}
+		s.vers.end(vers, true) // written (at least once)
 		s.setLag(fs)
 		if len(rewind) > 0 {
 			cl.SetOffsets(rewind)
@@ -395,6 +420,21 @@ func (s *Stage) runAtLeastOnce(ctx context.Context) error {
 		b.reset()
 		cl.AllowRebalance()
 	}
+}
+
+// firstOffsets are the offsets of the first record of each partition of fs.
+func firstOffsets(fs kgo.Fetches) map[string]map[int32]kgo.EpochOffset {
+	out := map[string]map[int32]kgo.EpochOffset{}
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) > 0 {
+			if out[p.Topic] == nil {
+				out[p.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			r := p.Records[0]
+			out[p.Topic][p.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		}
+	})
+	return out
 }
 
 func cmpErr(first, err error) error {

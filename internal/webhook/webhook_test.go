@@ -287,7 +287,7 @@ func sub(id, url string, events ...string) string {
 func TestWebhookReactor(t *testing.T) {
 	e := reactortest.New(t)
 	a, b, c, d := newSubscriber(t), newSubscriber(t), newSubscriber(t), newSubscriber(t)
-	b.set(0, 2)                              // two 503s, then success: retried through the retry topic
+	b.set(0, 2)                              // two 503s, then success: retried while we-1 waits
 	c.set(http.StatusInternalServerError, 0) // never succeeds: dead-lettered after 3 attempts
 	d.set(http.StatusGone, 0)                // gone: dead-lettered at once
 	subs := "[" + strings.Join([]string{
@@ -322,8 +322,17 @@ func TestWebhookReactor(t *testing.T) {
 		if len(tries) != 3 || tries[0].status != 503 || tries[2].status != 204 || tries[0].body != tries[2].body {
 			t.Errorf("attempts %+v, want 503, 503, 204 with one body", tries)
 		}
-		if n := e.Count(t, "pyrite.webhooks.retry"); n < 2 {
-			t.Errorf("retry topic holds %d records, want at least 2", n)
+		// The retries happened in place, with we-1 parked: b got Started (after its 503s)
+		// before Completed, which waited behind it.
+		if n := e.Count(t, "pyrite.webhooks.retry"); n != 0 {
+			t.Errorf("retry topic holds %d records, want 0", n)
+		}
+		var order []string
+		for _, d := range b.ok {
+			order = append(order, d.payload.Type)
+		}
+		if fmt.Sprint(order) != "[WorkEffort:Started WorkEffort:Completed]" {
+			t.Errorf("b received %v, want Started before Completed", order)
 		}
 	})
 	t.Run("failures reach the dead-letter topic", func(t *testing.T) {
