@@ -48,6 +48,8 @@ type Options struct {
 	InstanceID string
 	// KafkaOpts are added to the runner's client options.
 	KafkaOpts []kgo.Opt
+	// Stream tunes GET /v1/stream (buffer per client, heartbeat).
+	Stream StreamConfig
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
@@ -136,8 +138,17 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if err != nil {
 		return err
 	}
-	proj := Projection{Name: WorkEfforts, Group: group.Name, Topics: []string{agg.EventsTopic()}, Apply: store.ApplyWorkEffort}
+	proj := Projection{
+		Name: WorkEfforts, Group: group.Name, Topics: []string{agg.EventsTopic()},
+		Apply: store.ApplyWorkEffort, Model: workEffortModel, Load: loadWorkEffort,
+	}
 	p.Register(proj)
+	initial, err := st.Positions(ctx, proj.Name)
+	if err != nil {
+		return fmt.Errorf("projector store: %w", err)
+	}
+	stream := NewStream(proj.Name, initial, NewStreamSource(st, proj, dec, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.KafkaOpts...)...), o.Stream, reg)
+	p.AttachStream(stream)
 	runner, err := bus.NewRunner(bus.RunnerConfig{
 		Group:     group.Name,
 		Topics:    proj.Topics,
@@ -195,6 +206,11 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return nil
 	}
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
+	g.Go(func() error {
+		<-gctx.Done()
+		stream.Close() // streams end so that they do not hold the drain up
+		return nil
+	})
 	g.Go(func() error {
 		return server.Serve(gctx, ln, server.Handler(p.Handler(), ready, o.Metrics), o.Drain)
 	})
