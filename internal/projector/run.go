@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pyrite-dev/pyrite/internal/board"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/process"
@@ -23,6 +25,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/upcaster"
 	"github.com/pyrite-dev/pyrite/internal/webhook"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
@@ -212,7 +215,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return nil
 	})
 	g.Go(func() error {
-		return server.Serve(gctx, ln, server.Handler(p.Handler(), ready, o.Metrics), o.Drain)
+		return server.Serve(gctx, ln, server.Handler(withBoard(p, o, kadm.NewClient(adminCl)), ready, o.Metrics), o.Drain)
 	})
 	return g.Wait()
 }
@@ -347,4 +350,30 @@ func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, brokers []s
 		se.prod.Close()
 		return nil
 	})
+}
+
+// withBoard serves the live board (package board) beside the query API.
+func withBoard(p *Projector, o Options, adm *kadm.Client) http.Handler {
+	var stages []board.Stage
+	for _, g := range o.Topology.Groups() {
+		group := g.Name
+		if g.Name == "upcaster" {
+			group = upcaster.DefaultConsumerGroup
+		}
+		stages = append(stages, board.Stage{Name: g.Name, Group: group, DLQTopic: g.DLQTopic()})
+	}
+	b := board.New(board.Options{
+		Admin: adm, Stages: stages, Registry: o.Registry,
+		Projections: func(ctx context.Context) (any, error) {
+			sts, err := p.Statuses(ctx)
+			return map[string]any{"projections": sts}, err
+		},
+	})
+	bh := b.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", bh)
+	mux.Handle("GET /board/", bh)
+	mux.Handle("GET /v1/board/", bh)
+	mux.Handle("/", p.Handler())
+	return mux
 }
