@@ -27,7 +27,7 @@ var static embed.FS
 // Stage is one consumer group of the pipeline, as the health panel shows it.
 type Stage struct {
 	Name     string // the stage, e.g. "upcaster", "integration"
-	Group    string // its Kafka consumer group id
+	Group    string // its Kafka consumer group id; "" for a projection, whose positions are in its store
 	DLQTopic string // its dead-letter topic; "" when it has none
 }
 

@@ -1,11 +1,13 @@
 package board
 
 import (
+	"errors"
 	"context"
 	"net/http"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // StageHealth is one stage in GET /v1/board/pipeline.
@@ -41,7 +43,9 @@ func (b *Board) pipeline(w http.ResponseWriter, r *http.Request) {
 	groups := make([]string, 0, len(b.o.Stages))
 	var dlqs []string
 	for _, s := range b.o.Stages {
-		groups = append(groups, s.Group)
+		if s.Group != "" {
+			groups = append(groups, s.Group)
+		}
 		if s.DLQTopic != "" {
 			dlqs = append(dlqs, s.DLQTopic)
 		}
@@ -58,7 +62,9 @@ func (b *Board) pipeline(w http.ResponseWriter, r *http.Request) {
 		h := StageHealth{Name: s.Name, Group: s.Group, DLQTopic: s.DLQTopic, Lag: -1}
 		if l, ok := lags[s.Group]; ok {
 			h.State = l.State
-			if l.Error() != nil {
+			if errors.Is(l.Error(), kerr.GroupIDNotFound) {
+				h.State = "not running"
+			} else if l.Error() != nil {
 				h.Error = l.Error().Error()
 			} else if !l.Lag.IsEmpty() {
 				h.Lag = l.Lag.Total()

@@ -357,8 +357,11 @@ func withBoard(p *Projector, o Options, adm *kadm.Client) http.Handler {
 	var stages []board.Stage
 	for _, g := range o.Topology.Groups() {
 		group := g.Name
-		if g.Name == "upcaster" {
+		switch g.Name {
+		case "upcaster":
 			group = upcaster.DefaultConsumerGroup
+		case WorkEfforts:
+			group = "" // its lag is the projection's, from the store
 		}
 		stages = append(stages, board.Stage{Name: g.Name, Group: group, DLQTopic: g.DLQTopic()})
 	}

@@ -124,7 +124,7 @@ async function pollHealth() {
       const prev = lastHealth && lastHealth.stages.find((p) => p.group === s.group);
       const rate = prev && dt > 0 ? Math.max(0, (s.committed - prev.committed) / dt) : null;
       body.append(el("tr", { "data-stage": s.name },
-        el("td", { textContent: s.name + (s.error ? " (" + s.error + ")" : "") }),
+        el("td", { textContent: s.name + (s.state === "not running" ? " (not running)" : "") + (s.error ? " (" + s.error + ")" : "") }),
         el("td", { class: "num", textContent: s.lag < 0 ? "–" : s.lag }),
         el("td", { class: "num" + (s.dlq > 0 ? " bad" : ""), textContent: s.dlq }),
         el("td", { class: "num", textContent: rate === null ? "…" : rate.toFixed(1) })));
@@ -169,7 +169,7 @@ async function showDiff() {
   if (!r.ok) { v.className = "bad"; v.textContent = "diff unavailable"; return; }
   const d = await r.json();
   v.className = d.compatible ? "ok" : "bad";
-  v.replaceChildren((d.compatible ? "✓ compatible" : "✗ incompatible") + " under " + d.level + " (v" + d.to + " reading/read by v" + d.from + ")");
+  v.replaceChildren((d.compatible ? "✓ v" + d.to + " is compatible with v" : "✗ v" + d.to + " is not compatible with v") + d.from + " under " + d.level);
   if (!d.compatible) v.append(el("ul", {}, ...d.messages.map((m) => el("li", { textContent: m }))));
   const show = (f) => f ? JSON.stringify(f.type) + (f.hasDefault ? " = " + JSON.stringify(f.default) : "") : "";
   $("#diff tbody").replaceChildren(...d.fields.map((f) => el("tr", { class: f.change },
