@@ -54,6 +54,11 @@ type StreamConfig struct {
 	// Retry is the reconnection delay the stream asks EventSource clients to
 	// use (default 1s).
 	Retry time.Duration
+	// FlushEvery is the least time between two writes to one client
+	// (default 50ms): events applied meanwhile go out together, which costs
+	// each message at most that much latency and saves a write per batch
+	// per client when there are many.
+	FlushEvery time.Duration
 }
 
 // Stream serves GET /v1/stream: a projection's applied events, each with its
@@ -102,6 +107,9 @@ func NewStream(name string, initial map[store.TopicPartition]int64, src StreamSo
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
 	}
+	if cfg.FlushEvery <= 0 {
+		cfg.FlushEvery = 50 * time.Millisecond
+	}
 	s := &Stream{
 		name: name, src: src, cfg: cfg,
 		pos: position(initial).merged(nil), clients: map[*streamClient]struct{}{},
@@ -130,8 +138,15 @@ type streamMsg struct {
 	eventType string
 	aggregate string
 	pos       position // the stream's position after this event; not modified
-	id        string   // pos.String()
-	body      []byte   // "event: applied\ndata: ...\n\n"
+	frame     []byte   // "id: <pos>\nevent: applied\ndata: ...\n\n"
+	idLen     int      // frame[:idLen] is the id line
+}
+
+func newStreamMsg(tp store.TopicPartition, offset int64, a Applied, pos position, body []byte) *streamMsg {
+	id := "id: " + pos.String() + "\n"
+	frame := make([]byte, 0, len(id)+len(body))
+	frame = append(append(frame, id...), body...)
+	return &streamMsg{tp: tp, offset: offset, eventType: a.Event.Type, aggregate: a.Event.AggregateID, pos: pos, frame: frame, idLen: len(id)}
 }
 
 // Publish hands events applied (committed) by the projection to every
@@ -170,11 +185,7 @@ func (s *Stream) Publish(evs []Applied) {
 		if !s.pos.advance(tp, o.Offset) {
 			continue // re-applied after a rebalance: already streamed
 		}
-		pos := s.pos.merged(nil)
-		msgs = append(msgs, &streamMsg{
-			tp: tp, offset: o.Offset, eventType: a.Event.Type, aggregate: a.Event.AggregateID,
-			pos: pos, id: pos.String(), body: bodies[i],
-		})
+		msgs = append(msgs, newStreamMsg(tp, o.Offset, a, s.pos.merged(nil), bodies[i]))
 	}
 	if len(msgs) == 0 {
 		return
@@ -342,6 +353,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	cw := &clientWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
+	cw.deadline()
 	cw.printf("retry: %d\n\n", s.cfg.Retry.Milliseconds())
 
 	sent := position(stored).merged(nil)
@@ -394,6 +406,7 @@ func (s *Stream) replay(ctx context.Context, cw *clientWriter, f *streamFilter, 
 		if m.model != nil && m.version == ev.AggregateVersion {
 			model = m.model // otherwise the aggregate moved on; a later message carries it
 		}
+		cw.deadline()
 		cw.raw("id: " + from.String() + "\n")
 		cw.bytes(appliedBody(s.name, ev, model))
 		n++
@@ -409,12 +422,19 @@ func (s *Stream) replay(ctx context.Context, cw *clientWriter, f *streamFilter, 
 func (s *Stream) live(ctx context.Context, c *streamClient, cw *clientWriter, f *streamFilter, sent position) {
 	beat := time.NewTicker(s.cfg.Heartbeat)
 	defer beat.Stop()
+	gather := time.NewTimer(0)
+	defer gather.Stop()
 	var buf []*streamMsg
+	var flushed time.Time
+	// synced is set once a message's stream position covered sent: from then on
+	// the stream's positions only grow past what this client was sent.
+	synced := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-beat.C:
+			cw.deadline()
 			cw.raw(": ping\n\n")
 			if cw.flush() != nil {
 				return
@@ -422,22 +442,46 @@ func (s *Stream) live(ctx context.Context, c *streamClient, cw *clientWriter, f 
 			continue
 		case <-c.wake:
 		}
+		if wait := s.cfg.FlushEvery - time.Since(flushed); wait > 0 {
+			gather.Reset(wait) // let more of what is being applied join this write
+			select {
+			case <-ctx.Done():
+				return
+			case <-gather.C:
+			}
+		}
 		var overflow bool
 		buf, overflow = c.take(buf)
-		wrote := false
+		cw.deadline()
+		// One write for everything queued: fewer chunks and system calls.
+		out := framePool.Get().(*[]byte)
 		for _, m := range buf {
+			if synced {
+				// The stream's positions cover sent, and everything queued from now
+				// on is past them: no dedupe, and the shared frame's id is right.
+				if f.match(m.eventType, m.aggregate) {
+					*out = append(*out, m.frame...)
+				}
+				continue
+			}
 			if !sent.advance(m.tp, m.offset) || !f.match(m.eventType, m.aggregate) {
 				continue
 			}
-			id := m.id
-			if sent.ahead(m.pos) {
-				id = sent.merged(m.pos).String() // caught up past the live stream on some partition
+			if sent.ahead(m.pos) { // caught up past the live stream on some partition
+				*out = append(*out, "id: "+sent.merged(m.pos).String()+"\n"...)
+				*out = append(*out, m.frame[m.idLen:]...)
+				continue
 			}
-			cw.raw("id: " + id + "\n")
-			cw.bytes(m.body)
-			wrote = true
+			*out = append(*out, m.frame...)
+			synced = true
 		}
 		clear(buf)
+		wrote := len(*out) > 0
+		cw.bytes(*out)
+		if cap(*out) <= maxPooledFrame {
+			*out = (*out)[:0]
+			framePool.Put(out)
+		}
 		if overflow {
 			cw.event("", "overflow", map[string]any{
 				"detail": fmt.Sprintf("more than %d messages waited for this client; reconnect with Last-Event-ID to resume", s.cfg.Buffer),
@@ -445,11 +489,21 @@ func (s *Stream) live(ctx context.Context, c *streamClient, cw *clientWriter, f 
 			cw.flush()
 			return
 		}
-		if wrote && cw.flush() != nil {
-			return
+		if wrote {
+			if cw.flush() != nil {
+				return
+			}
+			flushed = time.Now()
 		}
 	}
 }
+
+// framePool holds the buffers a client's queued messages are gathered in
+// for one write; clients share them, so an idle client holds none.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// maxPooledFrame bounds the buffers kept in framePool.
+const maxPooledFrame = 1 << 20
 
 // clientWriter writes SSE text to one client, keeping the first error.
 type clientWriter struct {
@@ -459,16 +513,19 @@ type clientWriter struct {
 	err     error
 }
 
+// deadline gives the writes up to the next flush the write timeout.
+func (cw *clientWriter) deadline() {
+	_ = cw.rc.SetWriteDeadline(time.Now().Add(cw.timeout))
+}
+
 func (cw *clientWriter) raw(s string) {
 	if cw.err == nil {
-		_ = cw.rc.SetWriteDeadline(time.Now().Add(cw.timeout))
 		_, cw.err = io.WriteString(cw.w, s)
 	}
 }
 
 func (cw *clientWriter) bytes(b []byte) {
 	if cw.err == nil {
-		_ = cw.rc.SetWriteDeadline(time.Now().Add(cw.timeout))
 		_, cw.err = cw.w.Write(b)
 	}
 }
@@ -486,7 +543,6 @@ func (cw *clientWriter) event(id, name string, v any) {
 
 func (cw *clientWriter) flush() error {
 	if cw.err == nil {
-		_ = cw.rc.SetWriteDeadline(time.Now().Add(cw.timeout))
 		cw.err = cw.rc.Flush()
 	}
 	return cw.err

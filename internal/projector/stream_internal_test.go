@@ -39,7 +39,7 @@ func appliedAt(offset int64, pad string) Applied {
 // A client that stops reading gets a final "overflow" once its queue is full, and the
 // client beside it gets every message meanwhile.
 func TestStreamOverflow(t *testing.T) {
-	st := NewStream("work-efforts", nil, idleSource{}, StreamConfig{Buffer: 16}, nil)
+	st := NewStream("work-efforts", nil, idleSource{}, StreamConfig{Buffer: 16, FlushEvery: time.Millisecond}, nil)
 	srv := httptest.NewServer(st)
 	defer srv.Close()
 	defer st.Close()
