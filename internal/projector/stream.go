@@ -87,6 +87,10 @@ type Stream struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
+	// frames holds the buffers a client's queued messages are gathered in
+	// for one write; clients share them, so an idle client holds none.
+	frames sync.Pool
+
 	connected prometheus.Gauge
 	overflows prometheus.Counter
 }
@@ -113,7 +117,8 @@ func NewStream(name string, initial map[store.TopicPartition]int64, src StreamSo
 	s := &Stream{
 		name: name, src: src, cfg: cfg,
 		pos: position(initial).merged(nil), clients: map[*streamClient]struct{}{},
-		done: make(chan struct{}),
+		done:   make(chan struct{}),
+		frames: sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }},
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pyrite_stream_clients", Help: "Clients connected to GET /v1/stream.",
 		}),
@@ -167,6 +172,8 @@ func (s *Stream) Publish(evs []Applied) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A client that subscribed since the check above reads the stored
+	// positions after these events committed: it needs none of them.
 	if len(s.clients) == 0 || bodies == nil {
 		for _, a := range evs {
 			if o := a.Event.Origin; o != nil {
@@ -454,7 +461,7 @@ func (s *Stream) live(ctx context.Context, c *streamClient, cw *clientWriter, f 
 		buf, overflow = c.take(buf)
 		cw.deadline()
 		// One write for everything queued: fewer chunks and system calls.
-		out := framePool.Get().(*[]byte)
+		out := s.frames.Get().(*[]byte)
 		for _, m := range buf {
 			if synced {
 				// The stream's positions cover sent, and everything queued from now
@@ -480,7 +487,7 @@ func (s *Stream) live(ctx context.Context, c *streamClient, cw *clientWriter, f 
 		cw.bytes(*out)
 		if cap(*out) <= maxPooledFrame {
 			*out = (*out)[:0]
-			framePool.Put(out)
+			s.frames.Put(out)
 		}
 		if overflow {
 			cw.event("", "overflow", map[string]any{
@@ -498,11 +505,7 @@ func (s *Stream) live(ctx context.Context, c *streamClient, cw *clientWriter, f 
 	}
 }
 
-// framePool holds the buffers a client's queued messages are gathered in
-// for one write; clients share them, so an idle client holds none.
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-
-// maxPooledFrame bounds the buffers kept in framePool.
+// maxPooledFrame bounds the buffers kept in Stream.frames.
 const maxPooledFrame = 1 << 20
 
 // clientWriter writes SSE text to one client, keeping the first error.
