@@ -1,8 +1,8 @@
 package board
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
