@@ -167,3 +167,32 @@ func FuzzParsePosition(f *testing.F) {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// An idle stream sends heartbeat comments.
+func TestStreamHeartbeat(t *testing.T) {
+	st := NewStream("work-efforts", nil, idleSource{}, StreamConfig{Heartbeat: 20 * time.Millisecond}, nil)
+	srv := httptest.NewServer(st)
+	defer srv.Close()
+	defer st.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	pings := 0
+	timer := time.AfterFunc(10*time.Second, func() { resp.Body.Close() })
+	defer timer.Stop()
+	for pings < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d pings: %v", pings, err)
+		}
+		if line == ": ping\n" {
+			pings++
+		}
+	}
+}

@@ -124,7 +124,7 @@ async function pollHealth() {
       const prev = lastHealth && lastHealth.stages.find((p) => p.group === s.group);
       const rate = prev && dt > 0 ? Math.max(0, (s.committed - prev.committed) / dt) : null;
       body.append(el("tr", { "data-stage": s.name },
-        el("td", { textContent: s.name + (s.state === "not running" ? " (not running)" : "") + (s.error ? " (" + s.error + ")" : "") }),
+        el("td", { textContent: s.name + (s.group ? "" : " (lag: projection below)") + (s.state === "not running" ? " (not running)" : "") + (s.error ? " (" + s.error + ")" : "") }),
         el("td", { class: "num", textContent: s.lag < 0 ? "–" : s.lag }),
         el("td", { class: "num" + (s.dlq > 0 ? " bad" : ""), textContent: s.dlq }),
         el("td", { class: "num", textContent: rate === null ? "…" : rate.toFixed(1) })));
