@@ -7,6 +7,12 @@
 // starts from the stored positions, so a crash never double-applies or skips
 // an event. Per-aggregate order holds: one worker per partition. Reads go
 // through an LRU cache evicted by a bus subscription to the applied events.
+//
+// GET /v1/stream (Stream) pushes every applied event with the read model after
+// it to server-sent-event clients once its batch committed; a client resumes
+// from the Kafka positions in its Last-Event-ID without a gap or a repeat,
+// and a slow client is dropped rather than slowing anyone down. Run also
+// serves the live board (package board) at "/".
 package projector
 
 import (
