@@ -59,6 +59,10 @@ type StreamConfig struct {
 	// each message at most that much latency and saves a write per batch
 	// per client when there are many.
 	FlushEvery time.Duration
+	// Replays bounds how many resuming clients read Kafka at once (default
+	// 8); the others wait their turn (after a restart, every board
+	// reconnects at once).
+	Replays int
 }
 
 // Stream serves GET /v1/stream: a projection's applied events, each with its
@@ -86,6 +90,7 @@ type Stream struct {
 
 	done     chan struct{}
 	stopOnce sync.Once
+	replays  chan struct{} // one token per replay reading Kafka
 
 	// frames holds the buffers a client's queued messages are gathered in
 	// for one write; clients share them, so an idle client holds none.
@@ -111,14 +116,18 @@ func NewStream(name string, initial map[store.TopicPartition]int64, src StreamSo
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
 	}
+	if cfg.Replays <= 0 {
+		cfg.Replays = 8
+	}
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = 50 * time.Millisecond
 	}
 	s := &Stream{
 		name: name, src: src, cfg: cfg,
 		pos: position(initial).merged(nil), clients: map[*streamClient]struct{}{},
-		done:   make(chan struct{}),
-		frames: sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }},
+		done:    make(chan struct{}),
+		replays: make(chan struct{}, cfg.Replays),
+		frames:  sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }},
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pyrite_stream_clients", Help: "Clients connected to GET /v1/stream.",
 		}),
@@ -387,6 +396,12 @@ func (s *Stream) replay(ctx context.Context, cw *clientWriter, f *streamFilter, 
 	type loaded struct {
 		model   any
 		version int64
+	}
+	select {
+	case s.replays <- struct{}{}:
+		defer func() { <-s.replays }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
 	models := map[string]loaded{}
 	n := 0
