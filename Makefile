@@ -9,7 +9,7 @@ BENCH_COUNT ?= 5
 # PostgreSQL-backed tests read this; unset, they skip.
 export PYRITE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: run test bench lint node-deps build fuzz
+.PHONY: run test bench lint node-deps build fuzz chromium
 
 ## run: the whole pipeline in one process on embedded defaults (data in .pyrite/)
 run:
@@ -19,8 +19,8 @@ run:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## test: vet plus every test, interop with real Node clients included
-test: node-deps
+## test: vet plus every test, interop with real Node clients and the board in headless Chromium included
+test: node-deps chromium
 	$(GO) vet ./...
 	$(GO) test -timeout 12m ./...
 
@@ -46,3 +46,12 @@ node-deps: $(NODE_DIR)/node_modules/.package-lock.json
 
 $(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
 	npm ci --prefix $(NODE_DIR) --no-audit --no-fund
+
+# chromium: Debian's chromium for the board's browser test; nothing when it is there.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	  else \
+	    echo "make test needs Chromium for the board's browser test; run: sudo apt-get update && sudo apt-get install -y chromium" >&2; exit 1; \
+	  fi; }

@@ -244,6 +244,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}))
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
+	fmt.Fprintf(stdout, "board      http://%s/  (live board in a browser)\n", projLn.Addr())
 	if err := waitReady(gctx, "http://"+ingestLn.Addr().String(), "http://"+upLn.Addr().String(), "http://"+projLn.Addr().String()); err == nil {
 		fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
 	}

@@ -38,6 +38,13 @@ func Match(pat, eventType string) bool {
 	return err == nil && p.match(eventType)
 }
 
+// CheckPattern returns an error wrapping ErrInvalidPattern when pat is not a pattern Match
+// accepts (empty, or with an empty segment).
+func CheckPattern(pat string) error {
+	_, err := parsePattern(pat)
+	return err
+}
+
 func (p pattern) match(t string) bool {
 	if p.parts == nil || p.text == t {
 		return true

@@ -20,6 +20,9 @@ func (p *Projector) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/work-efforts/{id}", p.getWorkEffort)
 	mux.HandleFunc("GET /v1/work-efforts", p.listWorkEfforts)
 	mux.HandleFunc("GET /v1/projections", p.listProjections)
+	if p.stream != nil {
+		mux.Handle("GET /v1/stream", p.stream)
+	}
 	return mux
 }
 

@@ -11,6 +11,12 @@
 // Run also records, before any group consumes, the reader schema each group decodes
 // each type with on pyrite.readers (internal/readers), and serves readAll
 // (GET /v1/events, ReadAll) from the events topics.
+//
+// GET /v1/stream (Stream) pushes every applied event with the read model after
+// it to server-sent-event clients once its batch committed; a client resumes
+// from the Kafka positions in its Last-Event-ID without a gap or a repeat,
+// and a slow client is dropped rather than slowing anyone down. Run also
+// serves the live board (package board) at "/".
 package projector
 
 import (
@@ -39,6 +45,13 @@ type Projection struct {
 	// Apply folds one event into the read model inside the batch's
 	// transaction.
 	Apply func(tx *store.Tx, ev store.Event) error
+	// Model, when set, returns inside the batch's transaction the read
+	// model of ev's aggregate after Apply applied ev; the stream sends it
+	// with the event.
+	Model func(tx *store.Tx, ev store.Event) any
+	// Load, when set, returns the read model of an aggregate as stored and
+	// the aggregate version it holds, for stream clients that resume.
+	Load func(ctx context.Context, st *store.Store, aggregateID string) (model any, version int64, found bool, err error)
 }
 
 // Projector applies projections to a store and answers queries.
@@ -47,6 +60,7 @@ type Projector struct {
 	adm    *kadm.Client // for end offsets (lag)
 	cache  *cache
 	events *bus.Bus // applied events, for cache invalidation and live subscribers
+	stream *Stream  // GET /v1/stream, when attached
 	log    *slog.Logger
 
 	mu     sync.Mutex
@@ -90,20 +104,49 @@ func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger, reg
 // batch committed.
 func (p *Projector) Bus() *bus.Bus { return p.events }
 
+// AttachStream makes s serve GET /v1/stream with the events Batch applies.
+// Call it before the runner starts and before Handler.
+func (p *Projector) AttachStream(s *Stream) { p.stream = s }
+
 // Batch returns the runner's batch handler for proj: convert, apply in one
-// transaction with the positions, then publish the applied events.
+// transaction with the positions, then publish the applied events (to the
+// bus and, with their read models, to the stream).
 func (p *Projector) Batch(proj Projection) bus.BatchHandler {
 	return func(ctx context.Context, evs []*bus.Event) error {
 		batch := make([]store.Event, len(evs))
 		for i, ev := range evs {
 			batch[i] = storeEvent(ev)
 		}
-		if err := p.store.ApplyBatch(ctx, proj.Name, batch, proj.Apply); err != nil {
+		apply := proj.Apply
+		var applied []Applied
+		if p.stream != nil {
+			next := 0 // apply sees batch in order, skipping events applied before
+			apply = func(tx *store.Tx, ev store.Event) error {
+				if err := proj.Apply(tx, ev); err != nil {
+					return err
+				}
+				for next < len(batch) && (batch[next].Partition != ev.Partition || batch[next].Offset != ev.Offset || batch[next].Topic != ev.Topic) {
+					next++
+				}
+				if next < len(batch) {
+					a := Applied{Event: evs[next]}
+					if proj.Model != nil {
+						a.Model = proj.Model(tx, ev)
+					}
+					applied = append(applied, a)
+				}
+				return nil
+			}
+		}
+		if err := p.store.ApplyBatch(ctx, proj.Name, batch, apply); err != nil {
 			var ae *store.ApplyError
 			if errors.As(err, &ae) && ae.Permanent() {
 				return bus.Permanent(err)
 			}
 			return err
+		}
+		if p.stream != nil {
+			p.stream.Publish(applied)
 		}
 		now := time.Now()
 		lat := p.latency.WithLabelValues(proj.Name)

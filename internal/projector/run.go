@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pyrite-dev/pyrite/internal/board"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/process"
@@ -25,6 +26,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
+	"github.com/pyrite-dev/pyrite/internal/upcaster"
 	"github.com/pyrite-dev/pyrite/internal/webhook"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
@@ -50,6 +52,8 @@ type Options struct {
 	InstanceID string
 	// KafkaOpts are added to the runner's client options.
 	KafkaOpts []kgo.Opt
+	// Stream tunes GET /v1/stream (buffer per client, heartbeat).
+	Stream StreamConfig
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
@@ -138,8 +142,17 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if err != nil {
 		return err
 	}
-	proj := Projection{Name: WorkEfforts, Group: group.Name, Topics: []string{agg.EventsTopic()}, Apply: store.ApplyWorkEffort}
+	proj := Projection{
+		Name: WorkEfforts, Group: group.Name, Topics: []string{agg.EventsTopic()},
+		Apply: store.ApplyWorkEffort, Model: workEffortModel, Load: loadWorkEffort,
+	}
 	p.Register(proj)
+	initial, err := st.Positions(ctx, proj.Name)
+	if err != nil {
+		return fmt.Errorf("projector store: %w", err)
+	}
+	stream := NewStream(proj.Name, initial, NewStreamSource(st, proj, dec, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.KafkaOpts...)...), o.Stream, reg)
+	p.AttachStream(stream)
 	runner, err := bus.NewRunner(bus.RunnerConfig{
 		Group:     group.Name,
 		Topics:    proj.Topics,
@@ -217,7 +230,12 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, o.KafkaOpts...))
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
 	g.Go(func() error {
-		return server.Serve(gctx, ln, server.Handler(api, ready, o.Metrics), o.Drain)
+		<-gctx.Done()
+		stream.Close() // streams end so that they do not hold the drain up
+		return nil
+	})
+	g.Go(func() error {
+		return server.Serve(gctx, ln, server.Handler(withBoard(p, o, kadm.NewClient(adminCl), api), ready, o.Metrics), o.Drain)
 	})
 	return g.Wait()
 }
@@ -360,4 +378,34 @@ func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, brokers []s
 		se.prod.Close()
 		return nil
 	})
+}
+
+// withBoard serves the live board (package board) beside the query API.
+// withBoard serves the live board beside api (the query API, readAll and the stream).
+func withBoard(p *Projector, o Options, adm *kadm.Client, api http.Handler) http.Handler {
+	var stages []board.Stage
+	for _, g := range o.Topology.Groups() {
+		group := g.Name
+		switch g.Name {
+		case "upcaster":
+			group = upcaster.DefaultConsumerGroup
+		case WorkEfforts:
+			group = "" // its lag is the projection's, from the store
+		}
+		stages = append(stages, board.Stage{Name: g.Name, Group: group, DLQTopic: g.DLQTopic()})
+	}
+	b := board.New(board.Options{
+		Admin: adm, Stages: stages, Registry: o.Registry,
+		Projections: func(ctx context.Context) (any, error) {
+			sts, err := p.Statuses(ctx)
+			return map[string]any{"projections": sts}, err
+		},
+	})
+	bh := b.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", bh)
+	mux.Handle("GET /board/", bh)
+	mux.Handle("GET /v1/board/", bh)
+	mux.Handle("/", api)
+	return mux
 }

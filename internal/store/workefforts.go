@@ -130,6 +130,20 @@ func (tx *Tx) staleWorkEffort(b *weBatch, table string, ev Event, at int64) erro
 		ErrInvalidEvent, ev.Type, ev.AggregateVersion, ev.AggregateID, at, ev.ID)
 }
 
+// WorkEffort returns the state of id as ApplyWorkEffort has folded it so far in this batch,
+// and false when no WorkEffort event of id was applied in it yet. The projector streams it
+// as the read model after each event.
+func (tx *Tx) WorkEffort(id string) (workeffort.State, bool) {
+	if tx.we == nil {
+		return workeffort.State{}, false
+	}
+	st, ok := tx.we.rows[id]
+	if !ok {
+		return workeffort.State{}, false
+	}
+	return *st, true
+}
+
 func isWorkEffort(ev Event) bool { return strings.HasPrefix(ev.Type, "WorkEffort:") }
 
 // workEfforts returns the batch's work-effort rows of table, loading them on first use with
