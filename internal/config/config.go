@@ -14,6 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
 )
 
 // Dev addresses from DESIGN.md section 4.
@@ -31,6 +35,12 @@ type Common struct {
 	Brokers  []string
 	Registry string
 	Addr     string
+	// Kafka is how the program's Kafka clients authenticate and encrypt
+	// (--kafka-tls-*, --kafka-sasl-*); KafkaOpts turns it into client options.
+	Kafka kafkaconn.Config
+	// TLSCert and TLSKey, when set, make the program's HTTP server serve
+	// HTTPS with this PEM certificate and key.
+	TLSCert, TLSKey string
 }
 
 // Bind registers --brokers, --registry and --addr on fs, with defaults taken
@@ -43,6 +53,19 @@ func (c *Common) Bind(fs *flag.FlagSet, defaultAddr string) {
 	})
 	fs.StringVar(&c.Registry, "registry", Env("PYRITE_REGISTRY", DefaultRegistry), "schema registry base URL (env PYRITE_REGISTRY)")
 	fs.StringVar(&c.Addr, "addr", Env("PYRITE_ADDR", defaultAddr), "host:port for this program's HTTP server (env PYRITE_ADDR)")
+	fs.StringVar(&c.TLSCert, "tls-cert", Env("PYRITE_TLS_CERT", ""), "PEM certificate: serve HTTPS instead of HTTP, with --tls-key (env PYRITE_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", Env("PYRITE_TLS_KEY", ""), "PEM private key of --tls-cert (env PYRITE_TLS_KEY)")
+	c.Kafka.Bind(fs)
+}
+
+// KafkaOpts returns the seed brokers and the TLS and SASL options every
+// Kafka client of the program needs.
+func (c *Common) KafkaOpts() ([]kgo.Opt, error) {
+	opts, err := c.Kafka.Opts()
+	if err != nil {
+		return nil, err
+	}
+	return opts, nil
 }
 
 // Validate returns every problem with c, joined.
@@ -62,6 +85,10 @@ func (c *Common) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr: %q is not host:port", c.Addr))
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	errs = append(errs, c.Kafka.Validate())
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,21 @@
+package httpauth
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// deny answers an RFC 9457 problem. A 401 carries the challenge of scheme.
+func deny(w http.ResponseWriter, status int, scheme, detail string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", scheme+` realm="pyrite"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"type":   "about:blank",
+		"title":  http.StatusText(status),
+		"status": status,
+		"detail": detail,
+	})
+}
