@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
 )
 
@@ -36,7 +34,7 @@ type Common struct {
 	Registry string
 	Addr     string
 	// Kafka is how the program's Kafka clients authenticate and encrypt
-	// (--kafka-tls-*, --kafka-sasl-*); KafkaOpts turns it into client options.
+	// (--kafka-tls-*, --kafka-sasl-*); Kafka.Opts gives the client options.
 	Kafka kafkaconn.Config
 	// TLSCert and TLSKey, when set, make the program's HTTP server serve
 	// HTTPS with this PEM certificate and key.
@@ -56,16 +54,6 @@ func (c *Common) Bind(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&c.TLSCert, "tls-cert", Env("PYRITE_TLS_CERT", ""), "PEM certificate: serve HTTPS instead of HTTP, with --tls-key (env PYRITE_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", Env("PYRITE_TLS_KEY", ""), "PEM private key of --tls-cert (env PYRITE_TLS_KEY)")
 	c.Kafka.Bind(fs)
-}
-
-// KafkaOpts returns the seed brokers and the TLS and SASL options every
-// Kafka client of the program needs.
-func (c *Common) KafkaOpts() ([]kgo.Opt, error) {
-	opts, err := c.Kafka.Opts()
-	if err != nil {
-		return nil, err
-	}
-	return opts, nil
 }
 
 // Validate returns every problem with c, joined.

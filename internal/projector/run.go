@@ -17,6 +17,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/saga"
@@ -48,6 +49,11 @@ type Options struct {
 	InstanceID string
 	// KafkaOpts are added to the runner's client options.
 	KafkaOpts []kgo.Opt
+	// Conn are the connection options (TLS, SASL) every Kafka client of the projector gets.
+	Conn []kgo.Opt
+	// Auth, when set, requires a bearer token (any token it knows) on everything under
+	// /v1/: the query API and the live stream. nil leaves them open.
+	Auth *httpauth.Tokens
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
@@ -104,7 +110,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return fmt.Errorf("projector store: %w", err)
 	}
 	defer st.Close()
-	adminCl, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...))
+	adminCl, err := kgo.NewClient(seeds(o)...)
 	if err != nil {
 		return err
 	}
@@ -175,7 +181,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	})
 	var replays *reactor.Replays
 	if side != nil {
-		side.start(gctx, g, o.Brokers)
+		side.start(gctx, g, seeds(o))
 		replays = side.replays
 	}
 	ready := func(ctx context.Context) error {
@@ -196,13 +202,22 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
 	g.Go(func() error {
-		return server.Serve(gctx, ln, server.Handler(p.Handler(), ready, o.Metrics), o.Drain)
+		api := p.Handler()
+		if o.Auth != nil {
+			api = o.Auth.Require("/v1/", api)
+		}
+		return server.Serve(gctx, ln, server.Handler(api, ready, o.Metrics), o.Drain)
 	})
 	return g.Wait()
 }
 
+// seeds are the brokers and connection options of every client.
+func seeds(o Options) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.Conn...)
+}
+
 func kafkaOpts(o Options) []kgo.Opt {
-	opts := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted())}
+	opts := append(seeds(o), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if o.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(o.InstanceID))
 	}
@@ -225,7 +240,7 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 	if err != nil {
 		return nil, err
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	prod, err := kgo.NewClient(append(seeds(o), kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,9 +324,9 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 // start runs, in g, the replay-mark reader and every group; each group waits
 // for the replay marks before it consumes. The producer is closed once all
 // groups stopped.
-func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, brokers []string) {
+func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, conn []kgo.Opt) {
 	var wg sync.WaitGroup
-	g.Go(func() error { return se.replays.Run(ctx, kgo.SeedBrokers(brokers...)) })
+	g.Go(func() error { return se.replays.Run(ctx, conn...) })
 	for _, run := range se.runs {
 		wg.Add(1)
 		g.Go(func() error {
