@@ -38,6 +38,7 @@ type devConfig struct {
 	IngestAddr    string
 	ProjectorAddr string
 	UpcasterAddr  string
+	Secure        bool
 }
 
 func (c *devConfig) bind(fs *flag.FlagSet) {
@@ -47,6 +48,8 @@ func (c *devConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.IngestAddr, "ingest-addr", config.DefaultIngest, "host:port of the ingest HTTP API")
 	fs.StringVar(&c.ProjectorAddr, "projector-addr", config.DefaultProjector, "host:port of the projector's query API")
 	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster's health and metrics server")
+	fs.BoolVar(&c.Secure, "secure", false, "Kafka with TLS, SCRAM users per service and ACLs; registry, ingest and projector APIs with authentication "+
+		"(HTTP stays plain on loopback); the CA, certificates and <data-dir>/secure/credentials.json are made once per data directory")
 }
 
 func (c *devConfig) validate() error {
@@ -127,14 +130,23 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(kafkaDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	var sd *secureDev // nil: plain
+	if c.Secure {
+		sd, err = setupSecure(c.DataDir, kafkaHost(c.KafkaAddr))
+	} else if _, serr := os.Stat(filepath.Join(c.DataDir, "secure", credentialsFile)); serr == nil {
+		err = fmt.Errorf("%s was made by pyrite dev --secure; run with --secure", c.DataDir)
+	}
 	_, kport, _ := net.SplitHostPort(c.KafkaAddr)
 	port, _ := strconv.Atoi(kport)
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(port),
-		kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
-		kfake.DataDir(kafkaDir),
-	)
+	var cluster *kfake.Cluster
+	if err == nil {
+		cluster, err = kfake.NewCluster(append([]kfake.Opt{
+			kfake.NumBrokers(1),
+			kfake.Ports(port),
+			kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
+			kfake.DataDir(kafkaDir),
+		}, sd.clusterOpts()...)...)
+	}
 	if err != nil {
 		regLn.Close()
 		ingestLn.Close()
@@ -151,21 +163,29 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	adm, err := kgo.NewClient(append(sd.conn("admin"), kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return err
 	}
 	plan, err := topo.Ensure(ctx, kadm.NewClient(adm))
+	if err == nil {
+		if err = sd.applyACLs(ctx, topo, kadm.NewClient(adm)); err != nil {
+			err = fmt.Errorf("apply ACLs: %w", err)
+		}
+	} else {
+		err = fmt.Errorf("apply topology: %w", err)
+	}
 	adm.Close()
 	if err != nil {
-		return fmt.Errorf("apply topology: %w", err)
+		return err
 	}
 	for _, ch := range plan.Unfixable() {
 		log.Warn("topology drift that apply cannot fix", "change", ch.String())
 	}
 
 	regMetrics := prometheus.NewRegistry()
-	reg, err := registry.New(ctx, brokers, registry.WithRegisterer(regMetrics), registry.WithLogger(log))
+	reg, err := registry.New(ctx, brokers, registry.WithRegisterer(regMetrics), registry.WithLogger(log),
+		registry.WithKafkaOpts(sd.conn(topology.ServiceRegistry)...))
 	if err != nil {
 		return fmt.Errorf("schema registry: %w", err)
 	}
@@ -176,7 +196,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer stopReg()
 	regDone := make(chan error, 1)
 	go func() {
-		regDone <- server.Serve(regCtx, regLn, server.Handler(reg.Handler(), func(context.Context) error {
+		regDone <- server.Serve(regCtx, regLn, server.Handler(sd.registry(reg.Handler()), func(context.Context) error {
 			if !reg.Ready() {
 				return errors.New("catching up with _schemas")
 			}
@@ -189,7 +209,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	regd, err := registerSchemas(ctx, registryURL, files)
+	regd, err := registerSchemas(ctx, sd.registryAs(registryURL, "writer"), files)
 	if err != nil {
 		stopReg()
 		<-regDone
@@ -200,23 +220,25 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
-			Brokers: brokers, Registry: registryURL, TxnPrefix: "pyrite-dev-ingest",
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), TxnPrefix: topology.IngestIDPrefix + "-dev",
 			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			KafkaOpts: sd.conn(topology.ServiceIngest), Auth: sd.ingestAuth(),
 		}))
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
 	g.Go(func() error {
 		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
-			Brokers: brokers, Registry: registryURL, Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
-			Config:    upcaster.Config{TransactionalID: "pyrite-dev-upcaster"},
-			KafkaOpts: []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")},
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Config:    upcaster.Config{TransactionalID: topology.UpcasterIDPrefix + "-dev"},
+			KafkaOpts: append(sd.conn(topology.ServiceUpcaster), kgo.InstanceID("pyrite-dev-upcaster")),
 		}))
 	})
 	fmt.Fprintf(stdout, "upcaster   http://%s  (raw -> events, health and metrics)\n", upLn.Addr())
 	projStore := filepath.Join(c.DataDir, "projector.db")
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
-			Brokers: brokers, Registry: registryURL, Store: projStore, Topology: topo,
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
+			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(),
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those.
@@ -224,6 +246,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}))
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
+	if sd != nil {
+		fmt.Fprintf(stdout, "secure     TLS+SCRAM Kafka, ACLs, HTTP authentication; credentials in %s\n", filepath.Join(sd.dir, credentialsFile))
+	}
 	if err := waitReady(gctx, "http://"+ingestLn.Addr().String(), "http://"+upLn.Addr().String(), "http://"+projLn.Addr().String()); err == nil {
 		fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
 	}

@@ -19,19 +19,20 @@ import (
 
 // devStack is one `pyrite dev` run inside the test process.
 type devStack struct {
-	kafka, registry, ingest string
+	kafka, registry, ingest, projector string
 	stop                    func() error
 }
 
 // startDev runs `pyrite dev` on dataDir with free ports and waits for its
 // ready line.
-func startDev(t *testing.T, dataDir string) *devStack {
+func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	args := []string{"--data-dir", dataDir, "--kafka-addr", freeAddr(t), "--registry-addr", freeAddr(t),
 		"--ingest-addr", freeAddr(t), "--projector-addr", freeAddr(t), "--upcaster-addr", freeAddr(t)}
+	args = append(args, extra...)
 	var stderr strings.Builder
 	var mu sync.Mutex
 	go func() {
@@ -52,6 +53,8 @@ func startDev(t *testing.T, dataDir string) *devStack {
 			s.registry = f[1]
 		case len(f) >= 2 && f[0] == "ingest":
 			s.ingest = f[1]
+		case len(f) >= 2 && f[0] == "projector":
+			s.projector = f[1]
 		}
 		if strings.HasPrefix(sc.Text(), "pyrite dev ready") {
 			break
