@@ -61,7 +61,7 @@ func kafkaAs(t *testing.T, c credentials, brokers, user, pass, ca string) *kgo.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(brokers), kgo.RecordDeliveryTimeout(10*time.Second))...)
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(brokers), kgo.RecordDeliveryTimeout(3*time.Second), kgo.RetryTimeout(2*time.Second), kgo.RequestRetries(1))...)
 	if err != nil {
 		t.Fatal(err)
 	}
