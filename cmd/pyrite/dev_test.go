@@ -20,7 +20,7 @@ import (
 // devStack is one `pyrite dev` run inside the test process.
 type devStack struct {
 	kafka, registry, ingest, projector string
-	stop                    func() error
+	stop                               func() error
 }
 
 // startDev runs `pyrite dev` on dataDir with free ports and waits for its

@@ -52,6 +52,7 @@ type command struct {
 func topCommands() []command {
 	return []command{
 		{name: "topology", summary: "compare (plan) or converge (apply) Kafka topics with the declared topology", run: runTopology},
+		{name: "acl", summary: "compare (plan) or converge (apply) Kafka ACLs with each service principal's declared least privilege", run: runACL},
 		{name: "schema", summary: "register schemas/ with the schema registry, or check them against it", run: runSchema},
 		{name: "dev", summary: "run the whole stack in one process on embedded Kafka and registry", run: runDev},
 		{name: "tail", summary: "print a topic's records as JSON lines, values decoded, from any position", run: runTail},
