@@ -54,6 +54,7 @@ func topCommands() []command {
 		{name: "topology", summary: "compare (plan) or converge (apply) Kafka topics with the declared topology", run: runTopology},
 		{name: "acl", summary: "compare (plan) or converge (apply) Kafka ACLs with each service principal's declared least privilege", run: runACL},
 		{name: "schema", summary: "register schemas/ with the schema registry, or check them against it", run: runSchema},
+		{name: "certs", summary: "make a private CA and a server certificate for a local stack (compose/)", run: runCerts},
 		{name: "dev", summary: "run the whole stack in one process on embedded Kafka and registry", run: runDev},
 		{name: "tail", summary: "print a topic's records as JSON lines, values decoded, from any position", run: runTail},
 		{name: "lag", summary: "show consumer groups' lag per topic and partition", run: runLag},

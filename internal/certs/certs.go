@@ -100,13 +100,13 @@ func issue(tmpl *x509.Certificate, parent *Pair) (Pair, error) {
 	if err != nil {
 		return Pair{}, fmt.Errorf("certs: %w", err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
+	kder, err := x509.MarshalPKCS8PrivateKey(key) // PKCS#8: what Kafka's PEM key stores read
 	if err != nil {
 		return Pair{}, err
 	}
 	return Pair{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
 	}, nil
 }
 

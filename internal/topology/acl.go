@@ -34,6 +34,9 @@ const (
 	IngestIDPrefix   = "pyrite-ingest"          // group pyrite-ingest, txn ids pyrite-ingest-…
 	UpcasterIDPrefix = "pyrite-upcaster"        // group pyrite-upcaster, txn ids pyrite-upcaster-…
 	RegistryIDPrefix = "pyrite-schema-registry" // txn id pyrite-schema-registry-_schemas
+	// ConfluentRegistryGroup is the group Confluent's schema registry elects its leader in
+	// (schema.registry.group.id), for clusters that run it instead of Pyrite's.
+	ConfluentRegistryGroup = "schema-registry"
 )
 
 // ACL is one ALLOW entry for a principal, from any host. Kafka implies
@@ -80,7 +83,8 @@ func (u Users) principal(service string) string {
 //   - projector (with its reactors, sagas and process managers): read events and
 //     pyrite.replays, read and write each of its groups' retry and DLQ topics, write
 //     integration and the raw topics its sagas and process managers emit to, its groups;
-//   - registry: read, write and create _schemas, its transactional id.
+//   - registry: read, write, create and describe the configs of _schemas, its
+//     transactional id, and Confluent's registry's group.
 func (t *Topology) ACLs(users Users) []ACL {
 	var out []ACL
 	add := func(service string, rt kmsg.ACLResourceType, pattern kadm.ACLPattern, name string, ops ...kadm.ACLOperation) {
@@ -117,7 +121,9 @@ func (t *Topology) ACLs(users Users) []ACL {
 		}
 		topic(service, g.DLQTopic(), read, write)
 	}
-	topic(ServiceRegistry, SchemasTopic, read, write, kadm.OpCreate)
+	topic(ServiceRegistry, SchemasTopic, read, write, kadm.OpCreate, kadm.OpDescribeConfigs)
+	// Confluent's registry, where it replaces Pyrite's, elects its leader in this group.
+	add(ServiceRegistry, kmsg.ACLResourceTypeGroup, kadm.ACLPatternLiteral, ConfluentRegistryGroup, read)
 
 	prefixed := func(service, prefix string) {
 		add(service, kmsg.ACLResourceTypeGroup, kadm.ACLPatternPrefixed, prefix, read)
