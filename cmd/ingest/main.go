@@ -41,6 +41,7 @@ type cfg struct {
 	InstanceID     string
 	OwnerWait      time.Duration
 	AuthFile       string
+	MetricsAuth    bool
 
 	env config.Defaults // PYRITE_* defaults of other kinds than strings
 }
@@ -103,6 +104,8 @@ func (c *cfg) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.AuthFile, "auth-file", config.Env("PYRITE_AUTH_FILE", ""),
 		`JSON file of bearer tokens, {"tokens": [{"token", "principal", "types": [patterns], "setUserId"?}]}: /v1/ then needs a token, `+
 			"and each token writes only its event types; empty: no authentication (env PYRITE_AUTH_FILE)")
+	fs.BoolVar(&c.MetricsAuth, "metrics-auth", c.env.Bool("PYRITE_METRICS_AUTH", false),
+		"with --auth-file, GET /metrics also needs one of its tokens (/healthz and /readyz stay open) (env PYRITE_METRICS_AUTH)")
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
 		"static group member id: a restart within the session timeout keeps the partitions without a rebalance; unique per instance, "+
 			"and keep --advertise the same across restarts (the others learn addresses at rebalances) (env PYRITE_INSTANCE_ID)")
@@ -161,7 +164,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return ingest.Run(ctx, ln, ingest.Options{
-		Brokers: c.Brokers, Registry: c.Registry, TxnPrefix: c.TxnPrefix, Auth: auth,
+		Brokers: c.Brokers, Registry: c.Registry, TxnPrefix: c.TxnPrefix, Auth: auth, MetricsAuth: c.MetricsAuth,
 		Topology: topo, Metrics: reg, Logger: log, KafkaOpts: append(conn, tr.KafkaOpts("")...),
 		Config: ingest.Config{MaxBody: c.MaxBody, MaxBatchBody: 8 * c.MaxBody, MaxBatch: c.MaxBatch, OwnerWait: ownerWait(c.OwnerWait)},
 		Store: ingest.StoreOptions{

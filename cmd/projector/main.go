@@ -32,12 +32,13 @@ func main() { server.Main("projector", run) }
 
 type cfg struct {
 	config.Common
-	Store      string
-	Profile    string
-	CacheSize  int
-	BatchSize  int
-	InstanceID string
-	AuthFile   string
+	Store       string
+	Profile     string
+	CacheSize   int
+	BatchSize   int
+	InstanceID  string
+	AuthFile    string
+	MetricsAuth bool
 
 	Integration     bool
 	Deployment      bool
@@ -214,6 +215,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		"static consumer-group member id (e.g. the pod name): a restarted instance takes its partitions back at once; unique per instance (env PYRITE_INSTANCE_ID; empty: dynamic membership)")
 	fs.StringVar(&c.AuthFile, "auth-file", config.Env("PYRITE_AUTH_FILE", ""),
 		`JSON file of bearer tokens, {"tokens": [{"token", "principal"}]}: the query API and the live stream (everything under /v1/) then need one of them; empty: open (env PYRITE_AUTH_FILE)`)
+	fs.BoolVar(&c.MetricsAuth, "metrics-auth", c.env.Bool("PYRITE_METRICS_AUTH", false),
+		"with --auth-file, GET /metrics also needs one of its tokens (/healthz and /readyz stay open) (env PYRITE_METRICS_AUTH)")
 	c.bindReactors(fs)
 	var tc tracing.Config
 	tc.Bind(fs, "projector", os.Getenv)
@@ -257,7 +260,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return projector.Run(ctx, ln, projector.Options{
-		Conn: conn, Auth: auth,
+		Conn: conn, Auth: auth, MetricsAuth: c.MetricsAuth,
 		Brokers: c.Brokers, Registry: c.Registry, Store: c.Store, Topology: topo,
 		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,

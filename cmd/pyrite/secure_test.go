@@ -222,3 +222,32 @@ func TestDevSecureRefusesPlainDataDir(t *testing.T) {
 		t.Fatalf("plain dev on a secure data dir: %v", err)
 	}
 }
+
+func TestCertsCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	certsRun := func() string {
+		var out, errOut strings.Builder
+		if code := run(context.Background(), []string{"certs", "--dir", dir, "--hosts", "kafka-1,127.0.0.1"}, &out, &errOut); code != 0 {
+			t.Fatalf("pyrite certs: exit %d: %s", code, errOut.String())
+		}
+		ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(ca)
+	}
+	first := certsRun()
+	if again := certsRun(); again != first {
+		t.Error("a second run made a new CA")
+	}
+	ks, err := os.ReadFile(filepath.Join(dir, "server-keystore.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(ks), "-----BEGIN PRIVATE KEY-----") || !strings.Contains(string(ks), "-----BEGIN CERTIFICATE-----") {
+		t.Errorf("key store is not a PKCS#8 key then a certificate:\n%s", ks[:min(len(ks), 80)])
+	}
+	if st, err := os.Stat(filepath.Join(dir, "ca-key.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("ca-key.pem: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
+}

@@ -119,11 +119,13 @@ func TestIngestTokens(t *testing.T) {
 	if h := header(rawTopic); h["ce_userid"] != "ada" || h[ingest.HeaderPrincipal] != "ops" {
 		t.Errorf("work effort record headers %v: want ce_userid ada, pyrite-principal ops", h)
 	}
-	resp, err := http.Get(url + "/healthz")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/healthz without a token: %v %v", resp, err)
+	for _, open := range []string{"/healthz", "/metrics"} { // /metrics: MetricsAuth is off
+		resp, err := http.Get(url + open)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s without a token: %v %v", open, resp, err)
+		}
+		resp.Body.Close()
 	}
-	resp.Body.Close()
 }
 
 func jsonText(v any) string {

@@ -40,6 +40,8 @@ type Options struct {
 	// Auth, when set, requires a bearer token on /v1/ and limits each token to its event
 	// types (see authorize); nil leaves the API open.
 	Auth *httpauth.Tokens
+	// MetricsAuth makes GET /metrics want one of Auth's tokens too (any scope).
+	MetricsAuth bool
 	Config
 	Store StoreOptions
 }
@@ -109,7 +111,11 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Auth != nil {
 		api = o.Auth.Require("/v1/", api)
 	}
-	err = server.Serve(ctx, ln, server.Handler(api, ready, o.Metrics), o.Drain)
+	h := server.Handler(api, ready, o.Metrics)
+	if o.Auth != nil && o.MetricsAuth {
+		h = o.Auth.Require("/metrics", h)
+	}
+	err = server.Serve(ctx, ln, h, o.Drain)
 	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return errors.Join(err, prod.Flush(fctx))

@@ -54,6 +54,8 @@ type Options struct {
 	// Auth, when set, requires a bearer token (any token it knows) on everything under
 	// /v1/: the query API and the live stream. nil leaves them open.
 	Auth *httpauth.Tokens
+	// MetricsAuth makes GET /metrics want one of Auth's tokens too.
+	MetricsAuth bool
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
@@ -206,7 +208,11 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		if o.Auth != nil {
 			api = o.Auth.Require("/v1/", api)
 		}
-		return server.Serve(gctx, ln, server.Handler(api, ready, o.Metrics), o.Drain)
+		h := server.Handler(api, ready, o.Metrics)
+		if o.Auth != nil && o.MetricsAuth {
+			h = o.Auth.Require("/metrics", h)
+		}
+		return server.Serve(gctx, ln, h, o.Drain)
 	})
 	return g.Wait()
 }
