@@ -179,6 +179,21 @@ func TestDevSecure(t *testing.T) {
 		t.Error("a wrong password connected")
 	}
 
+	// The CLI: pyrite lag as admin over TLS and SCRAM; without SASL it cannot read the groups.
+	lag := func(extra ...string) (int, string) {
+		var out, errOut strings.Builder
+		args := append([]string{"lag", "--brokers", s.kafka, "--timeout", "5s", "--kafka-tls-ca", c.Kafka.CA}, extra...)
+		code := run(ctx, args, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	t.Setenv("PYRITE_KAFKA_SASL_PASSWORD", c.Kafka.Users["admin"].Password)
+	if code, out := lag("--kafka-sasl-mechanism", "SCRAM-SHA-256", "--kafka-sasl-user", "admin"); code != 0 || !strings.Contains(out, "work-efforts") {
+		t.Errorf("pyrite lag as admin: exit %d: %s", code, out)
+	}
+	if code, out := lag(); code == 0 {
+		t.Errorf("pyrite lag without SASL: exit 0: %s", out)
+	}
+
 	caBefore, _ := os.ReadFile(c.Kafka.CA)
 	if err := s.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
