@@ -88,7 +88,7 @@ func (f *opsFlags) validate(extra ...error) (kafkaTarget, error) {
 	}
 	if f.registry != "" {
 		if u, err := url.Parse(f.registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", f.registry))
+			errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", config.RedactURL(f.registry)))
 		}
 	}
 	if f.timeout <= 0 {

@@ -68,7 +68,7 @@ func (c *Common) Validate() error {
 		}
 	}
 	if u, err := url.Parse(c.Registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", c.Registry))
+		errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", RedactURL(c.Registry)))
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr: %q is not host:port", c.Addr))
@@ -78,6 +78,19 @@ func (c *Common) Validate() error {
 	}
 	errs = append(errs, c.Kafka.Validate())
 	return errors.Join(errs...)
+}
+
+// RedactURL is s with any password in it replaced by "xxxxx", for messages: a
+// registry URL may carry user:password. A value that is not a URL is shown
+// only when it has no "@".
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if strings.Contains(s, "@") {
+		return "(a value with credentials, not shown)"
+	}
+	return s
 }
 
 // Env returns the environment variable key, or def when it is unset or empty.
