@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -214,7 +215,7 @@ func (sd *secureDev) conn(principal string) []kgo.Opt {
 	if sd == nil {
 		return nil
 	}
-	return sd.conns[principal]
+	return slices.Clip(sd.conns[principal]) // callers append their own options
 }
 
 // users maps each service to its Kafka user, for the ACLs.
