@@ -56,6 +56,9 @@ func TestTokensRequire(t *testing.T) {
 				t.Fatalf("code %d, want %d: %s", rec.Code, tt.code, rec.Body)
 			}
 			if tt.code == 401 {
+				if !strings.Contains(rec.Body.String(), "urn:pyrite:problem:unauthorized") || rec.Header().Get("Content-Type") != "application/problem+json" {
+					t.Errorf("401 is not a problem document: %s", rec.Body)
+				}
 				if !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer") {
 					t.Errorf("401 without a Bearer challenge: %q", rec.Header())
 				}
