@@ -68,6 +68,14 @@ func TestDevSecureOutsideClients(t *testing.T) {
 	if code != 0 || doc["found"] != true {
 		t.Fatalf("kafkajs with SCRAM and TLS reading the events topic: exit %d, %v", code, doc)
 	}
+	// A principal without a write ACL on the events topic (ingest writes raw) is refused.
+	doc, code = secureNode(t, env, "kafka-write", "ingest", "pyrite.work-effort.events", "we-forged")
+	if code != 3 || !strings.Contains(jsonString(doc), "authoriz") {
+		t.Errorf("kafkajs as ingest writing the events topic: exit %d, %v; want an authorization error", code, doc)
+	}
+	if doc, code = secureNode(t, env, "kafka-write", "ingest", "pyrite.work-effort.raw", "we-raw"); code != 0 {
+		t.Errorf("kafkajs as ingest writing its raw topic: exit %d, %v", code, doc)
+	}
 	doc, code = secureNode(t, append(env, "KAFKA_PASSWORD=wrong-password"), "kafka-connect", "admin")
 	if code != 3 {
 		t.Errorf("kafkajs with a wrong password: exit %d, %v; want a refusal", code, doc)

@@ -9,6 +9,7 @@
 //   kafka-read <user> <topic> <key>     {"found", "records"}   reads topic from the start in a new
 //                                       group until a record keyed <key> arrives (15 s at most)
 //   kafka-connect <user>                {"topics"}   connects and lists topics
+//   kafka-write <user> <topic> <key>    {"offset"}   produces one record (no retries)
 //   sr-register <role> <subject> <f>    {"id"}   registers as reader, writer or admin
 //   sr-delete <role> <subject>          {"versions"}   deletes the subject (soft)
 // KAFKA_PASSWORD and KAFKA_CA, when set, replace the user's password and the CA file: the
@@ -119,6 +120,18 @@ await run('secure.mjs', {
       return { topics: (await admin.listTopics()).sort() };
     } finally {
       await admin.disconnect();
+    }
+  },
+
+  async 'kafka-write'(argv) {
+    const [user, topic, key] = [arg(argv, 0, 'user'), arg(argv, 1, 'topic'), arg(argv, 2, 'key')];
+    const producer = kafka(user).producer({ allowAutoTopicCreation: false, retry: { retries: 0 } });
+    await producer.connect();
+    try {
+      const [md] = await producer.send({ topic, messages: [{ key, value: 'from kafkajs' }] });
+      return { offset: md.baseOffset ?? md.offset ?? null };
+    } finally {
+      await producer.disconnect();
     }
   },
 
