@@ -13,10 +13,12 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
+	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -39,6 +41,8 @@ type cfg struct {
 	SessionTimeout time.Duration
 	InstanceID     string
 	OwnerWait      time.Duration
+	AuthFile       string
+	MetricsAuth    bool
 
 	env config.Defaults // PYRITE_* defaults of other kinds than strings
 }
@@ -98,6 +102,11 @@ func (c *cfg) bind(fs *flag.FlagSet) {
 		"group session timeout: how long the partitions of an instance that died answer 503 before another takes them (env PYRITE_SESSION_TIMEOUT)")
 	fs.DurationVar(&c.OwnerWait, "owner-wait", c.env.Duration("PYRITE_OWNER_WAIT", ingest.DefaultOwnerWait),
 		"how long a request waits for its partition to settle (a rebalance, a rebuild) before it is answered 503 (env PYRITE_OWNER_WAIT)")
+	fs.StringVar(&c.AuthFile, "auth-file", config.Env("PYRITE_AUTH_FILE", ""),
+		`JSON file of bearer tokens, {"tokens": [{"token", "principal", "types": [patterns], "setUserId"?}]}: /v1/ then needs a token, `+
+			"and each token writes only its event types; empty: no authentication (env PYRITE_AUTH_FILE)")
+	fs.BoolVar(&c.MetricsAuth, "metrics-auth", c.env.Bool("PYRITE_METRICS_AUTH", false),
+		"with --auth-file, GET /metrics also needs one of its tokens (/healthz and /readyz stay open) (env PYRITE_METRICS_AUTH)")
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
 		"static group member id: a restart within the session timeout keeps the partitions without a rebalance; unique per instance, "+
 			"and keep --advertise the same across restarts (the others learn addresses at rebalances) (env PYRITE_INSTANCE_ID)")
@@ -137,14 +146,27 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer tr.Close(log)
+	conn, err := c.Kafka.Opts()
+	if err != nil {
+		return err
+	}
+	var auth *httpauth.Tokens
+	if c.AuthFile != "" {
+		if auth, err = httpauth.LoadTokens(c.AuthFile); err != nil {
+			return fmt.Errorf("--auth-file: %w", err)
+		}
+	}
 	reg := server.NewRegistry()
 	ln, err := server.Listen(c.Addr, "addr")
 	if err != nil {
 		return err
 	}
+	if ln, err = server.WithTLS(ln, c.TLSCert, c.TLSKey); err != nil {
+		return err
+	}
 	return ingest.Run(ctx, ln, ingest.Options{
-		Brokers: c.Brokers, Registry: c.Registry, TxnPrefix: c.TxnPrefix,
-		Topology: topo, Metrics: reg, Logger: log, KafkaOpts: append(c.Compression.KafkaOpts(), tr.KafkaOpts("")...),
+		Brokers: c.Brokers, Registry: c.Registry, TxnPrefix: c.TxnPrefix, Auth: auth, MetricsAuth: c.MetricsAuth,
+		Topology: topo, Metrics: reg, Logger: log, KafkaOpts: slices.Concat(conn, c.Compression.KafkaOpts(), tr.KafkaOpts("")),
 		Config: ingest.Config{MaxBody: c.MaxBody, MaxBatchBody: 8 * c.MaxBody, MaxBatch: c.MaxBatch, OwnerWait: ownerWait(c.OwnerWait)},
 		Store: ingest.StoreOptions{
 			Group: c.Group, Advertise: c.Advertise, DedupeWindow: c.DedupeWindow, DedupeMax: c.DedupeMax,

@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	deployment "github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
@@ -30,11 +32,13 @@ func main() { server.Main("projector", run) }
 
 type cfg struct {
 	config.Common
-	Store      string
-	Profile    string
-	CacheSize  int
-	BatchSize  int
-	InstanceID string
+	Store       string
+	Profile     string
+	CacheSize   int
+	BatchSize   int
+	InstanceID  string
+	AuthFile    string
+	MetricsAuth bool
 
 	Integration     bool
 	Deployment      bool
@@ -49,6 +53,10 @@ type cfg struct {
 	Attempts        int
 	RetryDelay      time.Duration
 	MaxRetryDelay   time.Duration
+	// Secrets read from files (--smtp-password-file, --github-token-file) in place of the
+	// environment.
+	SMTPPasswordFile string
+	GitHubTokenFile  string
 
 	env config.Defaults // PYRITE_* defaults of other kinds than strings
 }
@@ -115,6 +123,8 @@ func (c *cfg) bindReactors(fs *flag.FlagSet) {
 	fs.StringVar(&c.SMTP.TLS, "smtp-tls", config.Env("PYRITE_SMTP_TLS", reactor.TLSStartTLS),
 		"SMTP security: starttls (upgrade when offered), implicit (TLS from the start, port 465) or none (env PYRITE_SMTP_TLS)")
 	c.SMTP.Password = os.Getenv("PYRITE_SMTP_PASSWORD")
+	fs.StringVar(&c.SMTPPasswordFile, "smtp-password-file", config.Env("PYRITE_SMTP_PASSWORD_FILE", ""),
+		"file holding the SMTP password, instead of PYRITE_SMTP_PASSWORD (env PYRITE_SMTP_PASSWORD_FILE)")
 
 	fs.StringVar(&c.WebhooksFile, "webhooks", config.Env("PYRITE_WEBHOOKS", ""),
 		`JSON file of webhook subscriptions, [{"id","url","events":[patterns],"secret":"whsec_..." or "secretEnv":"VAR"}]; empty turns the webhook reactor off (env PYRITE_WEBHOOKS)`)
@@ -130,6 +140,8 @@ func (c *cfg) bindReactors(fs *flag.FlagSet) {
 	fs.IntVar(&c.GitHub.Attempts, "github-attempts", c.env.Int("PYRITE_GITHUB_ATTEMPTS", 5),
 		"tries to create or close an issue before the saga gives up (then GitHubIssueCreationFailed and NeedsManualSync) (env PYRITE_GITHUB_ATTEMPTS)")
 	c.GitHub.Token = config.Env("PYRITE_GITHUB_TOKEN", os.Getenv("GITHUB_TOKEN"))
+	fs.StringVar(&c.GitHubTokenFile, "github-token-file", config.Env("PYRITE_GITHUB_TOKEN_FILE", ""),
+		"file holding the GitHub token, instead of PYRITE_GITHUB_TOKEN (env PYRITE_GITHUB_TOKEN_FILE)")
 
 	fs.IntVar(&c.Attempts, "reactor-attempts", c.env.Int("PYRITE_REACTOR_ATTEMPTS", 5),
 		"deliveries of an event to a failing reactor handler, counting the first, before it is dead-lettered (env PYRITE_REACTOR_ATTEMPTS)")
@@ -142,6 +154,12 @@ func (c *cfg) bindReactors(fs *flag.FlagSet) {
 // reactors turns the parsed flags into the projector's reactor options,
 // reading the webhook subscriptions file.
 func (c *cfg) reactors() (projector.Reactors, error) {
+	if err := readSecret(c.SMTPPasswordFile, "--smtp-password-file", &c.SMTP.Password); err != nil {
+		return projector.Reactors{}, err
+	}
+	if err := readSecret(c.GitHubTokenFile, "--github-token-file", &c.GitHub.Token); err != nil {
+		return projector.Reactors{}, err
+	}
 	r := projector.Reactors{
 		Integration:      c.Integration,
 		SMTP:             c.SMTP,
@@ -168,6 +186,21 @@ func (c *cfg) reactors() (projector.Reactors, error) {
 	return r, nil
 }
 
+// readSecret sets *dst to the content of path (a trailing newline dropped) when path is set.
+func readSecret(path, flagName string, dst *string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", flagName, err)
+	}
+	if *dst = strings.TrimRight(string(b), "\r\n"); *dst == "" {
+		return fmt.Errorf("%s: %s is empty", flagName, path)
+	}
+	return nil
+}
+
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var c cfg
 	fs := flag.NewFlagSet("projector", flag.ContinueOnError)
@@ -180,6 +213,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "most events applied in one database transaction")
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
 		"static consumer-group member id (e.g. the pod name): a restarted instance takes its partitions back at once; unique per instance (env PYRITE_INSTANCE_ID; empty: dynamic membership)")
+	fs.StringVar(&c.AuthFile, "auth-file", config.Env("PYRITE_AUTH_FILE", ""),
+		`JSON file of bearer tokens, {"tokens": [{"token", "principal"}]}: the query API and the live stream (everything under /v1/) then need one of them; empty: open (env PYRITE_AUTH_FILE)`)
+	fs.BoolVar(&c.MetricsAuth, "metrics-auth", c.env.Bool("PYRITE_METRICS_AUTH", false),
+		"with --auth-file, GET /metrics also needs one of its tokens (/healthz and /readyz stay open) (env PYRITE_METRICS_AUTH)")
 	c.bindReactors(fs)
 	var tc tracing.Config
 	tc.Bind(fs, "projector", os.Getenv)
@@ -204,12 +241,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer tr.Close(log)
+	conn, err := c.Kafka.Opts()
+	if err != nil {
+		return err
+	}
+	var auth *httpauth.Tokens
+	if c.AuthFile != "" {
+		if auth, err = httpauth.LoadTokens(c.AuthFile); err != nil {
+			return fmt.Errorf("--auth-file: %w", err)
+		}
+	}
 	reg := server.NewRegistry()
 	ln, err := server.Listen(c.Addr, "addr")
 	if err != nil {
 		return err
 	}
+	if ln, err = server.WithTLS(ln, c.TLSCert, c.TLSKey); err != nil {
+		return err
+	}
 	return projector.Run(ctx, ln, projector.Options{
+		Conn: conn, Auth: auth, MetricsAuth: c.MetricsAuth,
 		Brokers: c.Brokers, Registry: c.Registry, Store: c.Store, Topology: topo,
 		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -42,6 +43,7 @@ type devConfig struct {
 	// CheckReaders turns on the registry's live-reader mode (internal/readers).
 	CheckReaders bool
 	Compression  config.Compression
+	Secure       bool
 }
 
 func (c *devConfig) bind(fs *flag.FlagSet) {
@@ -53,6 +55,8 @@ func (c *devConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.UpcasterAddr, "upcaster-addr", config.DefaultUpcaster, "host:port of the upcaster's health and metrics server")
 	fs.BoolVar(&c.CheckReaders, "check-readers", false, "the registry also refuses a new version that a reader recorded on pyrite.readers cannot read")
 	c.Compression.BindCompression(fs)
+	fs.BoolVar(&c.Secure, "secure", false, "Kafka with TLS, SCRAM users per service and ACLs; registry, ingest and projector APIs with authentication "+
+		"(HTTP stays plain on loopback); the CA, certificates and <data-dir>/secure/credentials.json are made once per data directory")
 }
 
 func (c *devConfig) validate() error {
@@ -134,14 +138,23 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := os.MkdirAll(kafkaDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	var sd *secureDev // nil: plain
+	if c.Secure {
+		sd, err = setupSecure(c.DataDir, kafkaHost(c.KafkaAddr))
+	} else if _, serr := os.Stat(filepath.Join(c.DataDir, "secure", credentialsFile)); serr == nil {
+		err = fmt.Errorf("%s was made by pyrite dev --secure; run with --secure", c.DataDir)
+	}
 	_, kport, _ := net.SplitHostPort(c.KafkaAddr)
 	port, _ := strconv.Atoi(kport)
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(port),
-		kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
-		kfake.DataDir(kafkaDir),
-	)
+	var cluster *kfake.Cluster
+	if err == nil {
+		cluster, err = kfake.NewCluster(append([]kfake.Opt{
+			kfake.NumBrokers(1),
+			kfake.Ports(port),
+			kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
+			kfake.DataDir(kafkaDir),
+		}, sd.clusterOpts()...)...)
+	}
 	if err != nil {
 		regLn.Close()
 		ingestLn.Close()
@@ -158,14 +171,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	adm, err := kgo.NewClient(append(sd.conn("admin"), kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return err
 	}
 	plan, err := topo.Ensure(ctx, kadm.NewClient(adm))
+	if err == nil {
+		if err = sd.applyACLs(ctx, topo, kadm.NewClient(adm)); err != nil {
+			err = fmt.Errorf("apply ACLs: %w", err)
+		}
+	} else {
+		err = fmt.Errorf("apply topology: %w", err)
+	}
 	adm.Close()
 	if err != nil {
-		return fmt.Errorf("apply topology: %w", err)
+		return err
 	}
 	for _, ch := range plan.Unfixable() {
 		log.Warn("topology drift that apply cannot fix", "change", ch.String())
@@ -173,13 +193,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	regMetrics := prometheus.NewRegistry()
 	kopts := c.Compression.KafkaOpts() // every producer below
-	regOpts := []registry.Option{registry.WithRegisterer(regMetrics), registry.WithLogger(log), registry.WithKafkaOpts(kopts...)}
+	regOpts := []registry.Option{registry.WithRegisterer(regMetrics), registry.WithLogger(log),
+		registry.WithKafkaOpts(append(sd.conn(topology.ServiceRegistry), kopts...)...)}
 	if c.CheckReaders {
 		live := readers.NewSet()
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		watched := make(chan error, 1)
 		go func() {
-			watched <- live.Watch(watchCtx, func(err error) { log.Warn("pyrite.readers: skipping a record", "err", err) }, kgo.SeedBrokers(brokers...))
+			watched <- live.Watch(watchCtx, func(err error) { log.Warn("pyrite.readers: skipping a record", "err", err) },
+				append(sd.conn(topology.ServiceRegistry), kgo.SeedBrokers(brokers...))...)
 		}()
 		defer func() { stopWatch(); <-watched }() // before Kafka stops
 		regOpts = append(regOpts, registry.WithLiveReaders(live.LiveReaders))
@@ -195,7 +217,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer stopReg()
 	regDone := make(chan error, 1)
 	go func() {
-		regDone <- server.Serve(regCtx, regLn, server.Handler(reg.Handler(), func(context.Context) error {
+		regDone <- server.Serve(regCtx, regLn, server.Handler(sd.registry(reg.Handler()), func(context.Context) error {
 			if !reg.Ready() {
 				return errors.New("catching up with _schemas")
 			}
@@ -208,7 +230,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	regd, err := registerSchemas(ctx, registryURL, files)
+	regd, err := registerSchemas(ctx, sd.registryAs(registryURL, "writer"), files)
 	if err != nil {
 		stopReg()
 		<-regDone
@@ -219,23 +241,25 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
-			Brokers: brokers, Registry: registryURL, TxnPrefix: "pyrite-dev-ingest",
-			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log, KafkaOpts: kopts,
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), TxnPrefix: topology.IngestIDPrefix + "-dev",
+			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			KafkaOpts: append(sd.conn(topology.ServiceIngest), kopts...), Auth: sd.ingestAuth(),
 		}))
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
 	g.Go(func() error {
 		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
-			Brokers: brokers, Registry: registryURL, Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
-			Config:    upcaster.Config{TransactionalID: "pyrite-dev-upcaster"},
-			KafkaOpts: append([]kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts...),
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Config:    upcaster.Config{TransactionalID: topology.UpcasterIDPrefix + "-dev"},
+			KafkaOpts: slices.Concat(sd.conn(topology.ServiceUpcaster), []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts),
 		}))
 	})
 	fmt.Fprintf(stdout, "upcaster   http://%s  (raw -> events, health and metrics)\n", upLn.Addr())
 	projStore := filepath.Join(c.DataDir, "projector.db")
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
-			Brokers: brokers, Registry: registryURL, Store: projStore, Topology: topo,
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
+			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(),
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those.
@@ -245,6 +269,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
 	fmt.Fprintf(stdout, "board      http://%s/  (live board in a browser)\n", projLn.Addr())
+	if sd != nil {
+		fmt.Fprintf(stdout, "secure     TLS+SCRAM Kafka, ACLs, HTTP authentication; credentials in %s\n", filepath.Join(sd.dir, credentialsFile))
+	}
 	if err := waitReady(gctx, "http://"+ingestLn.Addr().String(), "http://"+upLn.Addr().String(), "http://"+projLn.Addr().String()); err == nil {
 		fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
 	}

@@ -25,13 +25,14 @@ type devStack struct {
 
 // startDev runs `pyrite dev` on dataDir with free ports and waits for its
 // ready line.
-func startDev(t *testing.T, dataDir string) *devStack {
+func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	args := []string{"--data-dir", dataDir, "--kafka-addr", freeAddr(t), "--registry-addr", freeAddr(t),
 		"--ingest-addr", freeAddr(t), "--projector-addr", freeAddr(t), "--upcaster-addr", freeAddr(t)}
+	args = append(args, extra...)
 	var stderr strings.Builder
 	var mu sync.Mutex
 	go func() {

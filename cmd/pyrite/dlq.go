@@ -123,15 +123,15 @@ func (f *dlqFlags) selected(d *deadLetter) bool {
 
 // open is what every dlq command starts with: the flags checked (with errs, the command's
 // own), the group's DLQ topic named, and an admin client, which the caller closes.
-func (f *dlqFlags) open(group string, errs ...error) (brokers []string, topic string, adm *kadm.Client, err error) {
+func (f *dlqFlags) open(group string, errs ...error) (brokers kafkaTarget, topic string, adm *kadm.Client, err error) {
 	if brokers, err = f.validate(errs...); err != nil {
-		return nil, "", nil, err
+		return kafkaTarget{}, "", nil, err
 	}
 	if topic, err = dlqTopic(group); err != nil {
-		return nil, "", nil, err
+		return kafkaTarget{}, "", nil, err
 	}
 	if adm, err = admin(brokers); err != nil {
-		return nil, "", nil, err
+		return kafkaTarget{}, "", nil, err
 	}
 	return brokers, topic, adm, nil
 }
@@ -155,7 +155,7 @@ func dlqTopic(group string) (string, error) {
 
 // readDLQ reads the whole dead-letter topic and returns its dead letters in partition and
 // offset order, each with its redrive marker if there is one.
-func readDLQ(ctx context.Context, brokers []string, adm *kadm.Client, topic string) ([]*deadLetter, error) {
+func readDLQ(ctx context.Context, brokers kafkaTarget, adm *kadm.Client, topic string) ([]*deadLetter, error) {
 	starts, err := startSpec{kind: "earliest"}.resolve(ctx, adm, topic)
 	if err != nil {
 		return nil, err
@@ -500,12 +500,12 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 // redrive writes the picked dead letters back to their origin topics and a marker for each
 // on the DLQ, in one transaction.
-func redrive(ctx context.Context, brokers []string, group, topic string, picked []*deadLetter) ([]redriven, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"),
+func redrive(ctx context.Context, brokers kafkaTarget, group, topic string, picked []*deadLetter) ([]redriven, error) {
+	cl, err := kgo.NewClient(brokers.opts(
 		kgo.TransactionalID("pyrite-dlq-redrive-"+group),
 		// Uncompressed, as the programs' default (--compression none): every client reads it.
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.RecordPartitioner(redrivePartitioner{dlq: topic, keyed: kgo.StickyKeyPartitioner(nil)}))
+		kgo.RecordPartitioner(redrivePartitioner{dlq: topic, keyed: kgo.StickyKeyPartitioner(nil)}))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -5,12 +5,14 @@ import (
 	"strings"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
 )
 
 // globalFlag is a connection flag every command accepts, so that one command line (an
 // alias, a script's $PYRITE_FLAGS) works for all of them. A command that uses the flag
 // binds it itself, with its own help; acceptGlobalFlags adds the others as accepted and
-// unused. The Kafka TLS and SASL flags (DESIGN.md section 7) belong in this list.
+// unused. The Kafka TLS and SASL flags (DESIGN.md section 7) are accepted the same way,
+// as kafkaconn binds them.
 type globalFlag struct {
 	name, env, def, help string
 }
@@ -29,6 +31,9 @@ func acceptGlobalFlags(fs *flag.FlagSet) {
 		if fs.Lookup(g.name) == nil {
 			fs.String(g.name, config.Env(g.env, g.def), g.help+" (env "+g.env+"; global: accepted, not used by this command)")
 		}
+	}
+	if fs.Lookup("kafka-tls-ca") == nil { // the Kafka TLS and SASL flags, accepted and unused
+		new(kafkaconn.Config).Bind(fs)
 	}
 }
 

@@ -133,7 +133,7 @@ const exactLagBelow = 1000
 
 // countData reads each partition of from, from its offset to its last stable offset, and
 // returns how many data records (what a read_committed consumer gets) each holds.
-func countData(ctx context.Context, brokers []string, adm *kadm.Client, from offsets) (offsets, error) {
+func countData(ctx context.Context, brokers kafkaTarget, adm *kadm.Client, from offsets) (offsets, error) {
 	counts := offsets{}
 	if len(from) == 0 {
 		return counts, nil
@@ -188,7 +188,7 @@ func lastStableOffsets(ctx context.Context, adm *kadm.Client, described kadm.Des
 // stable offset, and where at most exactLagBelow offsets lie between the commit and that
 // end, they are read and only data records count (not transaction markers, not aborted
 // records), so a group that committed after its last record says 0.
-func groupLags(ctx context.Context, adm *kadm.Client, brokers []string, groups ...string) ([]groupLag, error) {
+func groupLags(ctx context.Context, adm *kadm.Client, brokers kafkaTarget, groups ...string) ([]groupLag, error) {
 	if len(groups) == 0 {
 		return nil, nil
 	}

@@ -64,7 +64,9 @@ type command struct {
 func topCommands() []command {
 	return []command{
 		{name: "topology", summary: "compare (plan) or converge (apply) Kafka topics with the declared topology", subs: topologyCommands()},
+		{name: "acl", summary: "compare (plan) or converge (apply) Kafka ACLs with each service principal's declared least privilege", subs: aclCommands()},
 		{name: "schema", summary: "register schemas/ with the schema registry, check them against it and the live readers", subs: schemaCommands()},
+		{name: "certs", summary: "make a private CA and a server certificate for a local stack (compose/)", run: runCerts},
 		{name: "dev", summary: "run the whole stack in one process on embedded Kafka and registry", run: runDev},
 		{name: "tail", summary: "print a topic's records as JSON lines, values decoded, from any position", run: runTail},
 		{name: "events", summary: "print every aggregate's events in one stable order from a cursor (readAll), as JSON lines", run: runEvents},

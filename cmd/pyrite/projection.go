@@ -175,7 +175,7 @@ type rebuilder struct {
 
 // run reads the topics from starts, applies what it reads, and swaps once caught up: when
 // the live projection is further along, it reads on and tries again.
-func (b *rebuilder) run(ctx context.Context, brokers []string, adm *kadm.Client, starts offsets) error {
+func (b *rebuilder) run(ctx context.Context, brokers kafkaTarget, adm *kadm.Client, starts offsets) error {
 	r, err := newRangeReader(brokers, adm, starts)
 	if err != nil {
 		return err

@@ -303,7 +303,7 @@ func TestRebuildCatchesUpWithTheLiveProjection(t *testing.T) {
 				t.Error(err)
 			}
 		}}
-	if err := reb.run(ctx, s.Brokers, adm, starts); err != nil {
+	if err := reb.run(ctx, kafkaTarget{seeds: s.Brokers}, adm, starts); err != nil {
 		t.Fatal(err)
 	}
 	if attempts != 2 {

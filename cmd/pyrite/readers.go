@@ -63,7 +63,7 @@ func runReadersList(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	set, err := readers.Load(ctx, kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))
+	set, err := readers.Load(ctx, brokers.opts()...)
 	if set == nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func runReadersRegister(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	rd := readers.Reader{Group: *group, Type: *typ, Subject: subject, Version: *version, Schema: text,
 		Instance: readers.InstanceName(*instance), Time: time.Now().UTC()}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))
+	cl, err := kgo.NewClient(brokers.opts()...)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func runReadersRemove(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))
+	cl, err := kgo.NewClient(brokers.opts()...)
 	if err != nil {
 		return err
 	}

@@ -266,7 +266,7 @@ func replayPlan(ctx context.Context, adm *kadm.Client, group string, topics []st
 // writeReplayMarkers records, for every partition the plan moves back, up to where the
 // group had read (or an earlier replay's until, if larger), and waits for the records to be
 // acknowledged.
-func writeReplayMarkers(ctx context.Context, brokers []string, adm *kadm.Client, group string, plan []replayMove) ([]replayMarker, error) {
+func writeReplayMarkers(ctx context.Context, brokers kafkaTarget, adm *kadm.Client, group string, plan []replayMove) ([]replayMarker, error) {
 	prev, err := readReplayMarkers(ctx, brokers, adm)
 	if err != nil {
 		return nil, err
@@ -294,7 +294,7 @@ func writeReplayMarkers(ctx context.Context, brokers []string, adm *kadm.Client,
 		return []replayMarker{}, nil
 	}
 	// Uncompressed, as the programs' default (--compression none): every client reads it.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	cl, err := kgo.NewClient(brokers.opts(kgo.ProducerBatchCompression(kgo.NoCompression()))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -306,7 +306,7 @@ func writeReplayMarkers(ctx context.Context, brokers []string, adm *kadm.Client,
 }
 
 // readReplayMarkers reads pyrite.replays to its end and returns the newest marker per key.
-func readReplayMarkers(ctx context.Context, brokers []string, adm *kadm.Client) (map[string]replayMarker, error) {
+func readReplayMarkers(ctx context.Context, brokers kafkaTarget, adm *kadm.Client) (map[string]replayMarker, error) {
 	starts, err := startSpec{kind: "earliest"}.resolve(ctx, adm, topology.ReplaysTopic)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", topology.ReplaysTopic, err)

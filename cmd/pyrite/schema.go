@@ -54,7 +54,7 @@ func (f *schemaFlags) load() ([]schemas.File, string, error) {
 	var errs []error
 	base := strings.TrimRight(f.registry, "/")
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", f.registry))
+		errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", config.RedactURL(f.registry)))
 	}
 	if f.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout: %v is not positive", f.timeout))

@@ -26,6 +26,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
@@ -39,10 +40,23 @@ type opsFlags struct {
 	registry string
 	timeout  time.Duration
 	output   string
+	kafka    kafkaconn.Config
 }
 
-// bindKafka registers --brokers and --timeout.
+// kafkaTarget is where the operating commands' Kafka clients connect, and how (TLS, SASL).
+type kafkaTarget struct {
+	seeds []string
+	conn  []kgo.Opt
+}
+
+// opts are the options of a client of t, with extra.
+func (t kafkaTarget) opts(extra ...kgo.Opt) []kgo.Opt {
+	return append(append([]kgo.Opt{kgo.SeedBrokers(t.seeds...), kgo.ClientID("pyrite-cli")}, t.conn...), extra...)
+}
+
+// bindKafka registers --brokers, --timeout and the Kafka TLS and SASL flags.
 func (f *opsFlags) bindKafka(fs *flag.FlagSet) {
+	f.kafka.Bind(fs)
 	fs.StringVar(&f.brokers, "brokers", config.Env("PYRITE_BROKERS", config.DefaultBrokers),
 		"comma-separated Kafka seed brokers, host:port (env PYRITE_BROKERS)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second,
@@ -61,7 +75,7 @@ func (f *opsFlags) bindOutput(fs *flag.FlagSet) {
 }
 
 // validate returns the brokers, reporting every problem (plus extra) as one usage error.
-func (f *opsFlags) validate(extra ...error) ([]string, error) {
+func (f *opsFlags) validate(extra ...error) (kafkaTarget, error) {
 	errs := slices.Clone(extra)
 	brokers := config.SplitList(f.brokers)
 	if len(brokers) == 0 {
@@ -74,7 +88,7 @@ func (f *opsFlags) validate(extra ...error) ([]string, error) {
 	}
 	if f.registry != "" {
 		if u, err := url.Parse(f.registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", f.registry))
+			errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", config.RedactURL(f.registry)))
 		}
 	}
 	if f.timeout <= 0 {
@@ -83,10 +97,15 @@ func (f *opsFlags) validate(extra ...error) ([]string, error) {
 	if f.output != "" && f.output != "text" && f.output != "json" {
 		errs = append(errs, fmt.Errorf("--output: %q is not text or json", f.output))
 	}
+	errs = append(errs, f.kafka.Validate())
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: %w", errUsage, err)
+		return kafkaTarget{}, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	return brokers, nil
+	conn, err := f.kafka.Opts()
+	if err != nil {
+		return kafkaTarget{}, err
+	}
+	return kafkaTarget{seeds: brokers, conn: conn}, nil
 }
 
 // newOpsFlagSet is newFlagSet for a command with positional arguments: usage starts with
@@ -101,8 +120,8 @@ func newOpsFlagSet(name, synopsis, usage string, stderr io.Writer) *flag.FlagSet
 }
 
 // admin opens an admin client; close it when done.
-func admin(brokers []string) (*kadm.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))
+func admin(brokers kafkaTarget) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(brokers.opts()...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -300,7 +319,7 @@ type rangeReader struct {
 
 const defaultIdle = 5 * time.Second
 
-func newRangeReader(brokers []string, adm *kadm.Client, from offsets) (*rangeReader, error) {
+func newRangeReader(brokers kafkaTarget, adm *kadm.Client, from offsets) (*rangeReader, error) {
 	parts := map[string]map[int32]kgo.Offset{}
 	next := offsets{}
 	from.each(func(t string, p int32, off int64) {
@@ -310,9 +329,9 @@ func newRangeReader(brokers []string, adm *kadm.Client, from offsets) (*rangeRea
 		parts[t][p] = kgo.NewOffset().At(off)
 		next.set(t, p, off)
 	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"),
+	cl, err := kgo.NewClient(brokers.opts(
 		kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), kgo.FetchMaxWait(500*time.Millisecond))
+		kgo.KeepControlRecords(), kgo.FetchMaxWait(500*time.Millisecond))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

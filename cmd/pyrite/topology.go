@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
@@ -28,6 +29,7 @@ type topologyFlags struct {
 	brokers string
 	profile string
 	timeout time.Duration
+	kafka   kafkaconn.Config
 }
 
 func (f *topologyFlags) bind(fs *flag.FlagSet) {
@@ -37,6 +39,7 @@ func (f *topologyFlags) bind(fs *flag.FlagSet) {
 		"topology profile: dev (replication 1, 3 partitions) or production (replication 3, min.insync.replicas 2, 12 partitions)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second,
 		"give up when the cluster has not answered within this time")
+	f.kafka.Bind(fs)
 }
 
 // validate returns every problem at once, as a usage error.
@@ -58,6 +61,7 @@ func (f *topologyFlags) validate() (topology.Profile, []string, error) {
 	if f.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout: %v is not positive", f.timeout))
 	}
+	errs = append(errs, f.kafka.Validate())
 	if err := errors.Join(errs...); err != nil {
 		return "", nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -74,7 +78,11 @@ func (f *topologyFlags) connect() (*topology.Topology, *kadm.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))
+	conn, err := f.kafka.Opts()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := kgo.NewClient(append(conn, kgo.SeedBrokers(brokers...), kgo.ClientID("pyrite-cli"))...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -112,12 +112,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer tr.Close(log)
+	conn, err := c.Kafka.Opts()
+	if err != nil {
+		return err
+	}
 	reg := server.NewRegistry()
 	ln, err := server.Listen(c.Addr, "addr")
 	if err != nil {
 		return err
 	}
-	kopts := []kgo.Opt{kgo.SessionTimeout(c.SessionTimeout), kgo.TransactionTimeout(c.TxnTimeout)}
+	if ln, err = server.WithTLS(ln, c.TLSCert, c.TLSKey); err != nil {
+		return err
+	}
+	kopts := append(conn, kgo.SessionTimeout(c.SessionTimeout), kgo.TransactionTimeout(c.TxnTimeout))
 	if c.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(c.InstanceID))
 	}

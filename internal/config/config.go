@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
 )
 
 // Dev addresses from DESIGN.md section 4.
@@ -32,6 +34,12 @@ type Common struct {
 	Registry    string
 	Addr        string
 	Compression Compression
+	// Kafka is how the program's Kafka clients authenticate and encrypt
+	// (--kafka-tls-*, --kafka-sasl-*); Kafka.Opts gives the client options.
+	Kafka kafkaconn.Config
+	// TLSCert and TLSKey, when set, make the program's HTTP server serve
+	// HTTPS with this PEM certificate and key.
+	TLSCert, TLSKey string
 }
 
 // Bind registers --brokers, --registry, --addr and --compression on fs, with
@@ -46,6 +54,9 @@ func (c *Common) Bind(fs *flag.FlagSet, defaultAddr string) {
 	fs.StringVar(&c.Registry, "registry", Env("PYRITE_REGISTRY", DefaultRegistry), "schema registry base URL (env PYRITE_REGISTRY)")
 	fs.StringVar(&c.Addr, "addr", Env("PYRITE_ADDR", defaultAddr), "host:port for this program's HTTP server (env PYRITE_ADDR)")
 	c.Compression.BindCompression(fs)
+	fs.StringVar(&c.TLSCert, "tls-cert", Env("PYRITE_TLS_CERT", ""), "PEM certificate: serve HTTPS instead of HTTP, with --tls-key (env PYRITE_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", Env("PYRITE_TLS_KEY", ""), "PEM private key of --tls-cert (env PYRITE_TLS_KEY)")
+	c.Kafka.Bind(fs)
 }
 
 // Validate returns every problem with c, joined.
@@ -60,7 +71,7 @@ func (c *Common) Validate() error {
 		}
 	}
 	if u, err := url.Parse(c.Registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", c.Registry))
+		errs = append(errs, fmt.Errorf("--registry: %q is not an http(s) URL", RedactURL(c.Registry)))
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr: %q is not host:port", c.Addr))
@@ -68,7 +79,24 @@ func (c *Common) Validate() error {
 	if err := c.Compression.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	errs = append(errs, c.Kafka.Validate())
 	return errors.Join(errs...)
+}
+
+// RedactURL is s with any password in it replaced by "xxxxx", for messages: a
+// registry URL may carry user:password. A value that is not a URL is shown
+// only when it has no "@".
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if strings.Contains(s, "@") {
+		return "(a value with credentials, not shown)"
+	}
+	return s
 }
 
 // Env returns the environment variable key, or def when it is unset or empty.

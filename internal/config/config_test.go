@@ -91,3 +91,20 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("Err = %v, want both bad values named", err)
 	}
 }
+
+func TestRegistryErrorHidesPassword(t *testing.T) {
+	for _, reg := range []string{"ftp://u:hunter22@x", "http//u:hunter22@x:1", "http://u:hunter22@"} {
+		c := Common{Brokers: []string{"k:1"}, Registry: reg, Addr: "a:1"}
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("%s: no error", reg)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter22") {
+			t.Errorf("error %q shows the password", err)
+		}
+	}
+	if got := RedactURL("http://u:hunter22@x:1"); got != "http://u:xxxxx@x:1" {
+		t.Errorf("RedactURL = %q", got)
+	}
+}

@@ -19,7 +19,7 @@ func Forwarded(r *http.Request) bool { return r.Header.Get(HeaderForwardedBy) !=
 // forwardHeaders are the request headers passed on to the owner; answerHeaders those passed
 // back.
 var (
-	forwardHeaders = []string{"Content-Type", "Accept", "traceparent", "tracestate"}
+	forwardHeaders = []string{"Content-Type", "Accept", "Authorization", "traceparent", "tracestate"}
 	answerHeaders  = []string{"Content-Type", "Retry-After", "Idempotent-Replayed", "Location"}
 )
 

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 )
@@ -56,15 +57,24 @@ func BenchmarkHandlerCPU(b *testing.B) {
 		evs[j] = event(j)
 	}
 	batch := `{"events":[` + strings.Join(evs, ",") + `]}`
-	serve := func(b *testing.B, path, body string) {
+	tokens, err := httpauth.NewTokens([]httpauth.Token{{Token: opsToken, Principal: "ops", Types: []string{"Deployment:*", "WorkEffort:*"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	authed := tokens.Require("/v1/", h)
+	serveWith := func(b *testing.B, h http.Handler, token, path, body string) {
 		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusCreated {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
 	}
+	serve := func(b *testing.B, path, body string) { serveWith(b, h, "", path, body) }
 	serve(b, "/v1/events", evs[0]) // warm the schema cache
 
 	b.Run("single", func(b *testing.B) {
@@ -78,6 +88,22 @@ func BenchmarkHandlerCPU(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			serve(b, "/v1/events:batch", batch)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*500), "ns/event")
+	})
+	// With an --auth-file token: the bearer lookup, the scope check of every event and the
+	// principal's headers, beside the unauthenticated runs above.
+	b.Run("single with token", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			serveWith(b, authed, opsToken, "/v1/events", evs[i%len(evs)])
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+	})
+	b.Run("batch 500 with token", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			serveWith(b, authed, opsToken, "/v1/events:batch", batch)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*500), "ns/event")
 	})

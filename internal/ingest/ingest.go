@@ -234,6 +234,11 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	if p != nil {
 		return p
 	}
+	one := []Event{ev}
+	if p := authorize(r, one); p != nil {
+		return p
+	}
+	ev = one[0]
 	stored := false
 	if s.store != nil {
 		var forwarded bool
@@ -283,6 +288,9 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	evs, p := batchOfEvents(raw, s.cfg.MaxBatch, *evsBuf)
 	*evsBuf = evs
 	if p != nil {
+		return p
+	}
+	if p := authorize(r, evs); p != nil {
 		return p
 	}
 	stored := false
@@ -445,7 +453,7 @@ func (s *Service) headers(rec *kgo.Record, ev *Event, id string, mem *recordMem)
 	rec.Timestamp = c.at
 	typ := mem.eventType(ev.Type)
 	mem.reserve(len(id) + len(ev.AggregateID) + len(ev.Metadata.CorrelationID) + len(ev.Metadata.CausationID) +
-		len(ev.Metadata.UserID) + traceparentLen)
+		len(ev.Metadata.UserID) + len(ev.principal) + traceparentLen)
 	subject := mem.copy(ev.AggregateID)
 	rec.Key = subject
 	idBytes := mem.copy(id)
@@ -470,6 +478,9 @@ func (s *Service) headers(rec *kgo.Record, ev *Event, id string, mem *recordMem)
 	}
 	if ev.Metadata.UserID != "" {
 		h = append(h, kgo.RecordHeader{Key: "ce_userid", Value: mem.copy(ev.Metadata.UserID)})
+	}
+	if ev.principal != "" {
+		h = append(h, kgo.RecordHeader{Key: HeaderPrincipal, Value: mem.copy(ev.principal)})
 	}
 	rec.Headers = append(h, kgo.RecordHeader{Key: "traceparent", Value: mem.traceparent()})
 }

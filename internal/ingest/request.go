@@ -23,6 +23,8 @@ type Event struct {
 	Data     *codec.JSONObject
 	dataText string
 	Metadata Metadata
+	// principal is who wrote the event (the pyrite-principal header); set by authorize.
+	principal string
 }
 
 // Limits of an event's strings.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
+	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
@@ -36,6 +37,11 @@ type Options struct {
 	Drain     time.Duration // how long in-flight requests may take on shutdown
 	// KafkaOpts are added to every Kafka client's options (tracing hooks, TLS, SASL).
 	KafkaOpts []kgo.Opt
+	// Auth, when set, requires a bearer token on /v1/ and limits each token to its event
+	// types (see authorize); nil leaves the API open.
+	Auth *httpauth.Tokens
+	// MetricsAuth makes GET /metrics want one of Auth's tokens too (any scope).
+	MetricsAuth bool
 	Config
 	Store StoreOptions
 }
@@ -101,7 +107,15 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Logger != nil {
 		o.Logger.Info("ingest listening", "addr", ln.Addr().String(), "advertise", o.Store.Advertise)
 	}
-	err = server.Serve(ctx, ln, server.Handler(svc.Handler(), ready, o.Metrics), o.Drain)
+	api := svc.Handler()
+	if o.Auth != nil {
+		api = o.Auth.Require("/v1/", api)
+	}
+	h := server.Handler(api, ready, o.Metrics)
+	if o.Auth != nil && o.MetricsAuth {
+		h = o.Auth.Require("/metrics", h)
+	}
+	err = server.Serve(ctx, ln, h, o.Drain)
 	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return errors.Join(err, prod.Flush(fctx))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/board"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/readers"
@@ -54,6 +56,13 @@ type Options struct {
 	KafkaOpts []kgo.Opt
 	// Stream tunes GET /v1/stream (buffer per client, heartbeat).
 	Stream StreamConfig
+	// Conn are the connection options (TLS, SASL) every Kafka client of the projector gets.
+	Conn []kgo.Opt
+	// Auth, when set, requires a bearer token (any token it knows) on everything under
+	// /v1/: the query API and the live stream. nil leaves them open.
+	Auth *httpauth.Tokens
+	// MetricsAuth makes GET /metrics want one of Auth's tokens too.
+	MetricsAuth bool
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
@@ -110,7 +119,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return fmt.Errorf("projector store: %w", err)
 	}
 	defer st.Close()
-	adminCl, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...))
+	adminCl, err := kgo.NewClient(seeds(o)...)
 	if err != nil {
 		return err
 	}
@@ -151,7 +160,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if err != nil {
 		return fmt.Errorf("projector store: %w", err)
 	}
-	stream := NewStream(proj.Name, initial, NewStreamSource(st, proj, dec, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.KafkaOpts...)...), o.Stream, reg)
+	stream := NewStream(proj.Name, initial, NewStreamSource(st, proj, dec, append(seeds(o), o.KafkaOpts...)...), o.Stream, reg)
 	p.AttachStream(stream)
 	runner, err := bus.NewRunner(bus.RunnerConfig{
 		Group:     group.Name,
@@ -202,7 +211,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	})
 	var replays *reactor.Replays
 	if side != nil {
-		side.start(gctx, g, o.Brokers)
+		side.start(gctx, g, seeds(o))
 		replays = side.replays
 	}
 	ready := func(ctx context.Context) error {
@@ -227,7 +236,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	api := http.NewServeMux()
 	api.Handle("/", p.Handler())
-	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, o.KafkaOpts...))
+	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, append(slices.Clip(o.Conn), o.KafkaOpts...)...))
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
 	g.Go(func() error {
 		<-gctx.Done()
@@ -235,13 +244,26 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return nil
 	})
 	g.Go(func() error {
-		return server.Serve(gctx, ln, server.Handler(withBoard(p, o, kadm.NewClient(adminCl), api), ready, o.Metrics), o.Drain)
+		h := withBoard(p, o, kadm.NewClient(adminCl), api)
+		if o.Auth != nil { // the query API, readAll, the stream and the board's data
+			h = o.Auth.Require("/v1/", h)
+		}
+		h = server.Handler(h, ready, o.Metrics)
+		if o.Auth != nil && o.MetricsAuth {
+			h = o.Auth.Require("/metrics", h)
+		}
+		return server.Serve(gctx, ln, h, o.Drain)
 	})
 	return g.Wait()
 }
 
+// seeds are the brokers and connection options of every client.
+func seeds(o Options) []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.Conn...)
+}
+
 func kafkaOpts(o Options) []kgo.Opt {
-	opts := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted())}
+	opts := append(seeds(o), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if o.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(o.InstanceID))
 	}
@@ -265,8 +287,8 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 	if err != nil {
 		return nil, err
 	}
-	// The options of every client (compression, TLS, ...) apply to this producer too.
-	prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ProducerLinger(5 * time.Millisecond)}, o.KafkaOpts...)...)
+	// The options of every client (connection, compression, ...) apply to this producer too.
+	prod, err := kgo.NewClient(append(append(seeds(o), kgo.ProducerLinger(5*time.Millisecond)), o.KafkaOpts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -356,9 +378,9 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 // start runs, in g, the replay-mark reader and every group; each group waits
 // for the replay marks before it consumes. The producer is closed once all
 // groups stopped.
-func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, brokers []string) {
+func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, conn []kgo.Opt) {
 	var wg sync.WaitGroup
-	g.Go(func() error { return se.replays.Run(ctx, kgo.SeedBrokers(brokers...)) })
+	g.Go(func() error { return se.replays.Run(ctx, conn...) })
 	for _, run := range se.runs {
 		wg.Add(1)
 		g.Go(func() error {

@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
@@ -46,9 +47,11 @@ type Subscription struct {
 	// or an integration type such as "work-effort.completed.v1".
 	Events []string `json:"events"`
 	// Secret is the subscriber's "whsec_<base64 key>"; or SecretEnv names the environment
-	// variable that holds it (exactly one of the two).
-	Secret    string `json:"secret,omitempty"`
-	SecretEnv string `json:"secretEnv,omitempty"`
+	// variable that holds it, or SecretFile a file that does (exactly one of the three;
+	// a trailing newline in the file is dropped).
+	Secret     string `json:"secret,omitempty"`
+	SecretEnv  string `json:"secretEnv,omitempty"`
+	SecretFile string `json:"secretFile,omitempty"`
 
 	key []byte
 }
@@ -98,16 +101,23 @@ func ParseSubscriptions(data []byte, getenv func(string) string) ([]Subscription
 		}
 		secret := s.Secret
 		switch {
-		case s.Secret != "" && s.SecretEnv != "":
-			bad(i, "set secret or secretEnv, not both")
+		case (s.Secret != "") && (s.SecretEnv != "") || (s.Secret != "" || s.SecretEnv != "") && s.SecretFile != "":
+			bad(i, "set one of secret, secretEnv and secretFile, not both")
 			continue
+		case s.SecretFile != "":
+			b, err := os.ReadFile(s.SecretFile)
+			if err != nil {
+				bad(i, "secretFile: %v", err)
+				continue
+			}
+			secret = strings.TrimRight(string(b), "\r\n")
 		case s.SecretEnv != "":
 			if secret = getenv(s.SecretEnv); secret == "" {
 				bad(i, "environment variable %s (secretEnv) is empty", s.SecretEnv)
 				continue
 			}
 		case s.Secret == "":
-			bad(i, "secret or secretEnv is required")
+			bad(i, "secret, secretEnv or secretFile is required")
 			continue
 		}
 		key, err := DecodeSecret(secret)

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -389,5 +391,25 @@ func TestWebhooksStopMidStream(t *testing.T) {
 	}
 	if len(ids) != 40 || reactortest.Unique(ids) != "" {
 		t.Errorf("%d deliveries (repeated %q), want 40 distinct", len(ids), reactortest.Unique(ids))
+	}
+}
+
+func TestSubscriptionSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hook.secret")
+	if err := os.WriteFile(path, []byte(secretA+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := webhook.ParseSubscriptions([]byte(`[{"id":"a","url":"http://x","events":["*"],"secretFile":"`+path+`"}]`), nil)
+	if err != nil || len(subs) != 1 {
+		t.Fatalf("secretFile: %d subscriptions, %v", len(subs), err)
+	}
+	_, err = webhook.ParseSubscriptions([]byte(`[{"id":"a","url":"http://x","events":["*"],"secretFile":"`+filepath.Join(dir, "missing")+`"}]`), nil)
+	if !errors.Is(err, webhook.ErrBadConfig) || !strings.Contains(err.Error(), "secretFile") {
+		t.Fatalf("missing secretFile: %v", err)
+	}
+	_, err = webhook.ParseSubscriptions([]byte(`[{"id":"a","url":"http://x","events":["*"],"secret":"`+secretA+`","secretFile":"`+path+`"}]`), nil)
+	if err == nil || strings.Contains(err.Error(), secretA) {
+		t.Fatalf("secret and secretFile: %v (must fail without showing the secret)", err)
 	}
 }
