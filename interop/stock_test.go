@@ -155,10 +155,11 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 
 	// Node: KafkaJS and Confluent's deserializer on every topic Pyrite writes.
 	tests := []struct {
-		topic string
-		count int
-		raw   bool // dead letters of values that are not Avro
-		check func(t *testing.T, recs []consumed)
+		topic  string
+		count  int
+		raw    bool               // dead letters of values that are not Avro
+		before func(t *testing.T) // what makes Pyrite write the topic, when reading others does not
+		check  func(t *testing.T, recs []consumed)
 	}{
 		{topic: rawTopic, count: 7, check: func(t *testing.T, recs []consumed) {
 			byKey := keyed(recs)
@@ -184,8 +185,10 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 			}
 		}},
 		{topic: integrationTopic, count: 1},
-		{topic: webhooksRetry, count: 1},
 		{topic: webhooksDLQ, count: 1},
+		// A failing source record is retried in place (its key parked), so the retry topic
+		// carries what an operator redrives to the group: pyrite dlq redrive, the real CLI.
+		{topic: webhooksRetry, count: 1, before: func(t *testing.T) { redriveWebhooks(t, s.Brokers) }},
 		{topic: upcasterDLQ, count: 1, raw: true, check: func(t *testing.T, recs []consumed) {
 			if r := recs[0]; r.Key != "we-poison" || r.Headers[upcaster.HeaderDLQReason] != upcaster.ReasonBadSchemaIDHeader {
 				t.Errorf("upcaster dead letter %+v, want we-poison with reason %s", r, upcaster.ReasonBadSchemaIDHeader)
@@ -194,6 +197,9 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("KafkaJS reads "+tt.topic, func(t *testing.T) {
+			if tt.before != nil {
+				tt.before(t)
+			}
 			args := []string{"consume", strings.Join(s.Brokers, ","), tt.topic, strconv.Itoa(tt.count)}
 			if tt.raw {
 				args = append(args, "--raw")
@@ -221,6 +227,20 @@ func TestStockClientsReadEveryTopic(t *testing.T) {
 }
 
 // consumed is one record as consume.mjs prints it.
+// redriveWebhooks runs `pyrite dlq redrive webhooks`, built from this checkout, against
+// brokers: it writes the group's dead letters to its retry topic.
+func redriveWebhooks(t *testing.T, brokers []string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pyrite")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pyrite").CombinedOutput(); err != nil {
+		t.Fatalf("go build ../cmd/pyrite: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "dlq", "redrive", "webhooks", "--brokers", strings.Join(brokers, ",")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 dead letters redriven") {
+		t.Fatalf("pyrite dlq redrive webhooks: %v\n%s", err, out)
+	}
+}
+
 type consumed struct {
 	Partition int32             `json:"partition"`
 	Offset    int64             `json:"offset"`
