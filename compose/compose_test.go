@@ -86,8 +86,11 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("%s depends on schemas with condition %q, want %q", s, d.Condition, types.ServiceConditionCompletedSuccessfully)
 		}
 	}
-	if d := p.Services["schema-registry"].DependsOn["topology"]; d.Condition != types.ServiceConditionCompletedSuccessfully {
-		t.Errorf("schema-registry depends on topology with condition %q, want %q", d.Condition, types.ServiceConditionCompletedSuccessfully)
+	// The registry starts once the topics exist and its principal's ACLs are in place.
+	for svc, dep := range map[string]string{"acl": "topology", "schema-registry": "acl"} {
+		if d := p.Services[svc].DependsOn[dep]; d.Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s depends on %s with condition %q, want %q", svc, dep, d.Condition, types.ServiceConditionCompletedSuccessfully)
+		}
 	}
 	without, err := loadCompose(t, t.Context(), "docker-compose.yml")
 	if err != nil {

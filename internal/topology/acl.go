@@ -109,6 +109,10 @@ func (t *Topology) ACLs(users Users) []ACL {
 	topic(ServiceIngest, IntegrationTopic, write)
 	topic(ServiceProjector, IntegrationTopic, write)
 	topic(ServiceProjector, ReplaysTopic, read)
+	// Each group records the reader schemas it decodes with; the registry's live-reader mode
+	// (pyrite dev --check-readers) follows them.
+	topic(ServiceProjector, ReadersTopic, write)
+	topic(ServiceRegistry, ReadersTopic, read)
 	for _, g := range t.Groups() {
 		service := ServiceProjector
 		if g.Name == ServiceUpcaster {
