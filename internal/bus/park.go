@@ -93,6 +93,16 @@ func (w *worker) serve(key string) bool {
 	defer w.setParked()
 	for len(pk.recs) > 0 {
 		head := pk.recs[0]
+		if d := w.behindDead(head); d != nil { // an earlier record of the key was dead-lettered
+			if !w.produce([]*kgo.Record{d}) {
+				return false
+			}
+			pk.recs[0] = nil
+			pk.recs = pk.recs[1:]
+			pk.park = park{}
+			w.held--
+			continue
+		}
 		var (
 			outs []*kgo.Record
 			next *park

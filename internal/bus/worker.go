@@ -129,11 +129,17 @@ func (w *worker) release() {
 	}
 	w.buf = nil
 	w.mu.Unlock()
+	if w.r.dead != nil && !w.control {
+		w.r.dead.reset(tp{w.topic, w.partition}, nil) // the partition's next owner reads them again
+	}
 	w.r.cfg.Metrics.dropLag(w.r.cfg.Group, w.topic, w.partition)
 }
 
 func (w *worker) run() {
 	defer close(w.done)
+	if w.r.dead != nil && !w.control && !w.loadHolds() {
+		return
+	}
 	for {
 		var ok bool
 		if w.r.cfg.Batch != nil {
@@ -232,7 +238,32 @@ func (w *worker) dlq(rec *kgo.Record, o origin, reason string, attempts int, han
 	w.r.log.Error("bus: dead-lettering record", append(w.logAttrs(rec), "reason", reason,
 		"attempts", attempts, "handlers", strings.Join(handlers, ","), "err", cause)...)
 	w.r.cfg.Metrics.dlq(w.r.cfg.Group, reason)
-	return dlqRecord(w.r.cfg.DLQTopic, w.r.cfg.Group, rec, o, reason, attempts, handlers, cause, time.Now())
+	d := dlqRecord(w.r.cfg.DLQTopic, w.r.cfg.Group, rec, o, reason, attempts, handlers, cause, time.Now())
+	if w.r.dead != nil && len(rec.Key) > 0 && !w.r.control[o.topic] {
+		// The dead letter holds its key (see deadKeys).
+		if w.r.dead.hold(tp{o.topic, o.partition}, string(rec.Key)) {
+			d.Headers = append(d.Headers, header(HeaderDLQHoldsKey, "true"))
+		} else {
+			w.r.log.Error("bus: too many keys held behind dead letters; this one is not held",
+				append(w.logAttrs(rec), "max", w.r.cfg.MaxDeadKeys)...)
+			w.r.cfg.Metrics.deadKeysOverflow(w.r.cfg.Group, 1)
+		}
+		w.setHeld()
+	}
+	return d
+}
+
+// errBehindDead is the error of a record dead-lettered behind a dead letter of its key.
+var errBehindDead = errors.New("behind a dead letter of the same key: redrive or skip it first")
+
+// behindDead returns the dead letter of a source record whose key a dead letter holds (reason
+// parked), or nil when the key is free.
+func (w *worker) behindDead(rec *kgo.Record) *kgo.Record {
+	if w.r.dead == nil || w.control || len(rec.Key) == 0 || !w.r.dead.held(tp{w.topic, w.partition}, string(rec.Key)) {
+		return nil
+	}
+	w.r.cfg.Metrics.record(w.r.cfg.Group, rec.Topic, "dlq")
+	return w.dlq(rec, originOf(rec), ReasonParked, 0, nil, errBehindDead)
 }
 
 // processEvents delivers recs one by one to the bus, after the parked keys whose retry is
@@ -285,6 +316,16 @@ func (w *worker) processEvents(recs []*kgo.Record) bool {
 				continue
 			}
 		}
+		if d := w.behindDead(rec); d != nil {
+			if len(outs) == 0 {
+				since = time.Now()
+			}
+			outs, last = append(outs, d), rec
+			if len(outs) >= flushEvery && !flush() {
+				return false
+			}
+			continue
+		}
 		o, park, err := w.handleRecord(rec, flush)
 		if err != nil {
 			break
@@ -321,6 +362,19 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 	if err != nil {
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
 		return []*kgo.Record{w.dlq(rec, originOf(rec), ReasonDecode, 0, nil, fmt.Errorf("control headers: %w", err))}, nil, nil
+	}
+	if r.dead != nil && len(rec.Key) > 0 {
+		at := tp{c.origin.topic, c.origin.partition}
+		switch {
+		case hasHeader(rec.Headers, HeaderRetryRelease): // pyrite dlq skip
+			r.releaseHold(at, string(rec.Key))
+			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "released")
+			return nil, nil, nil
+		case c.attempt == 0 && hasHeader(rec.Headers, HeaderRedrivenFrom):
+			// A redriven dead letter's first delivery: its hold ends (failing again, it
+			// holds the key anew).
+			r.releaseHold(at, string(rec.Key))
+		}
 	}
 	if d := time.Until(c.notBefore); d > 0 {
 		if !flush() || !sleep(w.ctx, d) {
