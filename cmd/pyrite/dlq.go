@@ -787,6 +787,7 @@ func skip(ctx context.Context, brokers kafkaTarget, group, topic string, picked 
 				{Key: bus.HeaderRetryRelease, Value: []byte(fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset))},
 				{Key: bus.HeaderRetryAttempt, Value: []byte("0")},
 				{Key: bus.HeaderRetryNotBefore, Value: []byte(now)},
+				{Key: bus.HeaderRetryHandlers, Value: []byte(d.Handler)},
 				{Key: bus.HeaderOriginTopic, Value: []byte(d.Origin.Topic)},
 				{Key: bus.HeaderOriginPartition, Value: []byte(strconv.Itoa(int(d.Origin.Partition)))},
 				{Key: bus.HeaderOriginOffset, Value: []byte(strconv.FormatInt(d.Origin.Offset, 10))},

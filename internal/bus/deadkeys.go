@@ -12,16 +12,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// deadKeys are the keys held behind dead letters, per source partition: for each key, how
-// many of its dead letters are pending (not redriven or skipped yet). A record of a held key
-// is not delivered: it is dead-lettered behind them (ReasonParked), so that a redrive
-// delivers the key's records in their order. Only the counts live in memory; the records wait
-// in the DLQ.
+// deadKeys are the keys held behind dead letters, per source partition: for each key and
+// failed handler, how many of its dead letters are pending (not redriven or skipped yet). A
+// record of a key held for a handler is not delivered to that handler: it is dead-lettered
+// for it behind them (ReasonParked), so that a redrive delivers the key's records to it in
+// their order, while the key's records still reach the group's other handlers. A dead letter
+// that names no handler (decode, rejected) holds the key for every handler (name ""). Only
+// the counts live in memory; the records wait in the DLQ.
 //
 // The worker of a source partition rebuilds its counts from the DLQ when it starts and adds
-// its own dead letters; the retry topic's worker releases one hold per redriven record
-// (attempt 0, with HeaderRedrivenFrom) and per skip release (HeaderRetryRelease), which is how
-// pyrite dlq redrive and skip reach a running group.
+// its own dead letters; the retry topic's worker releases the holds of each redriven record
+// (attempt 0, with HeaderRedrivenFrom) and skip release (HeaderRetryRelease), for the
+// handlers it names, which is how pyrite dlq redrive and skip reach a running group.
 //
 // At most max keys are held per runner; a dead letter of a key not held yet past that bound
 // does not hold its key (no HeaderDLQHoldsKey; pyrite_runner_dead_keys_overflow_total counts
@@ -29,63 +31,83 @@ import (
 type deadKeys struct {
 	mu   sync.Mutex
 	max  int
-	n    int // keys held, over every partition
-	keys map[tp]map[string]int
+	n    int                              // keys held, over every partition
+	keys map[tp]map[string]map[string]int // partition → key → handler ("" every one) → pending dead letters
 }
 
-func newDeadKeys(max int) *deadKeys { return &deadKeys{max: max, keys: map[tp]map[string]int{}} }
+func newDeadKeys(max int) *deadKeys {
+	return &deadKeys{max: max, keys: map[tp]map[string]map[string]int{}}
+}
 
-// held reports whether a dead letter holds key on at.
-func (d *deadKeys) held(at tp, key string) bool {
+// held returns the handlers key is held for on at ("" for every handler); nil when free.
+func (d *deadKeys) held(at tp, key string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.keys[at][key] > 0
+	return slices.Sorted(maps.Keys(d.keys[at][key]))
 }
 
-// hold counts one more pending dead letter of key on at; false when the key was not held
-// and the bound is reached (the dead letter then does not hold its key).
-func (d *deadKeys) hold(at tp, key string) bool {
+// hold counts one more pending dead letter of key for each of handlers (none: every handler)
+// on at; false when the key was not held and the bound is reached (the dead letter then does
+// not hold its key).
+func (d *deadKeys) hold(at tp, key string, handlers []string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ks := d.keys[at]
-	if ks[key] == 0 {
+	if ks[key] == nil {
 		if d.n >= d.max {
 			return false
 		}
 		if ks == nil {
-			ks = map[string]int{}
+			ks = map[string]map[string]int{}
 			d.keys[at] = ks
 		}
+		ks[key] = map[string]int{}
 		d.n++
 	}
-	ks[key]++
+	for _, h := range orEvery(handlers) {
+		ks[key][h]++
+	}
 	return true
 }
 
-// release counts one pending dead letter of key on at less (redriven or skipped); false when
-// none was counted.
-func (d *deadKeys) release(at tp, key string) bool {
+// orEvery is handlers, or [""] (every handler) when there are none.
+func orEvery(handlers []string) []string {
+	if len(handlers) == 0 {
+		return []string{""}
+	}
+	return handlers
+}
+
+// release counts one pending dead letter of key less for each of handlers (none: every
+// handler) on at (redriven or skipped); false when none was counted.
+func (d *deadKeys) release(at tp, key string, handlers []string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	ks := d.keys[at]
-	if ks[key] == 0 {
-		return false
+	hs := d.keys[at][key]
+	released := false
+	for _, h := range orEvery(handlers) {
+		if hs[h] == 0 {
+			continue
+		}
+		released = true
+		if hs[h]--; hs[h] == 0 {
+			delete(hs, h)
+		}
 	}
-	ks[key]--
-	if ks[key] == 0 {
-		delete(ks, key)
+	if released && len(hs) == 0 {
+		delete(d.keys[at], key)
 		d.n--
 	}
-	return true
+	return released
 }
 
 // reset replaces the counts of at (rebuilt from the DLQ) and returns how many keys did not
 // fit under the bound.
-func (d *deadKeys) reset(at tp, counts map[string]int) (over int) {
+func (d *deadKeys) reset(at tp, counts map[string]map[string]int) (over int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.n -= len(d.keys[at])
-	ks := map[string]int{}
+	ks := map[string]map[string]int{}
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		if d.n >= d.max {
 			over++
@@ -137,16 +159,16 @@ func (r *Runner) setHeld(at tp) {
 	r.cfg.Metrics.setDeadKeys(r.cfg.Group, at.topic, at.partition, r.dead.count(at))
 }
 
-// releaseHold ends one dead letter's hold on key (redriven or skipped).
-func (r *Runner) releaseHold(at tp, key string) {
-	if r.dead.release(at, key) {
+// releaseHold ends one dead letter's hold on key for handlers (redriven or skipped).
+func (r *Runner) releaseHold(at tp, key string, handlers []string) {
+	if r.dead.release(at, key, handlers) {
 		r.setHeld(at)
 	}
 }
 
-// readHolds reads the DLQ (read_committed, to its last stable offsets) and counts, per key,
-// the pending dead letters that hold a key of at.
-func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]int, error) {
+// readHolds reads the DLQ (read_committed, to its last stable offsets) and counts, per key
+// and handler, the pending dead letters that hold a key of at.
+func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]map[string]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, produceTimeout)
 	defer cancel()
 	cl, err := kgo.NewClient(append(slices.Clone(r.opts), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -182,7 +204,11 @@ func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]int, error) {
 		partition int32
 		offset    int64
 	}
-	holds := map[dl]string{} // pending dead letters holding a key of at
+	type hold struct {
+		key      string
+		handlers []string
+	}
+	holds := map[dl]hold{} // pending dead letters holding a key of at
 	if len(parts) > 0 {
 		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.DLQTopic: parts})
 	}
@@ -224,13 +250,18 @@ func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]int, error) {
 			}
 			o, ok := parseOrigin(rec.Headers)
 			if ok && o.topic == at.topic && o.partition == at.partition {
-				holds[dl{rec.Partition, rec.Offset}] = string(rec.Key)
+				holds[dl{rec.Partition, rec.Offset}] = hold{string(rec.Key), splitNames(string(headerValue(rec.Headers, HeaderDLQHandler)))}
 			}
 		})
 	}
-	counts := map[string]int{}
-	for _, k := range holds {
-		counts[k]++
+	counts := map[string]map[string]int{}
+	for _, h := range holds {
+		if counts[h.key] == nil {
+			counts[h.key] = map[string]int{}
+		}
+		for _, name := range orEvery(h.handlers) {
+			counts[h.key][name]++
+		}
 	}
 	return counts, nil
 }

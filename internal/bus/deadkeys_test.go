@@ -17,7 +17,7 @@ import (
 
 // TestRunnerDeadLetterHoldsKey: a webhook that permanently fails A's Started does not get A's
 // Completed (it is dead-lettered behind, reason parked) while B's records flow; a restarted
-// runner still holds A (rebuilt from the DLQ); redriving A's dead letters through the retry
+// runner still holds A (rebuilt from the DLQ); the group's other handler gets every record;; redriving A's dead letters through the retry
 // topic delivers Started, Completed and Updated in that order and releases A; a skip release
 // frees a key without delivering anything.
 func TestRunnerDeadLetterHoldsKey(t *testing.T) {
@@ -34,7 +34,7 @@ func TestRunnerDeadLetterHoldsKey(t *testing.T) {
 	}
 	var broken atomic.Bool
 	broken.Store(true)
-	var hook recorder
+	var hook, audit recorder
 	newBus := func() *bus.Bus {
 		b := bus.New()
 		on(t, b, "*", func(_ context.Context, ev *bus.Event) error {
@@ -44,6 +44,8 @@ func TestRunnerDeadLetterHoldsKey(t *testing.T) {
 			hook.add(ev)
 			return nil
 		}, bus.Options{Name: "webhook"})
+		// Another handler of the group: the key is held for the failed handler only.
+		on(t, b, "*", func(_ context.Context, ev *bus.Event) error { audit.add(ev); return nil }, bus.Options{Name: "audit"})
 		return b
 	}
 	reg := prometheus.NewRegistry()
@@ -66,6 +68,10 @@ func TestRunnerDeadLetterHoldsKey(t *testing.T) {
 		}
 	}
 	waitFor(t, "dead keys gauge", func() bool { return gaugeSum(t, reg, "pyrite_runner_dead_keys") == 1 })
+	if h := headerMap(dead[1].Headers); h[bus.HeaderDLQHandler] != "webhook" {
+		t.Errorf("A-completed parked for %q, want webhook only", h[bus.HeaderDLQHandler])
+	}
+	waitFor(t, "every record to the other handler", func() bool { return audit.len() == 4 })
 	waitFor(t, "committed", func() bool { return k.committed()[0] == 4 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -88,6 +94,7 @@ func TestRunnerDeadLetterHoldsKey(t *testing.T) {
 		redriven = append(redriven, &kgo.Record{Topic: retryTopic, Key: d.Key, Value: d.Value, Headers: append(
 			hdrs("ce_specversion", "1.0", "ce_type", h["ce_type"], "ce_id", h["ce_id"]),
 			hdrs(bus.HeaderRedrivenFrom, dlqTopic+"@"+strconv.Itoa(i), bus.HeaderRetryAttempt, "0",
+				bus.HeaderRetryHandlers, h[bus.HeaderDLQHandler],
 				bus.HeaderRetryNotBefore, time.Now().UTC().Format(time.RFC3339Nano),
 				bus.HeaderOriginTopic, h[bus.HeaderOriginTopic], bus.HeaderOriginPartition, h[bus.HeaderOriginPartition],
 				bus.HeaderOriginOffset, h[bus.HeaderOriginOffset])...)})
@@ -109,7 +116,7 @@ func TestRunnerDeadLetterHoldsKey(t *testing.T) {
 	for _, d := range dead[3:] {
 		h := headerMap(d.Headers)
 		releases = append(releases, &kgo.Record{Topic: retryTopic, Key: d.Key, Headers: hdrs(
-			bus.HeaderRetryRelease, "skipped", bus.HeaderRetryAttempt, "0",
+			bus.HeaderRetryRelease, "skipped", bus.HeaderRetryAttempt, "0", bus.HeaderRetryHandlers, h[bus.HeaderDLQHandler],
 			bus.HeaderRetryNotBefore, time.Now().UTC().Format(time.RFC3339Nano),
 			bus.HeaderOriginTopic, h[bus.HeaderOriginTopic], bus.HeaderOriginPartition, h[bus.HeaderOriginPartition],
 			bus.HeaderOriginOffset, h[bus.HeaderOriginOffset])})

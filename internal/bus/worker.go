@@ -241,7 +241,7 @@ func (w *worker) dlq(rec *kgo.Record, o origin, reason string, attempts int, han
 	d := dlqRecord(w.r.cfg.DLQTopic, w.r.cfg.Group, rec, o, reason, attempts, handlers, cause, time.Now())
 	if w.r.dead != nil && len(rec.Key) > 0 && !w.r.control[o.topic] {
 		// The dead letter holds its key (see deadKeys).
-		if w.r.dead.hold(tp{o.topic, o.partition}, string(rec.Key)) {
+		if w.r.dead.hold(tp{o.topic, o.partition}, string(rec.Key), handlers) {
 			d.Headers = append(d.Headers, header(HeaderDLQHoldsKey, "true"))
 		} else {
 			w.r.log.Error("bus: too many keys held behind dead letters; this one is not held",
@@ -256,10 +256,20 @@ func (w *worker) dlq(rec *kgo.Record, o origin, reason string, attempts int, han
 // errBehindDead is the error of a record dead-lettered behind a dead letter of its key.
 var errBehindDead = errors.New("behind a dead letter of the same key: redrive or skip it first")
 
-// behindDead returns the dead letter of a source record whose key a dead letter holds (reason
-// parked), or nil when the key is free.
+// heldFor returns the handlers a source record's key is held for behind dead letters (""
+// for every handler); nil when it is free.
+func (w *worker) heldFor(rec *kgo.Record) []string {
+	if w.r.dead == nil || w.r.control[rec.Topic] || len(rec.Key) == 0 {
+		return nil
+	}
+	return w.r.dead.held(tp{rec.Topic, rec.Partition}, string(rec.Key))
+}
+
+// behindDead returns the dead letter of a source record whose key a dead letter holds for
+// every handler (reason parked), or nil. A key held for some handlers only is delivered to
+// the others (see deliver).
 func (w *worker) behindDead(rec *kgo.Record) *kgo.Record {
-	if w.r.dead == nil || w.control || len(rec.Key) == 0 || !w.r.dead.held(tp{w.topic, w.partition}, string(rec.Key)) {
+	if !slices.Contains(w.heldFor(rec), "") {
 		return nil
 	}
 	w.r.cfg.Metrics.record(w.r.cfg.Group, rec.Topic, "dlq")
@@ -367,13 +377,13 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 		at := tp{c.origin.topic, c.origin.partition}
 		switch {
 		case hasHeader(rec.Headers, HeaderRetryRelease): // pyrite dlq skip
-			r.releaseHold(at, string(rec.Key))
+			r.releaseHold(at, string(rec.Key), c.handlers)
 			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "released")
 			return nil, nil, nil
 		case c.attempt == 0 && hasHeader(rec.Headers, HeaderRedrivenFrom):
 			// A redriven dead letter's first delivery: its hold ends (failing again, it
 			// holds the key anew).
-			r.releaseHold(at, string(rec.Key))
+			r.releaseHold(at, string(rec.Key), c.handlers)
 		}
 	}
 	if d := time.Until(c.notBefore); d > 0 {
@@ -409,14 +419,14 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 		Key: rec.Key, Headers: stripControl(rec.Headers), Timestamp: rec.Timestamp, Attempt: attempt,
 	}
 
-	results, err := r.cfg.Bus.deliver(r.hctx, ev, only, mode)
+	results, err := r.cfg.Bus.deliver(r.hctx, ev, only, w.heldFor(rec), mode)
 	if errors.Is(err, ErrDropped) {
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dropped")
 		return nil, nil, nil
 	}
 	var (
-		transient, permanent, queued []string
-		tErr, pErr                   error
+		transient, permanent, queued, held []string
+		tErr, pErr                           error
 	)
 	if err != nil { // rejected by a middleware
 		if r.hctx.Err() != nil {
@@ -433,6 +443,8 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 	}
 	for _, res := range results {
 		switch {
+		case res.Held:
+			held = append(held, res.Name)
 		case res.Deferred:
 			queued = append(queued, res.Name)
 		case res.Err == nil:
@@ -484,6 +496,12 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 	if permanent != nil {
 		outs = append(outs, w.dlq(rec, o, ReasonPermanent, attempt, permanent, pErr))
 		outcome = "dlq"
+	}
+	if held != nil {
+		outs = append(outs, w.dlq(rec, o, ReasonParked, 0, held, errBehindDead))
+		if outcome == "ok" {
+			outcome = "dlq"
+		}
 	}
 	r.cfg.Metrics.record(r.cfg.Group, rec.Topic, outcome)
 	return outs, parkAt, nil
