@@ -426,7 +426,7 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 	}
 	var (
 		transient, permanent, queued, held []string
-		tErr, pErr                           error
+		tErr, pErr                         error
 	)
 	if err != nil { // rejected by a middleware
 		if r.hctx.Err() != nil {
