@@ -33,7 +33,7 @@ type Metrics struct {
 //	pyrite_bus_published_total{bus,type}                  events published
 //	pyrite_bus_deliveries_total{bus,type,handler,outcome} handler deliveries: ok, transient, permanent
 //	pyrite_bus_middleware_total{bus,type,outcome}         events dropped or rejected by middleware
-//	pyrite_runner_records_total{group,topic,outcome}      records processed: ok, retry, dlq, dropped
+//	pyrite_runner_records_total{group,topic,outcome}      records processed: ok, retry, dlq, dropped, released (a skip release)
 //	pyrite_runner_enqueued_total{group,kind}              records written to the retry topic (retry) or queue (queue)
 //	pyrite_runner_dlq_total{group,reason}                 records written to the dead-letter topic
 //	pyrite_runner_lag{group,topic,partition}              records behind the high watermark
@@ -57,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"bus", "type", "outcome"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pyrite", Subsystem: "runner", Name: "records_total",
-			Help: "Records a runner processed, by outcome (ok, retry, dlq, dropped).",
+			Help: "Records a runner processed, by outcome (ok, retry, dlq, dropped, released).",
 		}, []string{"group", "topic", "outcome"}),
 		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pyrite", Subsystem: "runner", Name: "enqueued_total",

@@ -10,8 +10,8 @@ import (
 // head) waits in the worker for its retry, and the later records of the same key wait behind
 // it, in order, while other keys go on. When the head's retry succeeds the records behind it
 // are delivered at once, in order (one that fails in turn becomes the head); when the head is
-// dead-lettered (permanent failure or last attempt) the key is released and the records
-// behind it go on.
+// dead-lettered (permanent failure or last attempt) the in-memory park ends and the records
+// behind it are dead-lettered behind it for the handlers it holds the key for (see deadKeys).
 //
 // Nothing of it is committed: the partition's committed offset stays below the lowest parked
 // record, so a crash or a revoke delivers the parked records (and the records of other keys
