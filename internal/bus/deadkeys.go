@@ -29,14 +29,27 @@ import (
 // does not hold its key (no HeaderDLQHoldsKey; pyrite_runner_dead_keys_overflow_total counts
 // it): later records of that key go on as if it had not failed.
 type deadKeys struct {
-	mu   sync.Mutex
-	max  int
-	n    int                              // keys held, over every partition
-	keys map[tp]map[string]map[string]int // partition → key → handler ("" every one) → pending dead letters
+	mu  sync.Mutex
+	max int
+	// loading: while a partition's set is rebuilt, the dead letters released meanwhile
+	// (<dlq>[<partition>]@<offset>), which the rebuild must not count although it may read
+	// them before their markers.
+	loading map[tp]map[string]bool
+	n       int                              // keys held, over every partition
+	keys    map[tp]map[string]map[string]int // partition → key → handler ("" every one) → pending dead letters
 }
 
 func newDeadKeys(max int) *deadKeys {
-	return &deadKeys{max: max, keys: map[tp]map[string]map[string]int{}}
+	return &deadKeys{max: max, keys: map[tp]map[string]map[string]int{}, loading: map[tp]map[string]bool{}}
+}
+
+// beginLoad starts noting the dead letters released on at, until reset.
+func (d *deadKeys) beginLoad(at tp) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.loading[at] == nil {
+		d.loading[at] = map[string]bool{}
+	}
 }
 
 // held returns the handlers key is held for on at ("" for every handler); nil when free.
@@ -79,10 +92,13 @@ func orEvery(handlers []string) []string {
 }
 
 // release counts one pending dead letter of key less for each of handlers (none: every
-// handler) on at (redriven or skipped); false when none was counted.
-func (d *deadKeys) release(at tp, key string, handlers []string) bool {
+// handler) on at (redriven or skipped; from names it); false when none was counted.
+func (d *deadKeys) release(at tp, key string, handlers []string, from string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if l := d.loading[at]; l != nil && from != "" {
+		l[from] = true
+	}
 	hs := d.keys[at][key]
 	released := false
 	for _, h := range orEvery(handlers) {
@@ -101,11 +117,25 @@ func (d *deadKeys) release(at tp, key string, handlers []string) bool {
 	return released
 }
 
-// reset replaces the counts of at (rebuilt from the DLQ) and returns how many keys did not
-// fit under the bound.
-func (d *deadKeys) reset(at tp, counts map[string]map[string]int) (over int) {
+// reset replaces the counts of at with the pending dead letters holds (rebuilt from the DLQ,
+// by name; nil forgets the partition), leaving out those released since beginLoad, and
+// returns how many keys did not fit under the bound.
+func (d *deadKeys) reset(at tp, holds map[string]hold) (over int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	counts := map[string]map[string]int{}
+	for name, h := range holds {
+		if d.loading[at][name] {
+			continue
+		}
+		if counts[h.key] == nil {
+			counts[h.key] = map[string]int{}
+		}
+		for _, handler := range orEvery(h.handlers) {
+			counts[h.key][handler]++
+		}
+	}
+	delete(d.loading, at)
 	d.n -= len(d.keys[at])
 	ks := map[string]map[string]int{}
 	for _, k := range slices.Sorted(maps.Keys(counts)) {
@@ -132,10 +162,11 @@ func (d *deadKeys) count(at tp) int {
 func (w *worker) loadHolds() bool {
 	delay := w.r.cfg.RetryDelay
 	at := tp{w.topic, w.partition}
+	w.r.dead.beginLoad(at)
 	for {
-		counts, err := w.r.readHolds(w.ctx, at)
+		holds, err := w.r.readHolds(w.ctx, at)
 		if err == nil {
-			if over := w.r.dead.reset(at, counts); over > 0 {
+			if over := w.r.dead.reset(at, holds); over > 0 {
 				w.r.log.Error("bus: too many keys held behind dead letters; some are not held", "topic", w.topic,
 					"partition", w.partition, "not_held", over, "max", w.r.cfg.MaxDeadKeys)
 				w.r.cfg.Metrics.deadKeysOverflow(w.r.cfg.Group, over)
@@ -159,16 +190,28 @@ func (r *Runner) setHeld(at tp) {
 	r.cfg.Metrics.setDeadKeys(r.cfg.Group, at.topic, at.partition, r.dead.count(at))
 }
 
-// releaseHold ends one dead letter's hold on key for handlers (redriven or skipped).
-func (r *Runner) releaseHold(at tp, key string, handlers []string) {
-	if r.dead.release(at, key, handlers) {
+// releaseHold ends the hold of the dead letter from (named as by dlqName) on key for
+// handlers (redriven or skipped).
+func (r *Runner) releaseHold(at tp, key string, handlers []string, from string) {
+	if r.dead.release(at, key, handlers, from) {
 		r.setHeld(at)
 	}
 }
 
-// readHolds reads the DLQ (read_committed, to its last stable offsets) and counts, per key
-// and handler, the pending dead letters that hold a key of at.
-func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]map[string]int, error) {
+// hold is a pending dead letter holding its key.
+type hold struct {
+	key      string
+	handlers []string // none: every handler
+}
+
+// dlqName names a dead letter as redrive and skip records do: <dlq>[<partition>]@<offset>.
+func dlqName(topic string, partition int32, offset int64) string {
+	return fmt.Sprintf("%s[%d]@%d", topic, partition, offset)
+}
+
+// readHolds reads the DLQ (read_committed, to its last stable offsets) and returns, by name,
+// the pending dead letters that hold a key of at.
+func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]hold, error) {
 	ctx, cancel := context.WithTimeout(ctx, produceTimeout)
 	defer cancel()
 	cl, err := kgo.NewClient(append(slices.Clone(r.opts), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -200,15 +243,7 @@ func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]map[string]in
 			parts[o.Partition] = kgo.NewOffset().At(o.Offset)
 		}
 	})
-	type dl struct {
-		partition int32
-		offset    int64
-	}
-	type hold struct {
-		key      string
-		handlers []string
-	}
-	holds := map[dl]hold{} // pending dead letters holding a key of at
+	holds := map[string]hold{} // pending dead letters holding a key of at
 	if len(parts) > 0 {
 		cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.DLQTopic: parts})
 	}
@@ -241,7 +276,7 @@ func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]map[string]in
 			}
 			if marks != "" {
 				if n, err := strconv.ParseInt(marks, 10, 64); err == nil {
-					delete(holds, dl{rec.Partition, n})
+					delete(holds, dlqName(rec.Topic, rec.Partition, n))
 				}
 				return
 			}
@@ -250,20 +285,11 @@ func (r *Runner) readHolds(ctx context.Context, at tp) (map[string]map[string]in
 			}
 			o, ok := parseOrigin(rec.Headers)
 			if ok && o.topic == at.topic && o.partition == at.partition {
-				holds[dl{rec.Partition, rec.Offset}] = hold{string(rec.Key), splitNames(string(headerValue(rec.Headers, HeaderDLQHandler)))}
+				holds[dlqName(rec.Topic, rec.Partition, rec.Offset)] = hold{string(rec.Key), splitNames(string(headerValue(rec.Headers, HeaderDLQHandler)))}
 			}
 		})
 	}
-	counts := map[string]map[string]int{}
-	for _, h := range holds {
-		if counts[h.key] == nil {
-			counts[h.key] = map[string]int{}
-		}
-		for _, name := range orEvery(h.handlers) {
-			counts[h.key][name]++
-		}
-	}
-	return counts, nil
+	return holds, nil
 }
 
 // parseOrigin reads the pyrite-origin-* headers.

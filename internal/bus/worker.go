@@ -377,13 +377,13 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 		at := tp{c.origin.topic, c.origin.partition}
 		switch {
 		case hasHeader(rec.Headers, HeaderRetryRelease): // pyrite dlq skip
-			r.releaseHold(at, string(rec.Key), c.handlers)
+			r.releaseHold(at, string(rec.Key), c.handlers, string(headerValue(rec.Headers, HeaderRetryRelease)))
 			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "released")
 			return nil, nil, nil
 		case c.attempt == 0 && hasHeader(rec.Headers, HeaderRedrivenFrom):
 			// A redriven dead letter's first delivery: its hold ends (failing again, it
 			// holds the key anew).
-			r.releaseHold(at, string(rec.Key), c.handlers)
+			r.releaseHold(at, string(rec.Key), c.handlers, string(headerValue(rec.Headers, HeaderRedrivenFrom)))
 		}
 	}
 	if d := time.Until(c.notBefore); d > 0 {
