@@ -22,8 +22,9 @@ import (
 //
 // The worker of a source partition rebuilds its counts from the DLQ when it starts and adds
 // its own dead letters; the retry topic's worker releases the holds of each redriven record
-// (attempt 0, with HeaderRedrivenFrom) and skip release (HeaderRetryRelease), for the
-// handlers it names, which is how pyrite dlq redrive and skip reach a running group.
+// (attempt 0, with HeaderRedrivenFrom) once its delivery is done, and of each skip release
+// (HeaderRetryRelease), for the handlers it names, which is how pyrite dlq redrive and skip
+// reach a running group.
 //
 // At most max keys are held per runner; a dead letter of a key not held yet past that bound
 // does not hold its key (no HeaderDLQHoldsKey; pyrite_runner_dead_keys_overflow_total counts

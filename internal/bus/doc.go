@@ -40,15 +40,16 @@
 //     memory but the set of held keys (per key and handler, a count of pending dead
 //     letters). A worker rebuilds its partition's set from the DLQ when it starts (pending:
 //     no redrive or skip marker). pyrite dlq redrive sends a key's dead letters, in order,
-//     to the retry topic, and each one's first delivery there releases its hold; pyrite dlq
-//     skip writes a release record (HeaderRetryRelease) to the retry topic. The key is free
-//     when none of its dead letters is pending. At most MaxDeadKeys keys (default 100000)
-//     are held per runner; past that a new key's dead letter does not hold it (its later
-//     records go on, as before this rule) and pyrite_runner_dead_keys_overflow_total counts
-//     it. pyrite_runner_dead_keys shows the held keys per partition. Limits: a redriven
-//     record that fails transiently again is retried through the retry topic, and the key's
-//     next redriven records do not wait for it; a source record of the key read while its
-//     redriven records are still in the retry topic can go ahead of them.
+//     to the retry topic; each releases its hold once its delivery there is done (handled,
+//     or dead-lettered again, which holds the key anew), so the key's new records cannot
+//     overtake them. A redriven record that fails transiently parks its key on the retry
+//     partition like a source record, so the key's next redriven records wait for it.
+//     pyrite dlq skip writes a release record (HeaderRetryRelease) to the retry topic. The
+//     key is free when none of its dead letters is pending. At most MaxDeadKeys keys
+//     (default 100000) are held per runner; past that a new key's dead letter does not hold
+//     it (its later records go on) and pyrite_runner_dead_keys_overflow_total counts it.
+//     pyrite_runner_dead_keys shows the held keys per partition. A worker reads the whole
+//     DLQ when its partition is assigned.
 //   - The retry topic carries async handlers' queued deliveries and redriven dead letters
 //     (pyrite dlq redrive): records in it are delivered to the handlers they name, after their
 //     not-before time, by the group that owns the topic only.

@@ -380,10 +380,6 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 			r.releaseHold(at, string(rec.Key), c.handlers, string(headerValue(rec.Headers, HeaderRetryRelease)))
 			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "released")
 			return nil, nil, nil
-		case c.attempt == 0 && hasHeader(rec.Headers, HeaderRedrivenFrom):
-			// A redriven dead letter's first delivery: its hold ends (failing again, it
-			// holds the key anew).
-			r.releaseHold(at, string(rec.Key), c.handlers, string(headerValue(rec.Headers, HeaderRedrivenFrom)))
 		}
 	}
 	if d := time.Until(c.notBefore); d > 0 {
@@ -392,7 +388,21 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 		}
 	}
 	// Deliver to the handlers named (nil: every matching one), async ones included.
-	return w.deliver(rec, c.origin, c.attempt+1, c.handlers, asyncInline)
+	outs, next, err := w.deliver(rec, c.origin, c.attempt+1, c.handlers, asyncInline)
+	if err == nil && next == nil && c.attempt == 0 {
+		w.redriven(rec, c)
+	}
+	return outs, next, err
+}
+
+// redriven ends the hold of a redriven dead letter (pyrite dlq redrive) once its delivery is
+// done: handled, or dead-lettered again (then the new dead letter holds the key). While it
+// waits for a retry the key stays held.
+func (w *worker) redriven(rec *kgo.Record, c control) {
+	if w.r.dead != nil && len(rec.Key) > 0 && hasHeader(rec.Headers, HeaderRedrivenFrom) {
+		w.r.releaseHold(tp{c.origin.topic, c.origin.partition}, string(rec.Key), c.handlers,
+			string(headerValue(rec.Headers, HeaderRedrivenFrom)))
+	}
 }
 
 // sourceMode is how async handlers run for a record read from a source topic.
@@ -476,8 +486,9 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 		case r.cfg.RetryTopic == "" || attempt >= r.cfg.MaxAttempts:
 			outs = append(outs, w.dlq(rec, o, ReasonExhausted, attempt, transient, tErr))
 			outcome = "dlq"
-		case !w.control && len(rec.Key) > 0:
-			// Sequenced: the key waits here, in order, for the retry (see parkedKey).
+		case len(rec.Key) > 0 && (!w.control || hasHeader(rec.Headers, HeaderRedrivenFrom)):
+			// Sequenced: the key waits here, in order, for the retry (see parkedKey); so do
+			// the key's next redriven records on the retry topic.
 			due := time.Now().Add(r.delay(attempt))
 			r.log.Warn("bus: handlers failed, key parked until the retry", append(w.logAttrs(rec), "attempt", attempt,
 				"handlers", strings.Join(transient, ","), "due", due, "err", tErr)...)
