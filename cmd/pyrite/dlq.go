@@ -25,16 +25,21 @@ import (
 // record: either both are there for read_committed readers or neither. The marker has the
 // dead letter's key, no value, and these headers (pyrite-dlq-*, so the runners would strip
 // them as their own control headers, though nothing but this command reads a DLQ).
+//
+// A skipped dead letter (pyrite dlq skip) is marked the same way, with
+// bus.HeaderDLQSkippedOffset and headerSkippedTime.
 const (
 	// headerRedrivenOffset is the DLQ offset of the dead letter the marker is for.
-	headerRedrivenOffset = "pyrite-dlq-redriven-offset"
+	headerRedrivenOffset = bus.HeaderDLQRedrivenOffset
 	// headerRedrivenTo says where it went: <topic>[<partition>]@<offset>.
 	headerRedrivenTo = "pyrite-dlq-redriven-to"
 	// headerRedrivenTime is when, RFC 3339 (UTC).
 	headerRedrivenTime = "pyrite-dlq-redriven-time"
 	// headerRedrivenFrom goes on the redriven record: <dlq topic>[<partition>]@<offset>.
 	// It is not a control header, so a record that fails again carries it into the DLQ.
-	headerRedrivenFrom = "pyrite-redriven-from"
+	headerRedrivenFrom = bus.HeaderRedrivenFrom
+	// headerSkippedTime is when a dead letter was skipped, RFC 3339 (UTC).
+	headerSkippedTime = "pyrite-dlq-skipped-time"
 )
 
 func dlqCommands() []command {
@@ -42,6 +47,7 @@ func dlqCommands() []command {
 		{name: "list", summary: "list a group's dead letters: reason, attempts, type, key, origin, redriven or not", run: runDLQList},
 		{name: "show", summary: "print a group's dead letters in full as JSON lines, values decoded", run: runDLQShow},
 		{name: "redrive", summary: "send dead letters back to their group alone, through its retry topic (key, order and headers kept), and mark them redriven", run: runDLQRedrive},
+		{name: "skip", summary: "mark dead letters skipped (never redriven) and release the keys they hold", run: runDLQSkip},
 	}
 }
 
@@ -59,9 +65,23 @@ type deadLetter struct {
 	Key       *string        `json:"key"`
 	Origin    *originView    `json:"origin"`
 	Redriven  *redriveRecord `json:"redriven,omitempty"`
+	Skipped   *skipRecord    `json:"skipped,omitempty"`
+	// HoldsKey: the group holds the key behind this dead letter while it is pending (later
+	// records of the key are dead-lettered behind it, reason parked).
+	HoldsKey bool `json:"holdsKey"`
+	// Parked: the key is parked in the group now: a pending dead letter of it holds it.
+	Parked bool `json:"parked"`
 
 	rec *kgo.Record
 }
+
+// skipRecord says when a dead letter was skipped.
+type skipRecord struct {
+	At string `json:"at"`
+}
+
+// pending reports whether d is neither redriven nor skipped.
+func (d *deadLetter) pending() bool { return d.Redriven == nil && d.Skipped == nil }
 
 type originView struct {
 	Topic     string `json:"topic"`
@@ -85,7 +105,8 @@ func (d *deadLetter) originString() string {
 // dlqFlags are the flags every dlq subcommand takes.
 type dlqFlags struct {
 	opsFlags
-	at []position
+	at  []position
+	key *string
 }
 
 // position is a DLQ record's partition and offset, written P:O.
@@ -117,7 +138,14 @@ func (f *dlqFlags) bindAt(fs *flag.FlagSet) {
 	})
 }
 
+func (f *dlqFlags) bindKey(fs *flag.FlagSet) {
+	f.key = fs.String("key", "", "only the dead letters of this record key")
+}
+
 func (f *dlqFlags) selected(d *deadLetter) bool {
+	if f.key != nil && *f.key != "" && (d.Key == nil || *d.Key != *f.key) {
+		return false
+	}
 	return len(f.at) == 0 || slices.Contains(f.at, position{d.Partition, d.Offset})
 }
 
@@ -154,7 +182,8 @@ func dlqTopic(group string) (string, error) {
 }
 
 // readDLQ reads the whole dead-letter topic and returns its dead letters in partition and
-// offset order, each with its redrive marker if there is one.
+// offset order, each with its redrive or skip marker if there is one, and whether its key is
+// parked.
 func readDLQ(ctx context.Context, brokers kafkaTarget, adm *kadm.Client, topic string) ([]*deadLetter, error) {
 	starts, err := startSpec{kind: "earliest"}.resolve(ctx, adm, topic)
 	if err != nil {
@@ -170,6 +199,7 @@ func readDLQ(ctx context.Context, brokers kafkaTarget, adm *kadm.Client, topic s
 	}
 	var out []*deadLetter
 	redriven := map[position]*redriveRecord{}
+	skipped := map[position]*skipRecord{}
 	for !r.done() {
 		recs, err := r.poll(ctx, time.Second, true)
 		if err != nil {
@@ -183,11 +213,25 @@ func readDLQ(ctx context.Context, brokers kafkaTarget, adm *kadm.Client, topic s
 				}
 				continue
 			}
+			if off, ok := h[bus.HeaderDLQSkippedOffset]; ok {
+				if n, err := strconv.ParseInt(off, 10, 64); err == nil {
+					skipped[position{rec.Partition, n}] = &skipRecord{At: h[headerSkippedTime]}
+				}
+				continue
+			}
 			out = append(out, newDeadLetter(rec, h))
 		}
 	}
+	parked := map[string]bool{}
 	for _, d := range out {
 		d.Redriven = redriven[position{d.Partition, d.Offset}]
+		d.Skipped = skipped[position{d.Partition, d.Offset}]
+		if d.HoldsKey && d.pending() {
+			parked[*d.Key] = true
+		}
+	}
+	for _, d := range out {
+		d.Parked = d.Key != nil && parked[*d.Key]
 	}
 	slices.SortFunc(out, func(a, b *deadLetter) int {
 		if a.Partition != b.Partition {
@@ -210,7 +254,7 @@ func newDeadLetter(rec *kgo.Record, h map[string]string) *deadLetter {
 	d := &deadLetter{
 		Partition: rec.Partition, Offset: rec.Offset, Time: h[bus.HeaderDLQTime], Group: h[bus.HeaderDLQGroup],
 		Reason: h[bus.HeaderDLQReason], Handler: h[bus.HeaderDLQHandler], Error: h[bus.HeaderDLQError],
-		Type: h[bus.HeaderType], rec: rec,
+		Type: h[bus.HeaderType], HoldsKey: h[bus.HeaderDLQHoldsKey] == "true" && rec.Key != nil, rec: rec,
 	}
 	d.Attempts, _ = strconv.Atoi(h[bus.HeaderDLQAttempts])
 	if rec.Key != nil {
@@ -229,9 +273,12 @@ const dlqListUsage = `
 Lists the dead letters of GROUP (its topic pyrite.<group>.dlq), oldest first
 per partition: where each is in the DLQ (PARTITION:OFFSET, what --at takes),
 when it was dead-lettered, the reason (decode, rejected, permanent,
-exhausted), the attempts made, its type (ce_type, or from the value's
-schema through the registry), key, where it came from, and whether it was
-redriven.
+exhausted, parked), the attempts made, its type (ce_type, or from the
+value's schema through the registry), key, where it came from, and whether
+it was redriven or skipped. A key is parked while a pending dead letter of
+it holds it: the group dead-letters the key's later records behind it
+(reason parked) until a redrive or skip. --parked lists only those keys'
+dead letters; the table ends with the parked keys.
 
 Exit code 0, 1 when Kafka cannot be read, 2 on usage errors.`
 
@@ -241,7 +288,9 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f.bindKafka(fs)
 	f.bindRegistry(fs)
 	f.bindOutput(fs)
-	pending := fs.Bool("pending", false, "list only dead letters not redriven yet")
+	f.bindKey(fs)
+	pending := fs.Bool("pending", false, "list only dead letters not redriven or skipped yet")
+	parkedOnly := fs.Bool("parked", false, "list only the dead letters of parked keys")
 	pos, err := parseArgs(fs, args, 1, "GROUP")
 	if err != nil {
 		return err
@@ -263,7 +312,7 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	list := make([]*deadLetter, 0, len(all))
 	for _, d := range all {
-		if *pending && d.Redriven != nil {
+		if (*pending && !d.pending()) || (*parkedOnly && !d.Parked) || !f.selected(d) {
 			continue
 		}
 		if d.Type == "" && d.rec.Value != nil {
@@ -279,11 +328,20 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	rows := make([][]string, 0, len(list))
-	redriven := 0
+	redriven, skipped := 0, 0
+	var parked []string
 	for _, d := range list {
 		status := "pending"
-		if d.Redriven != nil {
+		switch {
+		case d.Redriven != nil:
 			status, redriven = "redriven to "+d.Redriven.To, redriven+1
+		case d.Skipped != nil:
+			status, skipped = "skipped", skipped+1
+		case d.Parked:
+			status = "pending, key parked"
+			if !slices.Contains(parked, *d.Key) {
+				parked = append(parked, *d.Key)
+			}
 		}
 		key := "-"
 		if d.Key != nil {
@@ -295,7 +353,10 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := printTable(stdout, []string{"AT", "TIME", "REASON", "ATTEMPTS", "TYPE", "KEY", "ORIGIN", "STATUS", "ERROR"}, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d dead letters, %d redriven, %d pending\n", topic, len(list), redriven, len(list)-redriven)
+	fmt.Fprintf(stdout, "%s: %d dead letters, %d redriven, %d skipped, %d pending\n", topic, len(list), redriven, skipped, len(list)-redriven-skipped)
+	if len(parked) > 0 {
+		fmt.Fprintf(stdout, "%d keys parked: %s\n", len(parked), strings.Join(parked, ", "))
+	}
 	return nil
 }
 
@@ -333,10 +394,11 @@ type dlqShown struct {
 
 func runDLQShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f dlqFlags
-	fs := newOpsFlagSet("pyrite dlq show", "pyrite dlq show GROUP [--at PARTITION:OFFSET] [flags]", dlqShowUsage, stderr)
+	fs := newOpsFlagSet("pyrite dlq show", "pyrite dlq show GROUP [--at PARTITION:OFFSET] [--key KEY] [flags]", dlqShowUsage, stderr)
 	f.bindKafka(fs)
 	f.bindRegistry(fs)
 	f.bindAt(fs)
+	f.bindKey(fs)
 	pos, err := parseArgs(fs, args, 1, "GROUP")
 	if err != nil {
 		return err
@@ -386,8 +448,12 @@ order (one partition per key). A projection, saga or process manager
 applies them at their retry-topic position, stored with its state, so a
 redriven event counts once (the WorkEffort projection skips a ce_id it
 applied). The upcaster has no retry topic: its dead letters go back to
-their raw topic, which only it consumes. By default every dead letter not
-redriven yet; --type and --at narrow that down.
+their raw topic, which only it consumes. By default every pending dead
+letter (neither redriven nor skipped); --type, --key and --at narrow that
+down. A dead letter of a parked key is redriven only with the key's earlier
+pending dead letters (they are delivered in order, and release the key one
+by one); one whose earlier dead letter is left out is skipped, with a
+warning.
 
 Each redriven record and a marker on the DLQ saying where it went are
 written in one Kafka transaction, so a dead letter is either redriven and
@@ -407,11 +473,12 @@ type redriven struct {
 
 func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f dlqFlags
-	fs := newOpsFlagSet("pyrite dlq redrive", "pyrite dlq redrive GROUP [--type PATTERN] [--at PARTITION:OFFSET] [flags]", dlqRedriveUsage, stderr)
+	fs := newOpsFlagSet("pyrite dlq redrive", "pyrite dlq redrive GROUP [--type PATTERN] [--at PARTITION:OFFSET] [--key KEY] [flags]", dlqRedriveUsage, stderr)
 	f.bindKafka(fs)
 	f.bindRegistry(fs)
 	f.bindOutput(fs)
 	f.bindAt(fs)
+	f.bindKey(fs)
 	typ := fs.String("type", "", "redrive only events whose type matches this pattern, e.g. 'WorkEffort:*'")
 	dryRun := fs.Bool("dry-run", false, "print what would be redriven and change nothing")
 	pos, err := parseArgs(fs, args, 1, "GROUP")
@@ -440,28 +507,46 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	var picked []*deadLetter
 	found := 0
+	// held: keys whose earlier pending dead letter holds them and is not redriven now; their
+	// later dead letters wait for it, so that the key's records arrive in order.
+	held := map[string]string{}
 	for _, d := range all {
-		if !f.selected(d) || d.Redriven != nil {
+		if !d.pending() {
 			continue
 		}
-		found++
-		if d.Origin == nil {
+		pick := f.selected(d)
+		if pick {
+			found++
+		}
+		if pick && d.Origin == nil {
 			fmt.Fprintf(stderr, "pyrite dlq redrive: skipping %d:%d: it has no origin headers\n", d.Partition, d.Offset)
-			continue
+			pick = false
 		}
-		if *typ != "" {
+		if pick && *typ != "" {
 			t := d.Type
 			if t == "" {
 				t = v.view(ctx, d.rec).Type // from the schema, for records without ce_type
 			}
-			if t == "" || !bus.Match(*typ, t) {
+			pick = t != "" && bus.Match(*typ, t)
+		}
+		if d.Key != nil {
+			if first, ok := held[*d.Key]; ok {
+				if pick {
+					fmt.Fprintf(stderr, "pyrite dlq redrive: skipping %d:%d: its key waits behind %s, which is not redriven now (redrive or skip it first)\n",
+						d.Partition, d.Offset, first)
+				}
 				continue
 			}
+			if !pick && d.HoldsKey {
+				held[*d.Key] = fmt.Sprintf("%d:%d", d.Partition, d.Offset)
+			}
 		}
-		picked = append(picked, d)
+		if pick {
+			picked = append(picked, d)
+		}
 	}
 	if len(f.at) > found {
-		return fmt.Errorf("%s: %d of the %d dead letters named by --at do not exist or were redriven already", topic, len(f.at)-found, len(f.at))
+		return fmt.Errorf("%s: %d of the %d dead letters named by --at do not exist or were redriven or skipped already", topic, len(f.at)-found, len(f.at))
 	}
 	var done []redriven
 	if *dryRun {
@@ -501,23 +586,12 @@ func runDLQRedrive(ctx context.Context, args []string, stdout, stderr io.Writer)
 // redrive writes the picked dead letters back to their origin topics and a marker for each
 // on the DLQ, in one transaction.
 func redrive(ctx context.Context, brokers kafkaTarget, group, topic string, picked []*deadLetter) ([]redriven, error) {
-	cl, err := kgo.NewClient(brokers.opts(
-		kgo.TransactionalID("pyrite-dlq-redrive-"+group),
-		// Uncompressed, as the programs' default (--compression none): every client reads it.
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.RecordPartitioner(redrivePartitioner{dlq: topic, keyed: kgo.StickyKeyPartitioner(nil)}))...)
+	cl, err := beginDLQTransaction(brokers, "pyrite-dlq-redrive-"+group, topic)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
+		return nil, err
 	}
 	defer cl.Close()
-	if err := cl.BeginTransaction(); err != nil {
-		return nil, fmt.Errorf("begin transaction: %w", err)
-	}
-	abort := func(err error) ([]redriven, error) {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		return nil, errors.Join(err, cl.EndTransaction(actx, kgo.TryAbort))
-	}
+	abort := func(err error) ([]redriven, error) { return nil, abortDLQTransaction(ctx, cl, err) }
 	retry, toRetry := redriveTopic(group)
 	now := time.Now().UTC()
 	recs := make([]*kgo.Record, len(picked))
@@ -570,6 +644,163 @@ func redrive(ctx context.Context, brokers kafkaTarget, group, topic string, pick
 		return nil, fmt.Errorf("commit the redrive transaction: %w", err)
 	}
 	return out, nil
+}
+
+// beginDLQTransaction makes the transactional client of a dlq command (markers on the DLQ go
+// to the partition they name, keyed records by key) and begins its transaction.
+func beginDLQTransaction(brokers kafkaTarget, id, topic string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(brokers.opts(
+		kgo.TransactionalID(id),
+		// Uncompressed, as the programs' default (--compression none): every client reads it.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordPartitioner(redrivePartitioner{dlq: topic, keyed: kgo.StickyKeyPartitioner(nil)}))...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	return cl, nil
+}
+
+// abortDLQTransaction aborts cl's transaction after err.
+func abortDLQTransaction(ctx context.Context, cl *kgo.Client, err error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return errors.Join(err, cl.EndTransaction(actx, kgo.TryAbort))
+}
+
+const dlqSkipUsage = `
+Marks dead letters of GROUP skipped: they are never redriven, and each one
+that holds its key releases it, so that the key's next records reach the
+group's handlers again. Dead letters of the key behind a skipped one
+(reason parked) stay pending and keep the key parked: redrive or skip them
+too (--key takes them all). One of --key (every pending dead letter of the
+key) and --at is required.
+
+A marker per dead letter on the DLQ (pyrite-dlq-skipped-offset,
+pyrite-dlq-skipped-time) and, for each that holds its key, a release record
+on the group's retry topic (pyrite-retry-release, the key and origin
+headers, no value: the group releases the key and delivers nothing) are
+written in one Kafka transaction.
+
+Exit code 0, 1 when Kafka failed or --at names no pending dead letter, 2 on
+usage errors.`
+
+type skippedView struct {
+	At       string  `json:"at"` // PARTITION:OFFSET in the DLQ
+	Key      *string `json:"key"`
+	Type     string  `json:"type,omitempty"`
+	Released bool    `json:"released"` // it held its key, and released it
+}
+
+func runDLQSkip(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f dlqFlags
+	fs := newOpsFlagSet("pyrite dlq skip", "pyrite dlq skip GROUP (--key KEY | --at PARTITION:OFFSET) [flags]", dlqSkipUsage, stderr)
+	f.bindKafka(fs)
+	f.bindOutput(fs)
+	f.bindAt(fs)
+	f.bindKey(fs)
+	dryRun := fs.Bool("dry-run", false, "print what would be skipped and change nothing")
+	pos, err := parseArgs(fs, args, 1, "GROUP")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if *f.key == "" && len(f.at) == 0 {
+		errs = append(errs, errors.New("--key or --at is required"))
+	}
+	group := pos[0]
+	brokers, topic, adm, err := f.open(group, errs...)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	all, err := readDLQ(ctx, brokers, adm, topic)
+	if err != nil {
+		return err
+	}
+	var picked []*deadLetter
+	for _, d := range all {
+		if d.pending() && f.selected(d) {
+			picked = append(picked, d)
+		}
+	}
+	if len(f.at) > 0 && len(f.at) > len(picked) {
+		return fmt.Errorf("%s: %d of the %d dead letters named by --at do not exist or were redriven or skipped already", topic, len(f.at)-len(picked), len(f.at))
+	}
+	out := make([]skippedView, len(picked))
+	for i, d := range picked {
+		out[i] = skippedView{At: fmt.Sprintf("%d:%d", d.Partition, d.Offset), Key: d.Key, Type: d.Type, Released: d.HoldsKey && d.Origin != nil}
+	}
+	if !*dryRun && len(picked) > 0 {
+		if err := skip(ctx, brokers, group, topic, picked); err != nil {
+			return err
+		}
+	}
+	if f.output == "json" {
+		return printJSON(stdout, out)
+	}
+	verb := "skipped"
+	if *dryRun {
+		verb = "would skip"
+	}
+	for _, v := range out {
+		key, released := "-", ""
+		if v.Key != nil {
+			key = *v.Key
+		}
+		if v.Released {
+			released = " (releases its key)"
+		}
+		fmt.Fprintf(stdout, "%s %s[%s] key %s %s%s\n", verb, topic, v.At, key, v.Type, released)
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "dry run: %d dead letters would be skipped; nothing changed\n", len(out))
+		return nil
+	}
+	fmt.Fprintf(stdout, "%d dead letters skipped in %s\n", len(out), topic)
+	return nil
+}
+
+// skip marks the picked dead letters skipped and, for those holding their key, writes a
+// release to the group's retry topic, in one transaction.
+func skip(ctx context.Context, brokers kafkaTarget, group, topic string, picked []*deadLetter) error {
+	cl, err := beginDLQTransaction(brokers, "pyrite-dlq-skip-"+group, topic)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	retry, hasRetry := redriveTopic(group)
+	var recs []*kgo.Record
+	for _, d := range picked {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: d.Partition, Key: d.rec.Key, Headers: []kgo.RecordHeader{
+			{Key: bus.HeaderDLQSkippedOffset, Value: []byte(strconv.FormatInt(d.Offset, 10))},
+			{Key: headerSkippedTime, Value: []byte(now)},
+		}})
+		if d.HoldsKey && d.Origin != nil && hasRetry {
+			recs = append(recs, &kgo.Record{Topic: retry, Key: d.rec.Key, Headers: []kgo.RecordHeader{
+				{Key: bus.HeaderRetryRelease, Value: []byte(fmt.Sprintf("%s[%d]@%d", topic, d.Partition, d.Offset))},
+				{Key: bus.HeaderRetryAttempt, Value: []byte("0")},
+				{Key: bus.HeaderRetryNotBefore, Value: []byte(now)},
+				{Key: bus.HeaderRetryHandlers, Value: []byte(d.Handler)},
+				{Key: bus.HeaderOriginTopic, Value: []byte(d.Origin.Topic)},
+				{Key: bus.HeaderOriginPartition, Value: []byte(strconv.Itoa(int(d.Origin.Partition)))},
+				{Key: bus.HeaderOriginOffset, Value: []byte(strconv.FormatInt(d.Origin.Offset, 10))},
+			}})
+		}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return abortDLQTransaction(ctx, cl, fmt.Errorf("skip: %w", err))
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit the skip transaction: %w", err)
+	}
+	return nil
 }
 
 // redriveTopic is the retry topic of group, which only that group reads; false for a group

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
@@ -29,11 +30,16 @@ func TestDLQ(t *testing.T) {
 
 	var broken atomic.Bool
 	broken.Store(true)
+	var freeHandled atomic.Int64
 	var mu sync.Mutex
 	var handled []*bus.Event
 	b := bus.New(bus.WithName(group))
 	if _, err := b.On("WorkEffort:*", func(_ context.Context, ev *bus.Event) error {
 		if strings.HasPrefix(ev.ID, "sentinel-") {
+			return nil
+		}
+		if strings.HasPrefix(ev.ID, "free-") {
+			freeHandled.Add(1)
 			return nil
 		}
 		if broken.Load() {
@@ -93,7 +99,8 @@ func TestDLQ(t *testing.T) {
 		t.Helper()
 		want := sentinels.Load() + int64(len(keys))
 		for _, k := range keys {
-			r := created(t, s, k, time.Now())
+			// A key of k's partition, not k: notifications holds k behind its dead letters.
+			r := created(t, s, samePartitionKey(t, s, k), time.Now())
 			for i := range r.Headers {
 				if r.Headers[i].Key == "ce_id" {
 					r.Headers[i].Value = []byte("sentinel-" + k + "-" + strconv.FormatInt(want, 10))
@@ -165,8 +172,14 @@ func TestDLQ(t *testing.T) {
 		if d := find(ds, "we-1"); d != nil && (d.Handler != "notify" || !strings.Contains(d.Error, "no template") || d.Attempts != 1) {
 			t.Errorf("we-1: handler %q, error %q, attempts %d", d.Handler, d.Error, d.Attempts)
 		}
+		for _, d := range ds {
+			if !d.HoldsKey || !d.Parked {
+				t.Errorf("%s: holdsKey %v parked %v, want both", *d.Key, d.HoldsKey, d.Parked)
+			}
+		}
 		code, stdout, _ := runCLI(t, append([]string{"dlq", "list", group}, opsArgs(s)...)...)
-		if code != 0 || !strings.Contains(stdout, "REASON") || !strings.Contains(stdout, "3 dead letters, 0 redriven, 3 pending") {
+		if code != 0 || !strings.Contains(stdout, "REASON") || !strings.Contains(stdout, "3 dead letters, 0 redriven, 0 skipped, 3 pending") ||
+			!strings.Contains(stdout, "3 keys parked: we-") || !strings.Contains(stdout, "pending, key parked") {
 			t.Errorf("table: exit %d\n%s", code, stdout)
 		}
 	})
@@ -199,6 +212,33 @@ func TestDLQ(t *testing.T) {
 		}
 		if after := s.EndOffsets(t, weEvents, dlq); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Errorf("a dry run wrote records: %v -> %v", before, after)
+		}
+	})
+	t.Run("a dead letter holds its key, other keys flow", func(t *testing.T) {
+		broken.Store(false) // the fix is deployed, but we-1's Created is still dead
+		free := created(t, s, samePartitionKey(t, s, "we-1"), time.Now())
+		for i := range free.Headers {
+			if free.Headers[i].Key == "ce_id" {
+				free.Headers[i].Value = []byte("free-1")
+			}
+		}
+		s.Produce(t, started(t, s, "we-1", time.Now()), free)
+		waitEnd(dlq, 4)
+		ds := list(t, "--parked", "--key", "we-1")
+		if len(ds) != 2 || ds[1].Reason != bus.ReasonParked || ds[1].Type != "WorkEffort:Started" || !ds[1].HoldsKey {
+			t.Fatalf("we-1's dead letters %+v, want Created then Started (parked)", ds)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for freeHandled.Load() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("another key of the partition was held up")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(handled) != 0 {
+			t.Errorf("handled %d events of held keys", len(handled))
 		}
 	})
 	t.Run("redrive puts fixed records back through the pipeline", func(t *testing.T) {
@@ -262,6 +302,39 @@ func TestDLQ(t *testing.T) {
 			t.Errorf("we-3 (filtered out by --type) = %+v", d)
 		}
 	})
+	t.Run("redriving a parked key delivers its records in order and releases it", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, append([]string{"dlq", "redrive", group, "--key", "we-1"}, opsArgs(s)...)...)
+		if code != 0 || !strings.Contains(stdout, "1 dead letters redriven") {
+			t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			n := len(handled)
+			mu.Unlock()
+			if n >= 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the handler got %d events, want we-1's Started too", n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		mu.Lock()
+		var we1 []string
+		for _, ev := range handled {
+			if ev.AggregateID == "we-1" {
+				we1 = append(we1, ev.Type)
+			}
+		}
+		mu.Unlock()
+		if !slices.Equal(we1, []string{"WorkEffort:Created", "WorkEffort:Started"}) {
+			t.Errorf("we-1's events arrived as %v", we1)
+		}
+		if ds := list(t, "--parked"); len(ds) != 1 || *ds[0].Key != "we-3" {
+			t.Errorf("parked after the redrive: %+v, want we-3 only", ds)
+		}
+	})
 	t.Run("redriving again skips the marked ones", func(t *testing.T) {
 		before := s.EndOffsets(t, weEvents, "pyrite.notifications.retry")
 		code, stdout, _ := runCLI(t, append([]string{"dlq", "redrive", group, "--type", "*:Created"}, opsArgs(s)...)...)
@@ -281,7 +354,7 @@ func TestDLQ(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "1 dead letters redriven") {
 			t.Fatalf("exit %d:\n%s\n%s", code, stdout, stderr)
 		}
-		waitEnd(dlq, 7) // 3 dead letters, 3 markers, and we-3 again
+		waitEnd(dlq, 9) // 4 dead letters, 4 markers, and we-3 again
 		code, stdout, _ = runCLI(t, append([]string{"dlq", "show", group}, opsArgs(s)...)...)
 		var again map[string]any
 		for _, l := range jsonLines(t, stdout) {
@@ -291,6 +364,36 @@ func TestDLQ(t *testing.T) {
 		}
 		if code != 0 || again == nil || again["key"] != "we-3" || again["error"] == nil {
 			t.Errorf("no new dead letter of we-3 carrying %s:\n%s", headerRedrivenFrom, stdout)
+		}
+	})
+	t.Run("skip releases a key", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, append([]string{"dlq", "skip", group, "--key", "we-3", "--output", "json"}, opsArgs(s)...)...)
+		var out []skippedView
+		if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil || len(out) != 1 || !out[0].Released { // we-3's first dead letter was redriven
+			t.Fatalf("exit %d: %s\n%s", code, stdout, stderr)
+		}
+		if ds := list(t, "--pending"); len(ds) != 0 {
+			t.Errorf("pending after the skip: %+v", ds)
+		}
+		// we-3's next record reaches the handler; the skipped ones are never redriven.
+		s.Produce(t, created(t, s, "we-3", time.Now()))
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			mu.Lock()
+			n := len(handled)
+			last := handled[n-1]
+			mu.Unlock()
+			if n == 4 && last.AggregateID == "we-3" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("we-3 still held after the skip: %d events handled", n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		code, stdout, _ = runCLI(t, append([]string{"dlq", "redrive", group}, opsArgs(s)...)...)
+		if code != 0 || !strings.Contains(stdout, "0 dead letters redriven") {
+			t.Errorf("redrive after the skip: exit %d:\n%s", code, stdout)
 		}
 	})
 	t.Run("errors", func(t *testing.T) {
@@ -306,6 +409,7 @@ func TestDLQ(t *testing.T) {
 			{"bad --at", []string{"dlq", "show", group, "--at", "x"}, 2, "PARTITION:OFFSET"},
 			{"bad --type", []string{"dlq", "redrive", group, "--type", ":"}, 2, "--type"},
 			{"redrive --at of nothing", []string{"dlq", "redrive", group, "--at", "2:999"}, 1, "do not exist or were redriven"},
+			{"skip without --key or --at", []string{"dlq", "skip", group}, 2, "--key or --at is required"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -320,6 +424,29 @@ func TestDLQ(t *testing.T) {
 			})
 		}
 	})
+}
+
+// samePartitionKey is a key that Kafka's key hash puts on the same partition of weEvents as
+// key.
+func samePartitionKey(t *testing.T, s *stacktest.Stack, key string) string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), weEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(ends[weEvents])
+	p := kgo.StickyKeyPartitioner(nil).ForTopic(weEvents)
+	want := p.Partition(&kgo.Record{Key: []byte(key)}, n)
+	for i := 0; ; i++ {
+		if c := fmt.Sprintf("%s-other-%d", key, i); p.Partition(&kgo.Record{Key: []byte(c)}, n) == want {
+			return c
+		}
+	}
 }
 
 func headerValue(hs []kgo.RecordHeader, k string) []byte {

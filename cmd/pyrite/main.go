@@ -3,7 +3,7 @@
 // schemas against the schema registry (schema register/check), reads topics
 // (tail), shows consumer lag (lag), moves groups back (replay), rebuilds
 // store-positioned projections (projection rebuild), handles dead letters
-// (dlq list/show/redrive), lists and records live reader schemas (schema
+// (dlq list/show/redrive/skip), lists and records live reader schemas (schema
 // readers) and runs the whole stack in one process (dev). 'pyrite help'
 // lists every command; 'pyrite completion bash|zsh' prints completion.
 //

@@ -56,6 +56,9 @@ type Result struct {
 	// Deferred means the handler did not run within Publish: it runs on its own goroutine,
 	// or from a Runner's queue topic. Attempts and Err are then zero.
 	Deferred bool
+	// Held means the handler did not run: a Runner holds the event's key for it behind a
+	// dead letter (the event is dead-lettered for it, reason parked).
+	Held bool
 	// Attempts is how many times the handler was called.
 	Attempts int
 	// Err is the last call's error, nil on success.
@@ -271,7 +274,7 @@ func (b *Bus) Use(mw Middleware) {
 // with ctx; their failures are counted and logged, and Wait waits for them. ev is not
 // modified.
 func (b *Bus) Publish(ctx context.Context, ev *Event) ([]Result, error) {
-	return b.deliver(ctx, ev, nil, asyncGo)
+	return b.deliver(ctx, ev, nil, nil, asyncGo)
 }
 
 // asyncMode says what deliver does with async subscriptions.
@@ -283,9 +286,10 @@ const (
 	asyncInline                  // run like synchronous ones (redelivery from a queue)
 )
 
-// deliver is Publish with two knobs for the Runner: only, when non-nil, restricts delivery
-// to the named handlers; mode says how async handlers are treated.
-func (b *Bus) deliver(ctx context.Context, ev *Event, only []string, mode asyncMode) ([]Result, error) {
+// deliver is Publish with three knobs for the Runner: only, when non-nil, restricts delivery
+// to the named handlers; the held handlers are not run (Result.Held); mode says how async
+// handlers are treated.
+func (b *Bus) deliver(ctx context.Context, ev *Event, only, held []string, mode asyncMode) ([]Result, error) {
 	if ev == nil || ev.Type == "" {
 		return nil, fmt.Errorf("%w: nil event or empty type", ErrInvalidEvent)
 	}
@@ -323,7 +327,9 @@ func (b *Bus) deliver(ctx context.Context, ev *Event, only []string, mode asyncM
 			continue
 		}
 		r := Result{Name: s.name, Pattern: s.pat.text, Async: s.async}
-		if s.async && mode != asyncInline {
+		if slices.Contains(held, s.name) {
+			r.Held = true
+		} else if s.async && mode != asyncInline {
 			r.Deferred = true
 			if mode == asyncGo {
 				b.goAsync(ctx, s, e)

@@ -44,6 +44,26 @@ const (
 	HeaderOriginTopic     = "pyrite-origin-topic"
 	HeaderOriginPartition = "pyrite-origin-partition"
 	HeaderOriginOffset    = "pyrite-origin-offset"
+
+	// HeaderDLQHoldsKey ("true") marks a dead letter that holds its key: until it is redriven
+	// or skipped, later records of the key in the group are dead-lettered behind it (reason
+	// parked). Runners with a RetryTopic and a Bus write it on dead letters of keyed records
+	// (see the package comment).
+	HeaderDLQHoldsKey = "pyrite-dlq-holds-key"
+	// HeaderDLQRedrivenOffset and HeaderDLQSkippedOffset are on marker records on a DLQ (no
+	// value, the dead letter's key, same partition): the offset of the dead letter redriven
+	// (pyrite dlq redrive) or skipped (pyrite dlq skip). A marked dead letter is no longer
+	// pending.
+	HeaderDLQRedrivenOffset = "pyrite-dlq-redriven-offset"
+	HeaderDLQSkippedOffset  = "pyrite-dlq-skipped-offset"
+	// HeaderRedrivenFrom is on records pyrite dlq redrive writes to a retry topic:
+	// <dlq topic>[<partition>]@<offset> of the dead letter. It is not a control header, so a
+	// record that fails again carries it into the DLQ.
+	HeaderRedrivenFrom = "pyrite-redriven-from"
+	// HeaderRetryRelease is on a record pyrite dlq skip writes to a group's retry topic, with
+	// the skipped dead letter's key and origin headers and no value: the group releases one
+	// dead letter's hold on the key and delivers nothing. Its value names the dead letter.
+	HeaderRetryRelease = "pyrite-retry-release"
 )
 
 // Dead-letter reasons (HeaderDLQReason; the "reason" label of pyrite_runner_dlq_total).
@@ -56,6 +76,10 @@ const (
 	ReasonPermanent = "permanent"
 	// ReasonExhausted: a handler failed transiently on the last allowed attempt.
 	ReasonExhausted = "exhausted"
+	// ReasonParked: the record was not delivered because an earlier dead letter of its key
+	// holds the key (HeaderDLQHoldsKey); it waits in the DLQ, in order, to be redriven
+	// behind it (or skipped).
+	ReasonParked = "parked"
 )
 
 // maxErrorHeader bounds the error text copied into a header.

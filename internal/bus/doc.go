@@ -30,8 +30,26 @@
 //     retry. pyrite_runner_parked_keys and pyrite_runner_parked_records show them.
 //   - A permanent failure, or the last allowed attempt, goes to the group's dead-letter topic
 //     with the original key, value and headers plus headers that say why, how often and where
-//     from, and releases the key: the records behind it go on (they do not wait for a
-//     redrive). Nothing is dropped silently.
+//     from. Nothing is dropped silently.
+//   - Per-key order through dead letters (a Bus runner with a RetryTopic, keyed records): a
+//     dead letter holds its key for the handlers that failed (for every handler when the
+//     failure was no handler's: decode, rejected), as Axon's sequenced dead-letter queue does.
+//     Later records of the key are not delivered to those handlers: each is dead-lettered
+//     for them, in order, with reason parked (HeaderDLQHoldsKey "true" on every holding dead
+//     letter), while the group's other handlers and the other keys go on. Nothing waits in
+//     memory but the set of held keys (per key and handler, a count of pending dead
+//     letters). A worker rebuilds its partition's set from the DLQ when it starts (pending:
+//     no redrive or skip marker). pyrite dlq redrive sends a key's dead letters, in order,
+//     to the retry topic; each releases its hold once its delivery there is done (handled,
+//     or dead-lettered again, which holds the key anew), so the key's new records cannot
+//     overtake them. A redriven record that fails transiently parks its key on the retry
+//     partition like a source record, so the key's next redriven records wait for it.
+//     pyrite dlq skip writes a release record (HeaderRetryRelease) to the retry topic. The
+//     key is free when none of its dead letters is pending. At most MaxDeadKeys keys
+//     (default 100000) are held per runner; past that a new key's dead letter does not hold
+//     it (its later records go on) and pyrite_runner_dead_keys_overflow_total counts it.
+//     pyrite_runner_dead_keys shows the held keys per partition. A worker reads the whole
+//     DLQ when its partition is assigned.
 //   - The retry topic carries async handlers' queued deliveries and redriven dead letters
 //     (pyrite dlq redrive): records in it are delivered to the handlers they name, after their
 //     not-before time, by the group that owns the topic only.

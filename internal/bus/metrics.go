@@ -23,6 +23,8 @@ type Metrics struct {
 	lag           *prometheus.GaugeVec
 	parkedKeys    *prometheus.GaugeVec
 	parkedRecords *prometheus.GaugeVec
+	deadKeys      *prometheus.GaugeVec
+	deadOverflow  *prometheus.CounterVec
 }
 
 // NewMetrics makes the collectors and registers them on reg (not registered when reg is
@@ -31,10 +33,14 @@ type Metrics struct {
 //	pyrite_bus_published_total{bus,type}                  events published
 //	pyrite_bus_deliveries_total{bus,type,handler,outcome} handler deliveries: ok, transient, permanent
 //	pyrite_bus_middleware_total{bus,type,outcome}         events dropped or rejected by middleware
-//	pyrite_runner_records_total{group,topic,outcome}      records processed: ok, retry, dlq, dropped
+//	pyrite_runner_records_total{group,topic,outcome}      records processed: ok, retry, dlq, dropped, released (a skip release)
 //	pyrite_runner_enqueued_total{group,kind}              records written to the retry topic (retry) or queue (queue)
 //	pyrite_runner_dlq_total{group,reason}                 records written to the dead-letter topic
 //	pyrite_runner_lag{group,topic,partition}              records behind the high watermark
+//	pyrite_runner_parked_keys{group,topic,partition}      keys waiting behind a record being retried
+//	pyrite_runner_parked_records{group,topic,partition}   records held behind those keys
+//	pyrite_runner_dead_keys{group,topic,partition}        keys held behind dead letters (redrive or skip releases them)
+//	pyrite_runner_dead_keys_overflow_total{group}         dead letters that could not hold their key (bound reached)
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		busPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -51,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"bus", "type", "outcome"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pyrite", Subsystem: "runner", Name: "records_total",
-			Help: "Records a runner processed, by outcome (ok, retry, dlq, dropped).",
+			Help: "Records a runner processed, by outcome (ok, retry, dlq, dropped, released).",
 		}, []string{"group", "topic", "outcome"}),
 		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "pyrite", Subsystem: "runner", Name: "enqueued_total",
@@ -73,10 +79,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "pyrite", Subsystem: "runner", Name: "parked_records",
 			Help: "Records of a partition held behind parked keys (their heads included).",
 		}, []string{"group", "topic", "partition"}),
+		deadKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "pyrite", Subsystem: "runner", Name: "dead_keys",
+			Help: "Keys of a partition held behind dead letters: their later records are dead-lettered (reason parked) until a redrive or skip.",
+		}, []string{"group", "topic", "partition"}),
+		deadOverflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pyrite", Subsystem: "runner", Name: "dead_keys_overflow_total",
+			Help: "Dead letters that did not hold their key because RunnerConfig.MaxDeadKeys keys were held already.",
+		}, []string{"group"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.busPublished, m.busDeliveries, m.busMiddleware,
-			m.records, m.enqueued, m.deadLettered, m.lag, m.parkedKeys, m.parkedRecords} {
+			m.records, m.enqueued, m.deadLettered, m.lag, m.parkedKeys, m.parkedRecords, m.deadKeys, m.deadOverflow} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("bus: register metrics: %w", err)
 			}
@@ -133,6 +147,7 @@ func (m *Metrics) dropLag(group, topic string, partition int32) {
 		m.lag.DeleteLabelValues(group, topic, p)
 		m.parkedKeys.DeleteLabelValues(group, topic, p)
 		m.parkedRecords.DeleteLabelValues(group, topic, p)
+		m.deadKeys.DeleteLabelValues(group, topic, p)
 	}
 }
 
@@ -141,5 +156,17 @@ func (m *Metrics) setParked(group, topic string, partition int32, keys, records 
 		p := strconv.Itoa(int(partition))
 		m.parkedKeys.WithLabelValues(group, topic, p).Set(float64(keys))
 		m.parkedRecords.WithLabelValues(group, topic, p).Set(float64(records))
+	}
+}
+
+func (m *Metrics) setDeadKeys(group, topic string, partition int32, keys int) {
+	if m != nil {
+		m.deadKeys.WithLabelValues(group, topic, strconv.Itoa(int(partition))).Set(float64(keys))
+	}
+}
+
+func (m *Metrics) deadKeysOverflow(group string, n int) {
+	if m != nil {
+		m.deadOverflow.WithLabelValues(group).Add(float64(n))
 	}
 }

@@ -6,12 +6,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// parkedKey is a key of a source partition whose record failed transiently: the record (the
+// parkedKey is a key of a source partition whose record failed transiently (or of a retry
+// topic partition whose redriven record did, so that a key's redriven records stay in order): the record (the
 // head) waits in the worker for its retry, and the later records of the same key wait behind
 // it, in order, while other keys go on. When the head's retry succeeds the records behind it
 // are delivered at once, in order (one that fails in turn becomes the head); when the head is
-// dead-lettered (permanent failure or last attempt) the key is released and the records
-// behind it go on.
+// dead-lettered (permanent failure or last attempt) the in-memory park ends and the records
+// behind it are dead-lettered behind it for the handlers it holds the key for (see deadKeys).
 //
 // Nothing of it is committed: the partition's committed offset stays below the lowest parked
 // record, so a crash or a revoke delivers the parked records (and the records of other keys
@@ -93,14 +94,35 @@ func (w *worker) serve(key string) bool {
 	defer w.setParked()
 	for len(pk.recs) > 0 {
 		head := pk.recs[0]
+		if d := w.behindDead(head); d != nil { // an earlier record of the key was dead-lettered
+			if !w.produce([]*kgo.Record{d}) {
+				return false
+			}
+			pk.recs[0] = nil
+			pk.recs = pk.recs[1:]
+			pk.park = park{}
+			w.held--
+			continue
+		}
 		var (
 			outs []*kgo.Record
 			next *park
 			err  error
 		)
-		if pk.attempt == 0 {
+		switch {
+		case w.control && pk.attempt == 0: // a retry-topic record behind a parked redriven one
+			outs, next, err = w.handleRecord(head, func() bool { return true })
+		case w.control:
+			var c control
+			if c, err = parseControl(head.Headers); err == nil { // it parsed when it was parked
+				outs, next, err = w.deliver(head, c.origin, pk.attempt+1, pk.only, asyncInline)
+				if err == nil && next == nil {
+					w.redriven(head, c)
+				}
+			}
+		case pk.attempt == 0:
 			outs, next, err = w.deliver(head, originOf(head), 1, nil, w.r.sourceMode())
-		} else {
+		default:
 			outs, next, err = w.deliver(head, originOf(head), pk.attempt+1, pk.only, asyncInline)
 		}
 		if err != nil {

@@ -78,6 +78,11 @@ type RunnerConfig struct {
 	// retried (see the package comment); one more makes the whole partition wait for that
 	// retry. Default 1000.
 	MaxParkedPerKey int
+	// MaxDeadKeys bounds the keys a runner (with a Bus and a RetryTopic) holds behind dead
+	// letters, over all its partitions (see the package comment); a dead letter of a further
+	// key does not hold it, and is counted in pyrite_runner_dead_keys_overflow_total. Default
+	// 100000 (a few MB of keys).
+	MaxDeadKeys int
 	// Positions, when set, is asked on every assignment where to start each source
 	// partition (ok false: from the group's committed offset), for handlers that store
 	// their positions with their own state. An error fails the group session, which is then
@@ -99,6 +104,7 @@ const (
 	DefaultHandlerGrace  = 5 * time.Second
 	DefaultMaxBuffered   = 1000
 	DefaultMaxParked     = 1000
+	DefaultMaxDeadKeys   = 100000
 
 	pollRecords    = 500
 	fetchMaxWait   = 200 * time.Millisecond
@@ -149,8 +155,8 @@ func (c RunnerConfig) Validate() error {
 	if (c.Bus == nil) == (c.Batch == nil) {
 		bad("exactly one of Bus and Batch must be set")
 	}
-	if c.BatchSize < 0 || c.MaxAttempts < 0 || c.MaxBuffered < 0 || c.MaxParkedPerKey < 0 {
-		bad("BatchSize, MaxAttempts, MaxBuffered and MaxParkedPerKey must not be negative")
+	if c.BatchSize < 0 || c.MaxAttempts < 0 || c.MaxBuffered < 0 || c.MaxParkedPerKey < 0 || c.MaxDeadKeys < 0 {
+		bad("BatchSize, MaxAttempts, MaxBuffered, MaxParkedPerKey and MaxDeadKeys must not be negative")
 	}
 	if c.BatchWait < 0 || c.RetryDelay < 0 || c.MaxRetryDelay < 0 || c.HandlerGrace < 0 {
 		bad("durations must not be negative")
@@ -173,6 +179,7 @@ func (c *RunnerConfig) setDefaults() {
 	def(&c.MaxAttempts, DefaultMaxAttempts)
 	def(&c.MaxBuffered, DefaultMaxBuffered)
 	def(&c.MaxParkedPerKey, DefaultMaxParked)
+	def(&c.MaxDeadKeys, DefaultMaxDeadKeys)
 	defd(&c.BatchWait, DefaultBatchWait)
 	defd(&c.RetryDelay, DefaultRetryDelay)
 	defd(&c.MaxRetryDelay, DefaultMaxRetryDelay)
@@ -197,6 +204,7 @@ type Runner struct {
 	log        *slog.Logger
 	queueTopic string          // where async deliveries go; "" runs them inline
 	control    map[string]bool // topics whose records carry control headers
+	dead       *deadKeys       // keys held behind dead letters; nil unless Bus and RetryTopic
 	started    atomic.Bool
 
 	// Set by Run before the client exists; read-only afterwards.
@@ -231,6 +239,9 @@ func NewRunner(cfg RunnerConfig, opts ...kgo.Opt) (*Runner, error) {
 			if t != "" {
 				r.control[t] = true
 			}
+		}
+		if cfg.RetryTopic != "" {
+			r.dead = newDeadKeys(cfg.MaxDeadKeys)
 		}
 	} else if cfg.RetryTopic != "" {
 		r.control[cfg.RetryTopic] = true // redriven dead letters (pyrite dlq redrive)

@@ -290,6 +290,9 @@ func TestRunnerDeadLetters(t *testing.T) {
 		wantAttempt string
 		wantHandler string
 		wantCalls   int
+		// The poison record's dead letter holds its key (a Bus with a RetryTopic): "after",
+		// of the same key, is dead-lettered behind it (reason parked), not delivered.
+		holdsKey bool
 	}{
 		{
 			name: "permanent failure", handler: func(int) error { return bus.Permanent(errors.New("bad data")) },
@@ -300,6 +303,7 @@ func TestRunnerDeadLetters(t *testing.T) {
 			cfg:     bus.RunnerConfig{RetryTopic: retryTopic, MaxAttempts: 3},
 			handler: func(int) error { return errors.New("always down") },
 			value:   poison, wantReason: bus.ReasonExhausted, wantAttempt: "3", wantHandler: "h", wantCalls: 3,
+			holdsKey: true,
 		},
 		{
 			name:    "transient failure without a retry topic",
@@ -349,16 +353,30 @@ func TestRunnerDeadLetters(t *testing.T) {
 			cfg.Bus, cfg.Metrics = b, m
 			stop := k.start(cfg)
 
-			dead := k.read(dlqTopic, 1)
-			if len(dead) != 1 {
-				t.Fatalf("%d dead letters, want 1", len(dead))
+			wantDead, wantDelivered := 1, []string{"before", "after"}
+			if tc.holdsKey {
+				wantDead, wantDelivered = 2, []string{"before"}
 			}
-			waitFor(t, "the record after the poison one", func() bool { return rec.len() == 2 })
+			dead := k.read(dlqTopic, wantDead)
+			if len(dead) != wantDead {
+				t.Fatalf("%d dead letters, want %d", len(dead), wantDead)
+			}
+			waitFor(t, "the record after the poison one", func() bool { return rec.len() == len(wantDelivered) })
+			if tc.holdsKey {
+				h := headerMap(dead[1].Headers)
+				if string(dead[1].Value) != "after" || h[bus.HeaderDLQReason] != bus.ReasonParked || h[bus.HeaderDLQHoldsKey] != "true" {
+					t.Errorf("second dead letter %s %v, want after, parked, holding the key", dead[1].Value, h)
+				}
+				if headerMap(dead[0].Headers)[bus.HeaderDLQHoldsKey] != "true" {
+					t.Errorf("the poison dead letter does not hold its key")
+				}
+				waitFor(t, "committed", func() bool { return k.committed()[1] == 3 })
+			}
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			if got := rec.values(); !slices.Equal(got, []string{"before", "after"}) {
-				t.Fatalf("delivered %v", got)
+			if got := rec.values(); !slices.Equal(got, wantDelivered) {
+				t.Fatalf("delivered %v, want %v", got, wantDelivered)
 			}
 			if calls != tc.wantCalls {
 				t.Fatalf("poison handler called %d times, want %d", calls, tc.wantCalls)
@@ -393,7 +411,7 @@ func TestRunnerDeadLetters(t *testing.T) {
 			if got := metricValue(t, reg, "pyrite_runner_dlq_total", map[string]string{"group": group, "reason": tc.wantReason}); got != 1 {
 				t.Errorf("pyrite_runner_dlq_total = %v", got)
 			}
-			if got := metricValue(t, reg, "pyrite_runner_records_total", map[string]string{"group": group, "topic": srcTopic, "outcome": "ok"}); got != 2 {
+			if got := metricValue(t, reg, "pyrite_runner_records_total", map[string]string{"group": group, "topic": srcTopic, "outcome": "ok"}); got != float64(len(wantDelivered)) {
 				t.Errorf("pyrite_runner_records_total ok = %v", got)
 			}
 			if got := metricValue(t, reg, "pyrite_runner_lag", map[string]string{"group": group, "topic": srcTopic, "partition": "1"}); got != 0 {

@@ -129,11 +129,17 @@ func (w *worker) release() {
 	}
 	w.buf = nil
 	w.mu.Unlock()
+	if w.r.dead != nil && !w.control {
+		w.r.dead.reset(tp{w.topic, w.partition}, nil) // the partition's next owner reads them again
+	}
 	w.r.cfg.Metrics.dropLag(w.r.cfg.Group, w.topic, w.partition)
 }
 
 func (w *worker) run() {
 	defer close(w.done)
+	if w.r.dead != nil && !w.control && !w.loadHolds() {
+		return
+	}
 	for {
 		var ok bool
 		if w.r.cfg.Batch != nil {
@@ -232,7 +238,42 @@ func (w *worker) dlq(rec *kgo.Record, o origin, reason string, attempts int, han
 	w.r.log.Error("bus: dead-lettering record", append(w.logAttrs(rec), "reason", reason,
 		"attempts", attempts, "handlers", strings.Join(handlers, ","), "err", cause)...)
 	w.r.cfg.Metrics.dlq(w.r.cfg.Group, reason)
-	return dlqRecord(w.r.cfg.DLQTopic, w.r.cfg.Group, rec, o, reason, attempts, handlers, cause, time.Now())
+	d := dlqRecord(w.r.cfg.DLQTopic, w.r.cfg.Group, rec, o, reason, attempts, handlers, cause, time.Now())
+	if w.r.dead != nil && len(rec.Key) > 0 && !w.r.control[o.topic] {
+		// The dead letter holds its key (see deadKeys).
+		if w.r.dead.hold(tp{o.topic, o.partition}, string(rec.Key), handlers) {
+			d.Headers = append(d.Headers, header(HeaderDLQHoldsKey, "true"))
+		} else {
+			w.r.log.Error("bus: too many keys held behind dead letters; this one is not held",
+				append(w.logAttrs(rec), "max", w.r.cfg.MaxDeadKeys)...)
+			w.r.cfg.Metrics.deadKeysOverflow(w.r.cfg.Group, 1)
+		}
+		w.setHeld()
+	}
+	return d
+}
+
+// errBehindDead is the error of a record dead-lettered behind a dead letter of its key.
+var errBehindDead = errors.New("behind a dead letter of the same key: redrive or skip it first")
+
+// heldFor returns the handlers a source record's key is held for behind dead letters (""
+// for every handler); nil when it is free.
+func (w *worker) heldFor(rec *kgo.Record) []string {
+	if w.r.dead == nil || w.r.control[rec.Topic] || len(rec.Key) == 0 {
+		return nil
+	}
+	return w.r.dead.held(tp{rec.Topic, rec.Partition}, string(rec.Key))
+}
+
+// behindDead returns the dead letter of a source record whose key a dead letter holds for
+// every handler (reason parked), or nil. A key held for some handlers only is delivered to
+// the others (see deliver).
+func (w *worker) behindDead(rec *kgo.Record) *kgo.Record {
+	if !slices.Contains(w.heldFor(rec), "") {
+		return nil
+	}
+	w.r.cfg.Metrics.record(w.r.cfg.Group, rec.Topic, "dlq")
+	return w.dlq(rec, originOf(rec), ReasonParked, 0, nil, errBehindDead)
 }
 
 // processEvents delivers recs one by one to the bus, after the parked keys whose retry is
@@ -285,6 +326,16 @@ func (w *worker) processEvents(recs []*kgo.Record) bool {
 				continue
 			}
 		}
+		if d := w.behindDead(rec); d != nil {
+			if len(outs) == 0 {
+				since = time.Now()
+			}
+			outs, last = append(outs, d), rec
+			if len(outs) >= flushEvery && !flush() {
+				return false
+			}
+			continue
+		}
 		o, park, err := w.handleRecord(rec, flush)
 		if err != nil {
 			break
@@ -322,13 +373,36 @@ func (w *worker) handleRecord(rec *kgo.Record, flush func() bool) ([]*kgo.Record
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
 		return []*kgo.Record{w.dlq(rec, originOf(rec), ReasonDecode, 0, nil, fmt.Errorf("control headers: %w", err))}, nil, nil
 	}
+	if r.dead != nil && len(rec.Key) > 0 {
+		at := tp{c.origin.topic, c.origin.partition}
+		switch {
+		case hasHeader(rec.Headers, HeaderRetryRelease): // pyrite dlq skip
+			r.releaseHold(at, string(rec.Key), c.handlers, string(headerValue(rec.Headers, HeaderRetryRelease)))
+			r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "released")
+			return nil, nil, nil
+		}
+	}
 	if d := time.Until(c.notBefore); d > 0 {
 		if !flush() || !sleep(w.ctx, d) {
 			return nil, nil, errInterrupted
 		}
 	}
 	// Deliver to the handlers named (nil: every matching one), async ones included.
-	return w.deliver(rec, c.origin, c.attempt+1, c.handlers, asyncInline)
+	outs, next, err := w.deliver(rec, c.origin, c.attempt+1, c.handlers, asyncInline)
+	if err == nil && next == nil && c.attempt == 0 {
+		w.redriven(rec, c)
+	}
+	return outs, next, err
+}
+
+// redriven ends the hold of a redriven dead letter (pyrite dlq redrive) once its delivery is
+// done: handled, or dead-lettered again (then the new dead letter holds the key). While it
+// waits for a retry the key stays held.
+func (w *worker) redriven(rec *kgo.Record, c control) {
+	if w.r.dead != nil && len(rec.Key) > 0 && hasHeader(rec.Headers, HeaderRedrivenFrom) {
+		w.r.releaseHold(tp{c.origin.topic, c.origin.partition}, string(rec.Key), c.handlers,
+			string(headerValue(rec.Headers, HeaderRedrivenFrom)))
+	}
 }
 
 // sourceMode is how async handlers run for a record read from a source topic.
@@ -355,14 +429,14 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 		Key: rec.Key, Headers: stripControl(rec.Headers), Timestamp: rec.Timestamp, Attempt: attempt,
 	}
 
-	results, err := r.cfg.Bus.deliver(r.hctx, ev, only, mode)
+	results, err := r.cfg.Bus.deliver(r.hctx, ev, only, w.heldFor(rec), mode)
 	if errors.Is(err, ErrDropped) {
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dropped")
 		return nil, nil, nil
 	}
 	var (
-		transient, permanent, queued []string
-		tErr, pErr                   error
+		transient, permanent, queued, held []string
+		tErr, pErr                         error
 	)
 	if err != nil { // rejected by a middleware
 		if r.hctx.Err() != nil {
@@ -379,6 +453,8 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 	}
 	for _, res := range results {
 		switch {
+		case res.Held:
+			held = append(held, res.Name)
 		case res.Deferred:
 			queued = append(queued, res.Name)
 		case res.Err == nil:
@@ -410,8 +486,9 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 		case r.cfg.RetryTopic == "" || attempt >= r.cfg.MaxAttempts:
 			outs = append(outs, w.dlq(rec, o, ReasonExhausted, attempt, transient, tErr))
 			outcome = "dlq"
-		case !w.control && len(rec.Key) > 0:
-			// Sequenced: the key waits here, in order, for the retry (see parkedKey).
+		case len(rec.Key) > 0 && (!w.control || hasHeader(rec.Headers, HeaderRedrivenFrom)):
+			// Sequenced: the key waits here, in order, for the retry (see parkedKey); so do
+			// the key's next redriven records on the retry topic.
 			due := time.Now().Add(r.delay(attempt))
 			r.log.Warn("bus: handlers failed, key parked until the retry", append(w.logAttrs(rec), "attempt", attempt,
 				"handlers", strings.Join(transient, ","), "due", due, "err", tErr)...)
@@ -430,6 +507,12 @@ func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, 
 	if permanent != nil {
 		outs = append(outs, w.dlq(rec, o, ReasonPermanent, attempt, permanent, pErr))
 		outcome = "dlq"
+	}
+	if held != nil {
+		outs = append(outs, w.dlq(rec, o, ReasonParked, 0, held, errBehindDead))
+		if outcome == "ok" {
+			outcome = "dlq"
+		}
 	}
 	r.cfg.Metrics.record(r.cfg.Group, rec.Topic, outcome)
 	return outs, parkAt, nil
