@@ -67,9 +67,9 @@ type segment struct {
 	path    string
 	base    int64
 	size    int64
-	valid   int64 // bytes of whole, CRC-valid batches from the start
+	valid   int64   // bytes of whole, CRC-valid batches from the start
 	ends    []int64 // end position of each batch in batches
-	tail    bool  // the bytes after valid are one partial or corrupt batch reaching the end of the file
+	tail    bool    // the bytes after valid are one partial or corrupt batch reaching the end of the file
 	batches []kmsg.RecordBatch
 	idxPath string
 	idxSize int64 // -1: no index file
