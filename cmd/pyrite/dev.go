@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/devkafka"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/registry"
@@ -124,18 +124,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	kafkaDir := filepath.Join(c.DataDir, "kafka")
-	if err := os.MkdirAll(kafkaDir, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	_, kport, _ := net.SplitHostPort(c.KafkaAddr)
 	port, _ := strconv.Atoi(kport)
-	cluster, err := kfake.NewCluster(
+	// devkafka.Start repairs what a crash leaves at the end of a log, refuses
+	// mid-log damage naming the file, and closes transactions left open by
+	// an unclean stop with ABORT markers before any client below starts.
+	cluster, rep, err := devkafka.Start(ctx, kafkaDir,
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
-		kfake.DataDir(kafkaDir),
 	)
+	for _, line := range rep.Repaired {
+		fmt.Fprintf(stdout, "kafka      repaired %s\n", line)
+	}
 	if err != nil {
+		kafkaLn.Close()
 		regLn.Close()
 		ingestLn.Close()
 		projLn.Close()
@@ -143,6 +146,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("embedded kafka: %w", err)
 	}
 	defer cluster.Close()
+	for _, h := range rep.Hanging {
+		fmt.Fprintf(stdout, "kafka      aborted a transaction left open by an unclean stop: %s\n", h)
+	}
 	brokers := cluster.ListenAddrs()
 	fmt.Fprintf(stdout, "kafka      %s  (data in %s)\n", brokers[0], kafkaDir)
 

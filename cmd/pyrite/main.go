@@ -58,6 +58,7 @@ func topCommands() []command {
 		{name: "lag", summary: "show consumer groups' lag per topic and partition", run: runLag},
 		{name: "replay", summary: "move a consumer group's offsets (by offset or time) so it reads records again", run: runReplay},
 		{name: "dlq", summary: "list, show and redrive a group's dead letters", run: runDLQ},
+		{name: "txn", summary: "list open transactions per partition, or abort a hanging one", run: runTxn},
 		{name: "projection", summary: "rebuild a projection's read model beside the live one and swap it in", run: runProjection},
 	}
 }

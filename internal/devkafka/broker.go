@@ -52,19 +52,20 @@ func Abort(ctx context.Context, adm *kadm.Client, txns ...HangingTxn) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	type pe struct {
-		id    int64
-		epoch int16
+		id         int64
+		epoch      int16
+		coordEpoch int32
 	}
 	byProducer := map[pe]kadm.TopicsSet{}
 	for _, h := range txns {
-		k := pe{h.ProducerID, h.ProducerEpoch}
+		k := pe{h.ProducerID, h.ProducerEpoch, h.CoordinatorEpoch}
 		ts := byProducer[k]
 		ts.Add(h.Topic, h.Partition)
 		byProducer[k] = ts
 	}
 	markers := make([]kadm.TxnMarkers, 0, len(byProducer))
 	for k, ts := range byProducer {
-		markers = append(markers, kadm.TxnMarkers{ProducerID: k.id, ProducerEpoch: k.epoch, Topics: ts})
+		markers = append(markers, kadm.TxnMarkers{ProducerID: k.id, ProducerEpoch: k.epoch, CoordinatorEpoch: k.coordEpoch, Topics: ts})
 	}
 	for {
 		resp, err := adm.WriteTxnMarkers(ctx, markers...)

@@ -45,6 +45,8 @@ type HangingTxn struct {
 	ProducerEpoch int16  `json:"producerEpoch"`
 	FirstOffset   int64  `json:"firstOffset"`
 	LastOffset    int64  `json:"lastOffset"`
+	// CoordinatorEpoch goes into the marker; 0 on the embedded broker.
+	CoordinatorEpoch int32 `json:"coordinatorEpoch,omitempty"`
 }
 
 func (h HangingTxn) String() string {
