@@ -260,54 +260,63 @@ func readSegment(pdir string, base int64) (*segment, error) {
 	return s, nil
 }
 
-// checkIndex compares a segment's index with its batches. Extra entries
-// (the index written, the batch not) are dropped. The broker writes a
-// batch, then its index entry, then acknowledges: batches at the end of the
-// last segment without an entry were never acknowledged and are cut.
-// Elsewhere missing entries are harmless for non-transactional batches,
-// whose defaults are right, and refused for transactional ones.
+// checkIndex compares a segment's index with its batches; entries are
+// positional, one per batch. The broker takes a batch without an entry for
+// a non-transactional one, which is right for plain and control batches and
+// wrong for transactional records. Extra entries (the index written, the
+// batch not) and a partial entry are dropped. The broker writes a batch,
+// then its entry, then answers: batches at the end of the last segment
+// without an entry were never acknowledged, and are cut (left there, the
+// entries of batches appended later would land one place off). In an older
+// segment, which no longer grows, missing entries are harmless unless they
+// are for transactional records; then Check refuses.
 func checkIndex(s *segment, last bool, r *Report) error {
-	want := int64(len(s.batches)) * indexEntrySize
 	have := max(s.idxSize, 0)
-	if have%indexEntrySize != 0 {
-		// A partial entry: the write of a whole entry was cut short.
-		if err := os.Truncate(s.idxPath, have-have%indexEntrySize); err != nil {
+	if rem := have % indexEntrySize; rem != 0 {
+		if err := os.Truncate(s.idxPath, have-rem); err != nil {
 			return fmt.Errorf("repair %s: %w", s.idxPath, err)
 		}
-		r.Repaired = append(r.Repaired, fmt.Sprintf("%s: dropped a partial index entry of %d bytes", s.idxPath, have%indexEntrySize))
-		have -= have % indexEntrySize
+		r.Repaired = append(r.Repaired, fmt.Sprintf("%s: dropped a partial index entry of %d bytes", s.idxPath, rem))
+		have -= rem
 	}
-	if last && have < want {
-		keep := int(have / indexEntrySize)
-		cut := int64(0)
-		if keep > 0 {
-			cut = s.ends[keep-1]
-		}
-		if err := os.Truncate(s.path, cut); err != nil {
-			return fmt.Errorf("repair %s: %w", s.path, err)
-		}
-		r.Repaired = append(r.Repaired, fmt.Sprintf("%s: cut %d record batches (offsets %d-%d) whose index entries were never written, so never acknowledged",
-			s.path, len(s.batches)-keep, s.batches[keep].FirstOffset, nextOffset(s)-1))
-		s.batches, s.ends, s.valid, s.size = s.batches[:keep], s.ends[:keep], cut, cut
-		want = have
-	}
-	switch {
-	case have > want:
+	indexed := int(have / indexEntrySize)
+	if indexed > len(s.batches) {
+		want := int64(len(s.batches)) * indexEntrySize
 		if err := os.Truncate(s.idxPath, want); err != nil {
 			return fmt.Errorf("repair %s: %w", s.idxPath, err)
 		}
-		r.Repaired = append(r.Repaired, fmt.Sprintf("%s: dropped %d bytes of index entries for batches its segment does not hold", s.idxPath, have-want))
-	case have < want:
-		for i := have / indexEntrySize; i < int64(len(s.batches)); i++ {
-			if s.batches[i].Attributes&attrTxn != 0 && s.batches[i].Attributes&attrControl == 0 {
-				return fmt.Errorf("%w: %s: index holds %d of %d entries and batch %d (offset %d) is transactional; "+
-					"the broker would serve its records as committed whatever their transaction's outcome (move the data directory away to start afresh)",
-					ErrTorn, s.idxPath, have/indexEntrySize, len(s.batches), i, s.batches[i].FirstOffset)
-			}
-		}
-		r.Repaired = append(r.Repaired, fmt.Sprintf("%s: index lacked %d of %d entries, all for non-transactional batches (the broker's defaults for them are right)",
-			s.idxPath, int64(len(s.batches))-have/indexEntrySize, len(s.batches)))
+		r.Repaired = append(r.Repaired, fmt.Sprintf("%s: dropped %d index entries for batches its segment does not hold", s.idxPath, indexed-len(s.batches)))
+		return nil
 	}
+	firstTxn := slices.IndexFunc(s.batches[indexed:], func(b kmsg.RecordBatch) bool {
+		return b.Attributes&attrTxn != 0 && b.Attributes&attrControl == 0
+	})
+	switch {
+	case indexed == len(s.batches):
+		return nil
+	case last:
+		firstTxn = 0
+	case firstTxn < 0:
+		r.Repaired = append(r.Repaired, fmt.Sprintf("%s: index lacks %d of %d entries, none for transactional records (the broker's defaults for them are right)",
+			s.idxPath, len(s.batches)-indexed, len(s.batches)))
+		return nil
+	default:
+		b := s.batches[indexed+firstTxn]
+		return fmt.Errorf("%w: %s: index holds %d of %d entries and the batch at offset %d is transactional; "+
+			"the broker would serve its records as committed whatever their transaction's outcome (move the data directory away to start afresh)",
+			ErrTorn, s.idxPath, indexed, len(s.batches), b.FirstOffset)
+	}
+	keep := indexed + firstTxn
+	cut := int64(0)
+	if keep > 0 {
+		cut = s.ends[keep-1]
+	}
+	if err := os.Truncate(s.path, cut); err != nil {
+		return fmt.Errorf("repair %s: %w", s.path, err)
+	}
+	r.Repaired = append(r.Repaired, fmt.Sprintf("%s: cut %d record batches from offset %d on: their index entries were never written, so they were never acknowledged",
+		s.path, len(s.batches)-keep, s.batches[keep].FirstOffset))
+	s.batches, s.ends, s.valid, s.size = s.batches[:keep], s.ends[:keep], cut, cut
 	return nil
 }
 
