@@ -1,0 +1,12 @@
+// Package crashtest is the crash matrix of the whole pipeline: load from
+// ingest and from a Kafka-native producer, faults (SIGKILL of `pyrite dev`,
+// clean restarts), and after each fault the checks the design's delivery
+// guarantees promise: every accepted event exactly once on the events topic
+// for read_committed readers, per-aggregate order, the projection equal to
+// a fold of the topic, reactor effects once, nothing stuck in a retry topic.
+//
+// The package holds the checks and the report table; the matrix itself is
+// TestCrashMatrix. `make test` runs a bounded form; `make crash` the full one
+// (sizes from PYRITE_CRASH_EVENTS, PYRITE_CRASH_AGGREGATES and
+// PYRITE_CRASH_KILLS).
+package crashtest
