@@ -112,11 +112,11 @@ func TestCrashMatrix(t *testing.T) {
 
 // dev is `pyrite dev` in a child process, on fixed ports and one data dir.
 type dev struct {
-	bin, dataDir                         string
+	bin, dataDir                       string
 	kafka, registry, ingest, projector string
-	upcaster                             string
-	cmd                                  *exec.Cmd
-	out                                  *lockedBuffer
+	upcaster                           string
+	cmd                                *exec.Cmd
+	out                                *lockedBuffer
 }
 
 type lockedBuffer struct {
@@ -272,8 +272,8 @@ func newLoad(t *testing.T, d *dev, sz size) *load {
 }
 
 func aggregate(n int) string { return fmt.Sprintf("we-%04d", n) }
-func direct(n int) bool     { return n%10 == 9 }
-func completes(n int) bool  { return n%5 == 0 }
+func direct(n int) bool      { return n%10 == 9 }
+func completes(n int) bool   { return n%5 == 0 }
 
 // eventOf returns the event type and data of an aggregate's seq-th event.
 func (l *load) eventOf(n, seq int) (string, map[string]any) {
