@@ -105,12 +105,17 @@ func readUntil(t *testing.T, ctx context.Context, broker, topic string, until ma
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// A sentinel lost (a read_committed reader skipping committed records)
+	// must show in the table as lost rather than hang the matrix.
+	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
 	var seen []Seen
 	left := len(until)
 	for left > 0 {
-		fs := c.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %s: %d of %d sentinels not read after %d records", topic, left, len(until), len(seen))
+		fs := c.PollFetches(rctx)
+		if rctx.Err() != nil {
+			t.Logf("read %s: %d of %d sentinels not read after %d records", topic, left, len(until), len(seen))
+			return seen
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			id := header(r, "ce_id")

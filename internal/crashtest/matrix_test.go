@@ -52,9 +52,9 @@ func TestCrashMatrix(t *testing.T) {
 		t.Skip("crash matrix: not in -short")
 	}
 	sz := size{
-		events:     envInt("PYRITE_CRASH_EVENTS", 3000),
-		aggregates: envInt("PYRITE_CRASH_AGGREGATES", 60),
-		kills:      envInt("PYRITE_CRASH_KILLS", 3),
+		events:     envInt("PYRITE_CRASH_EVENTS", 4000),
+		aggregates: envInt("PYRITE_CRASH_AGGREGATES", 80),
+		kills:      envInt("PYRITE_CRASH_KILLS", 4),
 	}
 	dev := newDev(t)
 	dev.start(t)
@@ -98,8 +98,8 @@ func TestCrashMatrix(t *testing.T) {
 
 	var table bytes.Buffer
 	WriteTable(&table, rows)
-	fmt.Fprintf(os.Stdout, "\ncrash matrix: %d events over %d aggregates (%d written by a Kafka producer), %d SIGKILLs\n%s",
-		ld.accepted.Load(), sz.aggregates, ld.directAccepted.Load(), sz.kills, table.String())
+	fmt.Fprintf(os.Stdout, "\ncrash matrix: %d events over %d aggregates (%d written by a Kafka producer), %d SIGKILLs; pyrite dev RSS at the end %s\n%s",
+		ld.accepted.Load(), sz.aggregates, ld.directAccepted.Load(), sz.kills, dev.rss(), table.String())
 	for _, r := range rows {
 		if r.Failed() {
 			t.Errorf("%s failed its checks: %+v", r.Fault, r)
@@ -210,6 +210,20 @@ func (d *dev) start(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("pyrite dev not ready within 3 minutes:\n%s", d.out.String())
 	}
+}
+
+// rss returns the process's resident set size as /proc reports it.
+func (d *dev) rss() string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
 
 func (d *dev) kill(t *testing.T) {
