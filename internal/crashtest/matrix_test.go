@@ -301,7 +301,7 @@ func (l *load) eventOf(n, seq int) (string, map[string]any) {
 }
 
 func (l *load) run(ctx context.Context) {
-	const workers = 6
+	const workers = 16
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
