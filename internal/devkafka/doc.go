@@ -34,9 +34,12 @@
 //     acknowledged) and says so; it refuses to start, naming the file, on
 //     damage in the middle of a log, which the broker would serve as a
 //     shorter log.
-//   - Every record stays in memory as long as it is retained: see the
-//     README's "Embedded broker" section for the figure per million events
-//     and when to move to a real cluster (compose/).
+//   - Memory grows with the events retained, not with time: with a data
+//     directory kfake keeps an index entry per record batch in memory and
+//     reads bodies back from the segment files (BenchmarkBrokerMemory:
+//     about 80 MiB of live heap per million single-event batches). Domain
+//     topics are kept forever; the README's "embedded broker" section says
+//     when to move to a real cluster (compose/).
 //
 // Start is for one broker in one process whose clients all start after it:
 // it aborts every open transaction it finds, which is right only because
