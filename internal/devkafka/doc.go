@@ -26,6 +26,12 @@
 //     the KIP-664 admin path) for every producer whose transactional
 //     records have no marker after them, before any client connects. A
 //     real cluster does the same by itself when the transaction times out.
+//   - kfake ends a transaction by writing its COMMIT markers, then the
+//     consumer group offsets committed in it: a SIGKILL in between keeps the
+//     records and loses the offsets, so a consume-transform-produce loop
+//     reads its input again. Start cannot repair that (the offsets are
+//     gone); the upcaster's idempotent sink (internal/upcaster, sink.go)
+//     skips what is already on the events topics.
 //   - kfake cuts a partition log at the first partial or corrupt batch,
 //     even one followed by more data, and takes a batch without an index
 //     entry for a non-transactional one. Check repairs what a crash leaves
