@@ -231,7 +231,7 @@ func readSegment(pdir string, base int64) (*segment, error) {
 	if fi, err := os.Stat(s.idxPath); err == nil {
 		s.idxSize = fi.Size()
 	}
-	pos := 0
+	pos, next := 0, base
 	for pos+batchHeader <= len(raw) {
 		length := int(int32(binary.BigEndian.Uint32(raw[pos+8 : pos+12])))
 		end := pos + batchHeader + length
@@ -245,10 +245,14 @@ func readSegment(pdir string, base int64) (*segment, error) {
 			break
 		}
 		var rb kmsg.RecordBatch
-		if err := rb.ReadFrom(b); err != nil {
+		// The CRC leaves out the base offset and length: a batch must also start at or
+		// after the end of the one before it (compaction leaves gaps), the first at or
+		// after the offset the file's name says.
+		if err := rb.ReadFrom(b); err != nil || rb.FirstOffset < next || rb.LastOffsetDelta < 0 {
 			s.tail = end == len(raw)
 			break
 		}
+		next = rb.FirstOffset + int64(rb.LastOffsetDelta) + 1
 		s.batches = append(s.batches, rb)
 		s.ends = append(s.ends, int64(end))
 		pos = end
