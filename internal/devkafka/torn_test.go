@@ -100,6 +100,27 @@ func resize(t *testing.T, path string, delta int64) {
 	}
 }
 
+// corrupt xors the byte at pos of the file with x.
+func corrupt(t *testing.T, path string, pos int, x byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[pos] ^= x
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantTorn checks that the broker refuses dir with ErrTorn naming path.
+func wantTorn(t *testing.T, dir, path string) {
+	t.Helper()
+	if _, _, err := served(t, dir); !errors.Is(err, devkafka.ErrTorn) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %v, want ErrTorn naming %s", err, path)
+	}
+}
+
 // served starts the broker on dir through devkafka.Start and returns the
 // values a read_committed consumer reads, with the report.
 func served(t *testing.T, dir string) ([]string, devkafka.Report, error) {
@@ -174,18 +195,15 @@ func TestTornData(t *testing.T) {
 		dir := t.TempDir()
 		pdir := seedLog(t, dir, 1<<20, 5, 0)
 		dat := files(t, pdir, ".dat")[0]
-		raw, err := os.ReadFile(dat)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw[70] ^= 0xff // inside the first batch's records: its CRC no longer matches
-		if err := os.WriteFile(dat, raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, _, err = served(t, dir)
-		if !errors.Is(err, devkafka.ErrTorn) || !strings.Contains(err.Error(), dat) {
-			t.Fatalf("error %v, want ErrTorn naming %s", err, dat)
-		}
+		corrupt(t, dat, 30, 0x5a) // inside the first batch, past its CRC field: the CRC no longer matches
+		wantTorn(t, dir, dat)
+	})
+	t.Run("overwritten base offset is refused", func(t *testing.T) {
+		dir := t.TempDir()
+		pdir := seedLog(t, dir, 1<<20, 5, 0)
+		dat := files(t, pdir, ".dat")[0]
+		corrupt(t, dat, 0, 0x80) // outside the CRC: only the offsets' order catches it
+		wantTorn(t, dir, dat)
 	})
 	t.Run("torn older segment is refused", func(t *testing.T) {
 		dir := t.TempDir()
@@ -195,10 +213,7 @@ func TestTornData(t *testing.T) {
 			t.Fatalf("want several segments, got %q", dat)
 		}
 		resize(t, dat[0], -5)
-		_, _, err := served(t, dir)
-		if !errors.Is(err, devkafka.ErrTorn) || !strings.Contains(err.Error(), dat[0]) {
-			t.Fatalf("error %v, want ErrTorn naming %s", err, dat[0])
-		}
+		wantTorn(t, dir, dat[0])
 	})
 	t.Run("half-written index at the end cuts the unacknowledged batch", func(t *testing.T) {
 		dir := t.TempDir()
