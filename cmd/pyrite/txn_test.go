@@ -85,7 +85,12 @@ func TestTxnListAbort(t *testing.T) {
 	// A record after the aborted ones, outside any transaction: a
 	// read_committed consumer reaches it (the last stable offset moved on)
 	// and sees nothing of the aborted transaction before it.
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte("after")}).FirstErr(); err != nil {
+	plain, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte("after")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
