@@ -44,6 +44,7 @@ func (l *load) check(t *testing.T, d *dev, round int) Row {
 	tally := Count(accepted, seen)
 	if tally.Lost+tally.Duplicated > 0 {
 		t.Logf("round %d: lost %v, duplicated %v", round, tally.LostIDs, tally.DupIDs)
+		whereIs(t, ctx, adm, d.kafka, tally.LostIDs)
 	}
 	row := Row{Events: len(accepted), Lost: tally.Lost, Duplicated: tally.Duplicated, OutOfOrder: tally.OutOfOrder}
 	row.Projection = l.checkProjection(t, ctx, d, seen)
@@ -320,4 +321,47 @@ func stuckInRetry(t *testing.T, ctx context.Context, adm *kadm.Client) int {
 		stuck += waitLag(t, ctx, adm, g, func(topic string) bool { return strings.HasSuffix(topic, ".retry") })
 	}
 	return int(stuck)
+}
+
+// whereIs logs, for events the checks found lost, every copy on the raw and events topics
+// read_uncommitted (control records kept), with its producer: whether the record was never
+// written, written and aborted, or written and hidden from read_committed readers.
+func whereIs(t *testing.T, ctx context.Context, adm *kadm.Client, broker string, ids []string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for _, topic := range []string{rawTopic, eventsTopic} {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Logf("where: %v", err)
+			return
+		}
+		until := map[int32]int64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 {
+				until[o.Partition] = o.Offset - 1
+			}
+		})
+		c, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.KeepControlRecords(),
+			kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		for len(until) > 0 && rctx.Err() == nil {
+			c.PollFetches(rctx).EachRecord(func(r *kgo.Record) {
+				if last, ok := until[r.Partition]; ok && r.Offset >= last {
+					delete(until, r.Partition)
+				}
+				if id := header(r, "ce_id"); want[id] {
+					t.Logf("where: %s on %s[%d]@%d producer %d epoch %d transactional %v raw offset %s",
+						id, topic, r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, r.Attrs.IsTransactional(), header(r, "pyrite-upcast-raw-offset"))
+				}
+			})
+		}
+		cancel()
+		c.Close()
+	}
 }
