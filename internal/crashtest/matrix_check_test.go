@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,12 @@ func (l *load) check(t *testing.T, d *dev, round int) Row {
 	tally := Count(accepted, seen)
 	if tally.Lost+tally.Duplicated > 0 {
 		t.Logf("round %d: lost %v, duplicated %v", round, tally.LostIDs, tally.DupIDs)
-		whereIs(t, ctx, adm, d.kafka, tally.LostIDs)
+		ids := slices.Clone(tally.LostIDs)
+		for _, d := range tally.DupIDs {
+			id, _, _ := strings.Cut(d, "@")
+			ids = append(ids, id)
+		}
+		whereIs(t, ctx, adm, d.kafka, ids)
 	}
 	row := Row{Events: len(accepted), Lost: tally.Lost, Duplicated: tally.Duplicated, OutOfOrder: tally.OutOfOrder}
 	row.Projection = l.checkProjection(t, ctx, d, seen)
