@@ -9,7 +9,7 @@ BENCH_COUNT ?= 5
 # PostgreSQL-backed tests read this; unset, they skip.
 export PYRITE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: run test bench lint node-deps build fuzz chromium
+.PHONY: run test bench lint node-deps build fuzz chromium crash
 
 ## run: the whole pipeline in one process on embedded defaults (data in .pyrite/)
 run:
@@ -23,6 +23,17 @@ build:
 test: node-deps chromium
 	$(GO) vet ./...
 	$(GO) test -timeout 12m ./...
+
+## crash: the full crash matrix (200k events over 2k aggregates; 10 SIGKILLs of pyrite dev, then
+## ingest, upcaster and projector as separate processes 5 SIGKILLs each and 1 -> 3 -> 1 instances;
+## two clean restarts); `make test` runs a bounded form. CRASH_RUNS repeats it.
+CRASH_EVENTS ?= 200000
+CRASH_AGGREGATES ?= 2000
+CRASH_KILLS ?= 10
+CRASH_RUNS ?= 1
+crash:
+	PYRITE_CRASH_EVENTS=$(CRASH_EVENTS) PYRITE_CRASH_AGGREGATES=$(CRASH_AGGREGATES) PYRITE_CRASH_KILLS=$(CRASH_KILLS) \
+	  $(GO) test -count $(CRASH_RUNS) -failfast -timeout 0 -run '^TestCrashMatrix' -v ./internal/crashtest
 
 ## bench: every benchmark, each beside its baseline in the same run
 bench:

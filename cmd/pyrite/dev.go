@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/devkafka"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/readers"
@@ -135,9 +136,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	kafkaDir := filepath.Join(c.DataDir, "kafka")
-	if err := os.MkdirAll(kafkaDir, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	var sd *secureDev // nil: plain
 	if c.Secure {
 		sd, err = setupSecure(c.DataDir, kafkaHost(c.KafkaAddr))
@@ -146,16 +144,25 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	_, kport, _ := net.SplitHostPort(c.KafkaAddr)
 	port, _ := strconv.Atoi(kport)
-	var cluster *kfake.Cluster
+	var (
+		cluster *kfake.Cluster
+		rep     devkafka.Report
+	)
 	if err == nil {
-		cluster, err = kfake.NewCluster(append([]kfake.Opt{
+		// devkafka.Start repairs what a crash leaves at the end of a log, refuses
+		// mid-log damage naming the file, and closes transactions left open by
+		// an unclean stop with ABORT markers before any client below starts.
+		cluster, rep, err = devkafka.Start(ctx, kafkaDir, sd.conn("admin"), append([]kfake.Opt{
 			kfake.NumBrokers(1),
 			kfake.Ports(port),
 			kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
-			kfake.DataDir(kafkaDir),
 		}, sd.clusterOpts()...)...)
 	}
+	for _, line := range rep.Repaired {
+		fmt.Fprintf(stdout, "kafka      repaired %s\n", line)
+	}
 	if err != nil {
+		kafkaLn.Close()
 		regLn.Close()
 		ingestLn.Close()
 		projLn.Close()
@@ -163,6 +170,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("embedded kafka: %w", err)
 	}
 	defer cluster.Close()
+	for _, h := range rep.Hanging {
+		fmt.Fprintf(stdout, "kafka      aborted a transaction left open by an unclean stop: %s\n", h)
+	}
 	brokers := cluster.ListenAddrs()
 	fmt.Fprintf(stdout, "kafka      %s  (data in %s)\n", brokers[0], kafkaDir)
 

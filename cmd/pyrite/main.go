@@ -72,7 +72,8 @@ func topCommands() []command {
 		{name: "events", summary: "print every aggregate's events in one stable order from a cursor (readAll), as JSON lines", run: runEvents},
 		{name: "lag", summary: "show consumer groups' lag per topic and partition", run: runLag},
 		{name: "replay", summary: "move a consumer group's offsets (by offset or time) so it reads records again", run: runReplay},
-		{name: "dlq", summary: "list, show and redrive a group's dead letters", subs: dlqCommands()},
+		{name: "dlq", summary: "list, show, redrive and skip a group's dead letters", subs: dlqCommands()},
+		{name: "txn", summary: "list open transactions per partition, or abort a hanging one", subs: txnCommands()},
 		{name: "projection", summary: "rebuild a projection's read model beside the live one and swap it in", subs: projectionCommands()},
 		{name: "completion", summary: "print a shell completion script: pyrite completion bash|zsh", run: runCompletion},
 	}

@@ -89,6 +89,7 @@ func TestEveryFlagHasHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"topology", "plan", "-h"}, {"topology", "apply", "-h"},
 		{"schema", "register", "-h"}, {"schema", "check", "-h"},
+		{"txn", "list", "-h"}, {"txn", "abort", "-h"},
 	} {
 		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
 			_, _, stderr := runCLI(t, args...)

@@ -10,6 +10,9 @@
 //     every committed raw record once, across crashes and rebalances: a batch cut short by a
 //     crash, a rebalance or an unavailable registry is aborted and read again. Raw topics are
 //     read with read_committed, so records of aborted producer transactions are never upcast.
+//     The events topics are also an idempotent sink (sink.go): a broker that keeps a
+//     transaction's records but loses its offset commit (the embedded kfake, killed between
+//     the two) does not make the stage write them again.
 //   - Order: an event is written to the partition of its events topic with its raw record's
 //     partition number, by one worker per partition in offset order, so per-partition and so
 //     per-aggregate order is kept whatever partitioner the raw producer used.

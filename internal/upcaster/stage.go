@@ -105,6 +105,7 @@ type Stage struct {
 	checked atomic.Bool
 	backoff atomic.Pointer[error] // why the stage is waiting, nil when it is not
 	client  atomic.Pointer[kgo.Client]
+	sink    *sinkGuard
 }
 
 // NewStage returns a stage upcasting with up. opts are passed to the Kafka client after the
@@ -129,7 +130,7 @@ func NewStage(up *upcast.Upcaster, topo *topology.Topology, cfg Config, reg prom
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stage{cfg: cfg, up: up, topo: topo, proc: proc, m: m, log: log, kopts: opts}
+	s := &Stage{cfg: cfg, up: up, topo: topo, proc: proc, m: m, log: log, kopts: opts, sink: newSinkGuard(topo, cfg.MaxPollRecords)}
 	for _, t := range topo.TopicsWithRole(topology.RoleRaw) {
 		s.raw = append(s.raw, t.Name)
 	}
@@ -235,6 +236,7 @@ func (s *Stage) clientOpts() []kgo.Opt {
 // forget drops the lag series of partitions this instance no longer owns. It runs in kgo's
 // rebalance callback and does not block.
 func (s *Stage) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	s.sink.forget(gone)
 	for topic, ps := range gone {
 		for _, p := range ps {
 			s.m.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
@@ -274,6 +276,9 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 		})
 		if fs.NumRecords() == 0 {
 			continue
+		}
+		if !s.skipUpcast(ctx, sess.Client(), fs, &b) {
+			return nil
 		}
 		start := time.Now()
 		if err := sess.Begin(); err != nil {

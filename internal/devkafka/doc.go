@@ -1,0 +1,54 @@
+// Package devkafka is the embedded Kafka broker of `pyrite dev`: franz-go's
+// kfake on a data directory, started through Start, which first checks the
+// directory and afterwards closes what an unclean stop left open.
+//
+// What the embedded broker guarantees, measured on the kfake version in
+// go.mod (TestCrashReproduction pins it):
+//
+//   - Records acknowledged before a SIGKILL of the process are on disk
+//     (the broker writes each batch before it answers) and are served after
+//     a restart. A power loss can lose the page cache: kfake fsyncs only on
+//     segment roll and shutdown unless kfake.SyncWrites is set.
+//   - Consumer group offsets and transactional state are kept in its own
+//     logs and replayed on start.
+//
+// What it does not guarantee by itself, and what Start adds:
+//
+//   - A transaction open at an unclean stop is aborted in memory only: no
+//     ABORT marker reaches the log. A read_committed franz-go or KafkaJS
+//     consumer then drops the same producer's next committed transaction
+//     too (it skips that producer's records until its next marker, the next
+//     COMMIT), and the next full replay of the log (after a later unclean
+//     stop, when the clean-shutdown snapshot no longer matches) pairs the
+//     crash-era records with that COMMIT and serves them as committed:
+//     records lost, then duplicated. Start scans every partition log before
+//     the broker starts and writes a real ABORT marker (WriteTxnMarkers,
+//     the KIP-664 admin path) for every producer whose transactional
+//     records have no marker after them, before any client connects. A
+//     real cluster does the same by itself when the transaction times out.
+//   - kfake ends a transaction by writing its COMMIT markers, then the
+//     consumer group offsets committed in it: a SIGKILL in between keeps the
+//     records and loses the offsets, so a consume-transform-produce loop
+//     reads its input again. Start cannot repair that (the offsets are
+//     gone); the upcaster's idempotent sink (internal/upcaster, sink.go)
+//     skips what is already on the events topics.
+//   - kfake cuts a partition log at the first partial or corrupt batch,
+//     even one followed by more data, and takes a batch without an index
+//     entry for a non-transactional one. Check repairs what a crash leaves
+//     at the end of a log (a partial last batch, index entries without
+//     batches, batches at the end without index entries, which were never
+//     acknowledged) and says so; it refuses to start, naming the file, on
+//     damage in the middle of a log, which the broker would serve as a
+//     shorter log.
+//   - Memory grows with the events retained, not with time: with a data
+//     directory kfake keeps an index entry per record batch in memory and
+//     reads bodies back from the segment files (BenchmarkBrokerMemory:
+//     about 80 MiB of live heap per million single-event batches). Domain
+//     topics are kept forever; the README's "embedded broker" section says
+//     when to move to a real cluster (compose/).
+//
+// Start is for one broker in one process whose clients all start after it:
+// it aborts every open transaction it finds, which is right only because
+// no producer can be alive across the broker's own restart. Against a
+// shared or real cluster use `pyrite txn list|abort` instead.
+package devkafka
