@@ -189,7 +189,9 @@ func TestDeploymentSurvivesRestarts(t *testing.T) {
 }
 
 func survivesRestarts(t *testing.T, e *reactortest.Env) {
-	const timeout = 700 * time.Millisecond
+	// The step timeout must outlast seeing RunBuild and stopping the manager, which on a
+	// loaded machine has taken longer than 700 ms; the test sleeps past it once.
+	const timeout = 3 * time.Second
 	done := completed(e, t, "we-3")
 	e.Produce(t, done)
 	pid := process.ProcessID(reactortest.Header(done, bus.HeaderID))
