@@ -103,6 +103,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := tracing.NewLogger(stderr, nil)
 
+	// A data directory of the other mode is refused before any port is claimed.
+	var sd *secureDev // nil: plain
+	if c.Secure {
+		var err error
+		if sd, err = setupSecure(c.DataDir, kafkaHost(c.KafkaAddr)); err != nil {
+			return err
+		}
+	} else if _, serr := os.Stat(filepath.Join(c.DataDir, "secure", credentialsFile)); serr == nil {
+		return fmt.Errorf("%s was made by pyrite dev --secure; run with --secure", c.DataDir)
+	}
+
 	// Claim every port first, so a port in use fails before anything starts.
 	kafkaLn, err := server.Listen(c.KafkaAddr, "kafka-addr")
 	if err != nil {
@@ -136,12 +147,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	kafkaDir := filepath.Join(c.DataDir, "kafka")
-	var sd *secureDev // nil: plain
-	if c.Secure {
-		sd, err = setupSecure(c.DataDir, kafkaHost(c.KafkaAddr))
-	} else if _, serr := os.Stat(filepath.Join(c.DataDir, "secure", credentialsFile)); serr == nil {
-		err = fmt.Errorf("%s was made by pyrite dev --secure; run with --secure", c.DataDir)
-	}
 	_, kport, _ := net.SplitHostPort(c.KafkaAddr)
 	port, _ := strconv.Atoi(kport)
 	var (
