@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/groupleave"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
@@ -246,12 +247,13 @@ func (s *Stage) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32
 }
 
 func (s *Stage) runTransactional(ctx context.Context) error {
-	opts := append(s.clientOpts(), kgo.TransactionalID(s.cfg.TransactionalID))
+	leaver := groupleave.New()
+	opts := append(s.clientOpts(), kgo.TransactionalID(s.cfg.TransactionalID), leaver.Opt())
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("upcaster: kafka client: %w", err)
 	}
-	defer sess.Close()
+	defer s.leave(leaver, sess.Client())
 	// Load the producer id now: that fences a previous instance with this transactional id
 	// and aborts its open transaction. Until then the group's offset fetch (which waits for
 	// stable offsets) would wait for that transaction to time out.
@@ -337,13 +339,13 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 }
 
 func (s *Stage) runAtLeastOnce(ctx context.Context) error {
-	opts := append(s.clientOpts(), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll())
+	leaver := groupleave.New()
+	opts := append(s.clientOpts(), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(), leaver.Opt())
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("upcaster: kafka client: %w", err)
 	}
-	// A poll blocks rebalances until AllowRebalance: close allowing it, or leaving hangs.
-	defer cl.CloseAllowingRebalance()
+	defer s.leave(leaver, cl)
 	s.client.Store(cl)
 	s.log.Info("upcaster consuming", "mode", s.cfg.Mode, "group", s.cfg.ConsumerGroup, "topics", s.raw)
 
@@ -424,6 +426,17 @@ func (s *Stage) runAtLeastOnce(ctx context.Context) error {
 		s.backoff.Store(nil)
 		b.reset()
 		cl.AllowRebalance()
+	}
+}
+
+// leave leaves the group within groupleave.DefaultTimeout and closes cl: a JoinGroup the
+// broker holds (a member that does not rejoin) cannot keep shutdown waiting up to the
+// rebalance timeout. A poll blocks rebalances until AllowRebalance (at-least-once mode):
+// allow it, or leaving hangs.
+func (s *Stage) leave(l *groupleave.Leaver, cl *kgo.Client) {
+	cl.AllowRebalance()
+	if err := l.Close(cl, groupleave.DefaultTimeout); err != nil {
+		s.log.Warn("leaving the group took too long; left without it", "group", s.cfg.ConsumerGroup, "err", err)
 	}
 }
 
