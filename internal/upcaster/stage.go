@@ -67,6 +67,9 @@ type Config struct {
 	// EndTimeout bounds the end of a transaction, which runs to completion even during
 	// shutdown (default 30 s).
 	EndTimeout time.Duration
+	// DuplicateWindow is how many raw offsets back an exact repeat of a record is dropped
+	// (dedupe.go; default DuplicateWindow, negative: none is dropped). Transactional mode.
+	DuplicateWindow int64
 	// Workers is how many partitions of a batch are processed at once (default GOMAXPROCS).
 	// Each partition is processed in order by one worker.
 	Workers int
@@ -86,6 +89,9 @@ func (c *Config) defaults() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DuplicateWindow
 	}
 }
 
@@ -107,6 +113,7 @@ type Stage struct {
 	backoff atomic.Pointer[error] // why the stage is waiting, nil when it is not
 	client  atomic.Pointer[kgo.Client]
 	sink    *sinkGuard
+	dups    *dupGuard
 }
 
 // NewStage returns a stage upcasting with up. opts are passed to the Kafka client after the
@@ -131,7 +138,7 @@ func NewStage(up *upcast.Upcaster, topo *topology.Topology, cfg Config, reg prom
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stage{cfg: cfg, up: up, topo: topo, proc: proc, m: m, log: log, kopts: opts, sink: newSinkGuard(topo, cfg.MaxPollRecords)}
+	s := &Stage{cfg: cfg, up: up, topo: topo, proc: proc, m: m, log: log, kopts: opts, sink: newSinkGuard(topo, cfg.MaxPollRecords), dups: newDupGuard(cfg.DuplicateWindow)}
 	for _, t := range topo.TopicsWithRole(topology.RoleRaw) {
 		s.raw = append(s.raw, t.Name)
 	}
@@ -238,6 +245,7 @@ func (s *Stage) clientOpts() []kgo.Opt {
 // rebalance callback and does not block.
 func (s *Stage) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
 	s.sink.forget(gone)
+	s.dups.forget(gone)
 	for topic, ps := range gone {
 		for _, p := range ps {
 			s.m.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
@@ -279,7 +287,8 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 		if fs.NumRecords() == 0 {
 			continue
 		}
-		if !s.skipUpcast(ctx, sess.Client(), fs, &b) {
+		dups, ok := s.skipUpcast(ctx, sess.Client(), fs, &b)
+		if !ok {
 			return nil
 		}
 		start := time.Now()
@@ -316,6 +325,9 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 		case committed:
 			for _, p := range parts {
 				s.m.count(p.outs)
+			}
+			for topic, n := range dups {
+				s.m.duplicates.WithLabelValues(topic).Add(float64(n))
 			}
 			s.setLag(fs)
 			s.backoff.Store(nil)
