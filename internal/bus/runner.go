@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pyrite-dev/pyrite/internal/groupleave"
 )
 
 // Decoder turns a Kafka record into an Event (Origin is set by the Runner). An error marked
@@ -302,7 +304,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.cfg.Positions != nil {
 		opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustOffsets))
 	}
-	cl, err := kgo.NewClient(append(opts, r.opts...)...)
+	leaver := groupleave.New()
+	cl, err := kgo.NewClient(append(append(opts, r.opts...), leaver.Opt())...)
 	if err != nil {
 		return fmt.Errorf("bus: runner %s: client: %w", r.cfg.Group, err)
 	}
@@ -311,7 +314,12 @@ func (r *Runner) Run(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	err = cl.CommitMarkedOffsets(cctx)
 	cancel()
-	cl.CloseAllowingRebalance()
+	// Bounded: a JoinGroup the broker holds (a member that does not rejoin) would otherwise
+	// keep Close waiting up to the rebalance timeout.
+	cl.AllowRebalance()
+	if lerr := leaver.Close(cl, groupleave.DefaultTimeout); lerr != nil {
+		r.log.Warn("bus: leaving the group took too long; left without it", "group", r.cfg.Group, "err", lerr)
+	}
 	if err != nil {
 		return fmt.Errorf("bus: runner %s: final commit: %w", r.cfg.Group, err)
 	}

@@ -269,7 +269,10 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // load writes the events: each aggregate's events in sequence (Created,
 // ProgressUpdated..., and for every fifth aggregate Completed last), an
-// event only after the one before it was acknowledged. Every tenth
+// event only after the one before it was acknowledged. The aggregates that
+// complete have lengths spread from 2 to about twice the others', so that
+// their Completed events (and the integration events they cause) land all
+// through the load, across the faults, not all at its end. Every tenth
 // aggregate is written by a Kafka producer with Confluent framing straight
 // to the raw topic; the rest through ingest, retried with the same id until
 // accepted.
@@ -296,12 +299,23 @@ func aggregate(n int) string { return fmt.Sprintf("we-%04d", n) }
 func direct(n int) bool      { return n%10 == 9 }
 func completes(n int) bool   { return n%5 == 0 }
 
+// length is how many events aggregate n gets.
+func (l *load) length(n int) int {
+	if !completes(n) {
+		return l.perAgg
+	}
+	return 2 + (n/5*37)%(2*l.perAgg-3)
+}
+
+// maxLength is the longest aggregate's length: the load's number of rounds.
+func (l *load) maxLength() int { return 2*l.perAgg - 2 }
+
 // eventOf returns the event type and data of an aggregate's seq-th event.
 func (l *load) eventOf(n, seq int) (string, map[string]any) {
 	switch {
 	case seq == 0:
 		return "WorkEffort:Created", map[string]any{"title": aggregate(n), "createdAt": time.Now().UnixMilli()}
-	case seq == l.perAgg-1 && completes(n):
+	case completes(n) && seq == l.length(n)-1:
 		return "WorkEffort:Completed", map[string]any{"title": aggregate(n), "completedAt": time.Now().UnixMilli(), "duration": int64(seq), "ticketCount": 1}
 	}
 	return "WorkEffort:ProgressUpdated", map[string]any{"oldProgress": (seq - 1) % 100, "newProgress": seq % 100, "delta": 1, "formatted": strconv.Itoa(seq)}
@@ -320,8 +334,11 @@ func (l *load) run(ctx context.Context) {
 					aggs = append(aggs, n)
 				}
 			}
-			for seq := range l.perAgg {
+			for seq := range l.maxLength() {
 				for _, n := range aggs {
+					if seq >= l.length(n) {
+						continue
+					}
 					if !l.post(ctx, n, seq) {
 						return
 					}
@@ -402,8 +419,11 @@ func (l *load) produceDirect(ctx context.Context) {
 	}
 	subjects := map[string]string{"WorkEffort:Created": "pyrite.workeffort.Created",
 		"WorkEffort:ProgressUpdated": "pyrite.workeffort.ProgressUpdated", "WorkEffort:Completed": "pyrite.workeffort.Completed"}
-	for seq := range l.perAgg {
+	for seq := range l.maxLength() {
 		for _, n := range aggs {
+			if seq >= l.length(n) {
+				continue
+			}
 			typ, data := l.eventOf(n, seq)
 			id := EventID(aggregate(n), seq)
 			for ctx.Err() == nil {

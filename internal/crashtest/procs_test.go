@@ -200,9 +200,11 @@ func (p *proc) kill() {
 // stop is a clean stop (SIGTERM), bounded.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
+	at := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		t.Logf("%s %s stopped %v after SIGTERM", p.name, p.addr, time.Since(at).Round(time.Millisecond))
 	case <-time.After(time.Minute):
 		p.kill()
 		t.Errorf("%s %s did not stop within a minute of SIGTERM", p.name, p.addr)

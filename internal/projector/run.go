@@ -332,7 +332,7 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 	var errs []error
 	if r.Integration {
 		errs = append(errs, busGroup(reactor.IntegrationGroup, []string{workEfforts}, 0,
-			reactor.NewIntegration(d.Emitter, prod, st, m).Subscribe))
+			reactor.NewIntegration(d.Emitter, prod, st, reactor.NewTopicLookup(seeds(o)...), m).Subscribe))
 	}
 	if r.SMTP.Enabled() {
 		n, err := reactor.NewNotifier(r.SMTP, st, m, o.Logger)

@@ -23,7 +23,10 @@
 //     (an email, a webhook POST, a Kafka record) record the event's ce_id in the store's
 //     processed_events after the effect and skip ids already recorded. A crash between the
 //     effect and the record repeats the effect once; the effect carries the deterministic
-//     id (Message-ID, webhook-id, ce_id) so that its receiver can drop the repeat.
+//     id (Message-ID, webhook-id, ce_id) so that its receiver can drop the repeat. A Kafka
+//     record (the integration event) is written once on its topic (OnceRecord): a "began"
+//     row goes to processed_events before the write, and a redelivery that finds it without
+//     "done" looks the record's key and ce_id up in the tail of its partition first.
 //   - Replays: the reading side of the operator's replay marks on pyrite.replays. A group
 //     does not fire again for records of a partition below the offset where a replay of
 //     that group began.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
@@ -22,19 +24,22 @@ const integrationConsumer = "integration/" + WorkEffortCompletedV1
 // Integration is the integration reactor: it turns WorkEffort:Completed into the public
 // integration event work-effort.completed.v1 on pyrite.integration (the seed's payload:
 // workEffortId, title, completedAt, ticketCount), keyed by the work effort ID, with the
-// correlation id carried over and the causation id set to the domain event's ce_id. At
-// least once: the ce_id is derived from the domain event's, and events already produced are
-// skipped by their ce_id in the store.
+// correlation id carried over and the causation id set to the domain event's ce_id. Once on
+// the topic (OnceRecord): the ce_id is derived from the domain event's, events already
+// produced are skipped by their ce_id in the store, and a redelivery after a crash between
+// the write and that record looks the event up on pyrite.integration before writing it.
 type Integration struct {
 	em      *Emitter
 	prod    Producer
 	st      *store.Store
+	lookup  RecordLookup
 	metrics *Metrics
 }
 
-// NewIntegration returns the reactor, emitting with em through prod.
-func NewIntegration(em *Emitter, prod Producer, st *store.Store, m *Metrics) *Integration {
-	return &Integration{em: em, prod: prod, st: st, metrics: m}
+// NewIntegration returns the reactor, emitting with em through prod; lookup finds an event
+// written before a crash (a TopicLookup on the same cluster).
+func NewIntegration(em *Emitter, prod Producer, st *store.Store, lookup RecordLookup, m *Metrics) *Integration {
+	return &Integration{em: em, prod: prod, st: st, lookup: lookup, metrics: m}
 }
 
 // Subscribe registers the reactor's handler ("integration-work-effort-completed") on b.
@@ -52,18 +57,14 @@ func (i *Integration) Handle(ctx context.Context, ev *bus.Event) error {
 		completedAt = ev.Time
 	}
 	tickets, _ := d.Int("ticketCount")
-	ran, err := Once(ctx, i.st, integrationConsumer, ev, func(ctx context.Context) error {
-		rec, err := i.em.Record(ctx, CauseOf(ev), Emit{
+	ran, err := OnceRecord(ctx, i.st, integrationConsumer, ev, i.lookup, i.prod, func(ctx context.Context) (*kgo.Record, error) {
+		return i.em.Record(ctx, CauseOf(ev), Emit{
 			Type: WorkEffortCompletedV1, AggregateID: ev.AggregateID, Step: "integration/" + WorkEffortCompletedV1,
 			Source: integrationSource,
 			Data: map[string]any{
 				"workEffortId": ev.AggregateID, "title": title, "completedAt": completedAt, "ticketCount": int32(tickets),
 			},
 		})
-		if err != nil {
-			return err
-		}
-		return i.prod.ProduceSync(ctx, rec).FirstErr()
 	})
 	switch {
 	case err != nil:

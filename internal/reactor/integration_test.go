@@ -2,7 +2,9 @@ package reactor_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,9 +18,14 @@ import (
 
 func integrationRunner(t *testing.T, e *reactortest.Env) func(ctx context.Context) error {
 	t.Helper()
+	return integrationRunnerWith(t, e, e.Deps().Producer)
+}
+
+func integrationRunnerWith(t *testing.T, e *reactortest.Env, prod reactor.Producer) func(ctx context.Context) error {
+	t.Helper()
 	d := e.Deps()
 	b := bus.New()
-	if err := reactor.NewIntegration(d.Emitter, d.Producer, e.Store, e.Metrics).Subscribe(b); err != nil {
+	if err := reactor.NewIntegration(d.Emitter, prod, e.Store, reactor.NewTopicLookup(d.KafkaOpts...), e.Metrics).Subscribe(b); err != nil {
 		t.Fatal(err)
 	}
 	r, err := d.BusRunner(reactor.IntegrationGroup, []string{reactortest.WorkEffortEvents}, b, reactortest.FastRetry(3))
@@ -178,5 +185,57 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met before the deadline")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// killedAfterWrite writes records, then answers the first write with an error: what the
+// reactor sees of a process killed after its integration event reached Kafka and before the
+// processed mark committed (the redelivery after the restart finds "began" and no "done").
+type killedAfterWrite struct {
+	reactor.Producer
+	once sync.Once
+}
+
+func (k *killedAfterWrite) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+	res := k.Producer.ProduceSync(ctx, rs...)
+	k.once.Do(func() {
+		if res.FirstErr() == nil {
+			res = kgo.ProduceResults{{Record: rs[0], Err: errors.New("killed before the processed mark")}}
+		}
+	})
+	return res
+}
+
+// TestIntegrationEffectOnceOnTheTopic: the integration event is on pyrite.integration once
+// when the reactor wrote it and died before recording it (the pyrite dev crash matrix saw it
+// twice), and is written when a crash came after "began" and before the write.
+func TestIntegrationEffectOnceOnTheTopic(t *testing.T) {
+	t.Run("written, then killed before the mark", func(t *testing.T) {
+		e := reactortest.New(t)
+		e.Produce(t, completed(e, t, "we-1", "Ship it", nil))
+		wantOneIntegrationEvent(t, e, integrationRunnerWith(t, e, &killedAfterWrite{Producer: e.Deps().Producer}))
+	})
+	t.Run("killed after began, before the write", func(t *testing.T) {
+		e := reactortest.New(t)
+		done := completed(e, t, "we-2", "Ship it", nil)
+		if _, err := e.Store.MarkProcessed(t.Context(), "integration/"+reactor.WorkEffortCompletedV1+"#began", reactortest.Header(done, bus.HeaderID)); err != nil {
+			t.Fatal(err)
+		}
+		e.Produce(t, done)
+		wantOneIntegrationEvent(t, e, integrationRunner(t, e))
+	})
+}
+
+// wantOneIntegrationEvent runs run until the group committed and pyrite.integration is
+// quiet, and wants one event there.
+func wantOneIntegrationEvent(t *testing.T, e *reactortest.Env, run func(ctx context.Context) error) {
+	t.Helper()
+	stop := reactortest.Start(t, run)
+	e.WaitCount(t, topology.IntegrationTopic, 1)
+	e.WaitCommitted(t, reactor.IntegrationGroup, reactortest.WorkEffortEvents)
+	e.Stable(t, 300*time.Millisecond, topology.IntegrationTopic)
+	stop()
+	if n := e.Count(t, topology.IntegrationTopic); n != 1 {
+		t.Errorf("%d integration events, want 1", n)
 	}
 }

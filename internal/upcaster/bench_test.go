@@ -25,18 +25,27 @@ const benchRecords = 100000
 // BenchmarkUpcaster measures raw-to-events throughput of the upcaster on the test stack
 // (in-process kfake, the project's registry) for benchRecords ProgressUpdated v1 records with
 // the CloudEvents headers ingest writes, each carried through both of the seed's functions to
-// v3, in transactional and at-least-once mode. Each
+// v3, in transactional and at-least-once mode, and in transactional mode without the
+// duplicate guard (transactional-no-dedupe: the peer that shows the guard's cost). Each
 // run also measures, for the same records on a fresh stack, a plain franz-go group consumer
 // that produces every raw value unchanged to the events topic and commits its offsets (no
 // decoding: the ceiling), and reports the mode's share of it. Rates run from a group's first
 // commit to the commit of the last record, so start-up is left out of both.
 func BenchmarkUpcaster(b *testing.B) {
-	for _, mode := range []upcaster.Mode{upcaster.Transactional, upcaster.AtLeastOnce} {
-		b.Run(string(mode), func(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		mode   upcaster.Mode
+		window int64
+	}{
+		{string(upcaster.Transactional), upcaster.Transactional, 0},
+		{string(upcaster.Transactional) + "-no-dedupe", upcaster.Transactional, -1},
+		{string(upcaster.AtLeastOnce), upcaster.AtLeastOnce, 0},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			var ceiling, rate float64
 			for range b.N {
 				ceiling += measure(b, benchRecords, false, func(ctx context.Context, s *stacktest.Stack) error { return copyLoop(ctx, s) })
-				rate += measure(b, benchRecords, true, func(ctx context.Context, s *stacktest.Stack) error { return runStage(ctx, s, mode) })
+				rate += measure(b, benchRecords, true, func(ctx context.Context, s *stacktest.Stack) error { return runStage(ctx, s, c.mode, c.window) })
 			}
 			ceiling /= float64(b.N)
 			rate /= float64(b.N)
@@ -157,7 +166,7 @@ func committed(b *testing.B, s *stacktest.Stack) int64 {
 
 const benchGroup = "bench"
 
-func runStage(ctx context.Context, s *stacktest.Stack, mode upcaster.Mode) error {
+func runStage(ctx context.Context, s *stacktest.Stack, mode upcaster.Mode, window int64) error {
 	rc := srclient.NewSchemaRegistryClient(s.RegistryURL)
 	rc.CachingEnabled(false)
 	chain, err := upcast.Default()
@@ -165,7 +174,7 @@ func runStage(ctx context.Context, s *stacktest.Stack, mode upcaster.Mode) error
 		return err
 	}
 	up := upcast.New(codec.New(rc), chain, rc)
-	st, err := upcaster.NewStage(up, s.Topology, upcaster.Config{ConsumerGroup: benchGroup, Mode: mode, TransactionalID: "bench"},
+	st, err := upcaster.NewStage(up, s.Topology, upcaster.Config{ConsumerGroup: benchGroup, Mode: mode, TransactionalID: "bench", DuplicateWindow: window},
 		nil, slog.New(slog.DiscardHandler), kgo.SeedBrokers(s.Brokers...))
 	if err != nil {
 		return err

@@ -12,7 +12,10 @@
 //     read with read_committed, so records of aborted producer transactions are never upcast.
 //     The events topics are also an idempotent sink (sink.go): a broker that keeps a
 //     transaction's records but loses its offset commit (the embedded kfake, killed between
-//     the two) does not make the stage write them again.
+//     the two) does not make the stage write them again. An exact repeat of a raw record
+//     with a ce_id within the last 10,000 offsets of its partition (dedupe.go: kfake keeps
+//     no producer state across a restart, so an outside producer's retry can land twice)
+//     is dropped, in transactional mode.
 //   - Order: an event is written to the partition of its events topic with its raw record's
 //     partition number, by one worker per partition in offset order, so per-partition and so
 //     per-aggregate order is kept whatever partitioner the raw producer used.

@@ -16,12 +16,15 @@ import (
 //	pyrite_upcaster_lag{topic,partition}             records between the last one processed and the
 //	                                                 partition's last stable offset
 //	pyrite_upcaster_backoffs_total                   batches abandoned because the registry was unavailable
+//	pyrite_upcaster_duplicates_total{topic}          exact repeats dropped on a raw topic (committed; dedupe.go)
 type metrics struct {
 	records  *prometheus.CounterVec
 	dlq      *prometheus.CounterVec
 	txn      *prometheus.HistogramVec
 	lag      *prometheus.GaugeVec
 	backoffs prometheus.Counter
+	// duplicates counts exact repeats dropped per raw topic.
+	duplicates *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,12 +50,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "pyrite", Subsystem: "upcaster", Name: "backoffs_total",
 			Help: "Batches abandoned (aborted or rewound) because the schema registry was unavailable.",
 		}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pyrite", Subsystem: "upcaster", Name: "duplicates_total",
+			Help: "Exact repeats of a raw record (same key, value and headers, with a ce_id, within the last 10,000 offsets of its partition) dropped instead of upcast, by raw topic.",
+		}, []string{"topic"}),
 	}
 	for _, r := range reasons {
 		m.dlq.WithLabelValues(r) // every reason shows, at 0, from the start
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.records, m.dlq, m.txn, m.lag, m.backoffs} {
+		for _, c := range []prometheus.Collector{m.records, m.dlq, m.txn, m.lag, m.backoffs, m.duplicates} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

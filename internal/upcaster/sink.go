@@ -96,26 +96,19 @@ func (g *sinkGuard) skip(ctx context.Context, cl *kgo.Client, fs kgo.Fetches) (i
 	skipped := 0
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for i := range fs {
-		for j := range fs[i].Topics {
-			t := &fs[i].Topics[j]
-			for k := range t.Partitions {
-				p := &t.Partitions[k]
-				mark, ok := g.marks[rawPart{t.Topic, p.Partition}]
-				if !ok || len(p.Records) == 0 || p.Records[0].Offset > mark {
-					continue
-				}
-				kept := p.Records[:0:0]
-				for _, r := range p.Records {
-					if r.Offset > mark {
-						kept = append(kept, r)
-					}
-				}
-				skipped += len(p.Records) - len(kept)
-				p.Records = kept
-			}
+	filterRecords(fs, func(topic string, partition int32, recs []*kgo.Record) func(*kgo.Record) bool {
+		mark, ok := g.marks[rawPart{topic, partition}]
+		if !ok || recs[0].Offset > mark {
+			return nil
 		}
-	}
+		return func(r *kgo.Record) bool {
+			if r.Offset > mark {
+				return true
+			}
+			skipped++
+			return false
+		}
+	})
 	return skipped, nil
 }
 
@@ -156,48 +149,85 @@ func (g *sinkGuard) load(ctx context.Context, cl *kgo.Client, events string) (ma
 	if len(from) == 0 {
 		return found, nil
 	}
-	rd, err := kgo.NewClient(readerOpts(cl, events, from)...)
+	err = readRange(ctx, cl, events, from, until, func(r *kgo.Record) {
+		if r.Attrs.IsControl() {
+			return
+		}
+		var topic string
+		part, off := int64(-1), int64(-1)
+		for _, h := range r.Headers {
+			switch h.Key {
+			case HeaderRawTopic:
+				topic = string(h.Value)
+			case HeaderRawPartition:
+				part, _ = strconv.ParseInt(string(h.Value), 10, 32)
+			case HeaderRawOffset:
+				off, _ = strconv.ParseInt(string(h.Value), 10, 64)
+			}
+		}
+		if topic == "" || part < 0 || off < 0 {
+			return
+		}
+		rp := rawPart{topic, int32(part)}
+		if m, ok := found[rp]; !ok || off > m {
+			found[rp] = off
+		}
+	})
+	return found, err
+}
+
+// filterRecords keeps, in each partition of fs with records, those for which the function
+// keep returns for that partition answers true; a nil function keeps them all.
+func filterRecords(fs kgo.Fetches, keep func(topic string, partition int32, recs []*kgo.Record) func(*kgo.Record) bool) {
+	for i := range fs {
+		for j := range fs[i].Topics {
+			t := &fs[i].Topics[j]
+			for k := range t.Partitions {
+				p := &t.Partitions[k]
+				if len(p.Records) == 0 {
+					continue
+				}
+				f := keep(t.Topic, p.Partition, p.Records)
+				if f == nil {
+					continue
+				}
+				kept := p.Records[:0:0]
+				for _, r := range p.Records {
+					if f(r) {
+						kept = append(kept, r)
+					}
+				}
+				p.Records = kept
+			}
+		}
+	}
+}
+
+// readRange reads topic's partitions read_committed, each from its offset in from until it
+// sees a record (control records included) at or past its offset in until, and hands each
+// record to each.
+func readRange(ctx context.Context, cl *kgo.Client, topic string, from map[int32]kgo.Offset, until map[int32]int64, each func(*kgo.Record)) error {
+	rd, err := kgo.NewClient(readerOpts(cl, topic, from)...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rd.Close()
 	for len(until) > 0 {
 		fs := rd.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		if err := fs.Err0(); err != nil {
-			return nil, err
+			return err
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if last, ok := until[r.Partition]; ok && r.Offset >= last {
 				delete(until, r.Partition)
 			}
-			if r.Attrs.IsControl() {
-				return
-			}
-			var topic string
-			part, off := int64(-1), int64(-1)
-			for _, h := range r.Headers {
-				switch h.Key {
-				case HeaderRawTopic:
-					topic = string(h.Value)
-				case HeaderRawPartition:
-					part, _ = strconv.ParseInt(string(h.Value), 10, 32)
-				case HeaderRawOffset:
-					off, _ = strconv.ParseInt(string(h.Value), 10, 64)
-				}
-			}
-			if topic == "" || part < 0 || off < 0 {
-				return
-			}
-			rp := rawPart{topic, int32(part)}
-			if m, ok := found[rp]; !ok || off > m {
-				found[rp] = off
-			}
+			each(r)
 		})
 	}
-	return found, nil
+	return nil
 }
 
 // readerOpts are the options of a read_committed reader of the events partitions from the
@@ -224,21 +254,28 @@ func readerOpts(cl *kgo.Client, topic string, from map[int32]kgo.Offset) []kgo.O
 	return opts
 }
 
-// skipUpcast runs the sink guard on fs, retrying with backoff until it succeeds; false when
-// ctx ended first (fs must then not be processed).
-func (s *Stage) skipUpcast(ctx context.Context, cl *kgo.Client, fs kgo.Fetches, b *backoff) bool {
+// skipUpcast drops the repeats on the raw topics (dupGuard), then the records already upcast
+// (sinkGuard), from fs, retrying with backoff until both succeed; it returns the repeats
+// dropped per raw topic, and false when ctx ended first (fs must then not be processed).
+func (s *Stage) skipUpcast(ctx context.Context, cl *kgo.Client, fs kgo.Fetches, b *backoff) (map[string]int, bool) {
 	for {
-		n, err := s.sink.skip(ctx, cl, fs)
+		dups, err := s.dups.drop(ctx, cl, fs)
 		if err == nil {
-			if n > 0 {
-				s.log.Warn("skipped raw records already on the events topics (their offset commit was lost)", "records", n)
+			var n int
+			if n, err = s.sink.skip(ctx, cl, fs); err == nil {
+				if n > 0 {
+					s.log.Warn("skipped raw records already on the events topics (their offset commit was lost)", "records", n)
+				}
+				for topic, d := range dups {
+					s.log.Warn("dropped exact repeats of raw records (same key, value, headers and ce_id)", "topic", topic, "records", d)
+				}
+				return dups, true
 			}
-			return true
 		}
 		s.setBackoff(err)
-		s.log.Warn("read back the events topics before upcasting", "err", err)
+		s.log.Warn("read back the raw and events topics before upcasting", "err", err)
 		if !b.wait(ctx, s.cfg.MaxBackoff) {
-			return false
+			return nil, false
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/groupleave"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
@@ -66,6 +67,9 @@ type Config struct {
 	// EndTimeout bounds the end of a transaction, which runs to completion even during
 	// shutdown (default 30 s).
 	EndTimeout time.Duration
+	// DuplicateWindow is how many raw offsets back an exact repeat of a record is dropped
+	// (dedupe.go; default DuplicateWindow, negative: none is dropped). Transactional mode.
+	DuplicateWindow int64
 	// Workers is how many partitions of a batch are processed at once (default GOMAXPROCS).
 	// Each partition is processed in order by one worker.
 	Workers int
@@ -85,6 +89,9 @@ func (c *Config) defaults() {
 	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DuplicateWindow
 	}
 }
 
@@ -106,6 +113,7 @@ type Stage struct {
 	backoff atomic.Pointer[error] // why the stage is waiting, nil when it is not
 	client  atomic.Pointer[kgo.Client]
 	sink    *sinkGuard
+	dups    *dupGuard
 }
 
 // NewStage returns a stage upcasting with up. opts are passed to the Kafka client after the
@@ -130,7 +138,7 @@ func NewStage(up *upcast.Upcaster, topo *topology.Topology, cfg Config, reg prom
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Stage{cfg: cfg, up: up, topo: topo, proc: proc, m: m, log: log, kopts: opts, sink: newSinkGuard(topo, cfg.MaxPollRecords)}
+	s := &Stage{cfg: cfg, up: up, topo: topo, proc: proc, m: m, log: log, kopts: opts, sink: newSinkGuard(topo, cfg.MaxPollRecords), dups: newDupGuard(cfg.DuplicateWindow)}
 	for _, t := range topo.TopicsWithRole(topology.RoleRaw) {
 		s.raw = append(s.raw, t.Name)
 	}
@@ -237,6 +245,7 @@ func (s *Stage) clientOpts() []kgo.Opt {
 // rebalance callback and does not block.
 func (s *Stage) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
 	s.sink.forget(gone)
+	s.dups.forget(gone)
 	for topic, ps := range gone {
 		for _, p := range ps {
 			s.m.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
@@ -246,12 +255,13 @@ func (s *Stage) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32
 }
 
 func (s *Stage) runTransactional(ctx context.Context) error {
-	opts := append(s.clientOpts(), kgo.TransactionalID(s.cfg.TransactionalID))
+	leaver := groupleave.New()
+	opts := append(s.clientOpts(), kgo.TransactionalID(s.cfg.TransactionalID), leaver.Opt())
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("upcaster: kafka client: %w", err)
 	}
-	defer sess.Close()
+	defer s.leave(leaver, sess.Client())
 	// Load the producer id now: that fences a previous instance with this transactional id
 	// and aborts its open transaction. Until then the group's offset fetch (which waits for
 	// stable offsets) would wait for that transaction to time out.
@@ -277,7 +287,8 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 		if fs.NumRecords() == 0 {
 			continue
 		}
-		if !s.skipUpcast(ctx, sess.Client(), fs, &b) {
+		dups, ok := s.skipUpcast(ctx, sess.Client(), fs, &b)
+		if !ok {
 			return nil
 		}
 		start := time.Now()
@@ -315,6 +326,9 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 			for _, p := range parts {
 				s.m.count(p.outs)
 			}
+			for topic, n := range dups {
+				s.m.duplicates.WithLabelValues(topic).Add(float64(n))
+			}
 			s.setLag(fs)
 			s.backoff.Store(nil)
 			b.reset()
@@ -337,13 +351,13 @@ func (s *Stage) runTransactional(ctx context.Context) error {
 }
 
 func (s *Stage) runAtLeastOnce(ctx context.Context) error {
-	opts := append(s.clientOpts(), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll())
+	leaver := groupleave.New()
+	opts := append(s.clientOpts(), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(), leaver.Opt())
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("upcaster: kafka client: %w", err)
 	}
-	// A poll blocks rebalances until AllowRebalance: close allowing it, or leaving hangs.
-	defer cl.CloseAllowingRebalance()
+	defer s.leave(leaver, cl)
 	s.client.Store(cl)
 	s.log.Info("upcaster consuming", "mode", s.cfg.Mode, "group", s.cfg.ConsumerGroup, "topics", s.raw)
 
@@ -424,6 +438,17 @@ func (s *Stage) runAtLeastOnce(ctx context.Context) error {
 		s.backoff.Store(nil)
 		b.reset()
 		cl.AllowRebalance()
+	}
+}
+
+// leave leaves the group within groupleave.DefaultTimeout and closes cl: a JoinGroup the
+// broker holds (a member that does not rejoin) cannot keep shutdown waiting up to the
+// rebalance timeout. A poll blocks rebalances until AllowRebalance (at-least-once mode):
+// allow it, or leaving hangs.
+func (s *Stage) leave(l *groupleave.Leaver, cl *kgo.Client) {
+	cl.AllowRebalance()
+	if err := l.Close(cl, groupleave.DefaultTimeout); err != nil {
+		s.log.Warn("leaving the group took too long; left without it", "group", s.cfg.ConsumerGroup, "err", err)
 	}
 }
 
