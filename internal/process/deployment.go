@@ -125,7 +125,7 @@ func New(cfg Config, d reactor.Deps) (*Manager, error) {
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, defaultSweepInterval)
 	cfg.SweepAge = cmp.Or(cfg.SweepAge, defaultSweepAge)
 	m := &Manager{cfg: cfg, d: d, log: d.Log(), now: time.Now}
-	m.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Metrics, m.log)
+	m.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Appender, d.Metrics, m.log)
 	m.handler = reactor.NewStateful(Group, Group, d.Store, m.outbox, d.Replays, m.Handle)
 	return m, nil
 }
