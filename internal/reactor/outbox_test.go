@@ -1,26 +1,12 @@
 package reactor_test
 
 import (
-	"context"
-	"errors"
 	"testing"
 
-	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
-
-// lostAnswer appends through a, then reports a failure: the append was written but its
-// caller never heard (a crash or a timeout between the write and the outbox's delete).
-type lostAnswer struct{ a reactor.Appender }
-
-func (l lostAnswer) Append(ctx context.Context, evs []eventstore.Pending) ([]eventstore.Appended, error) {
-	if _, err := l.a.Append(ctx, evs); err != nil {
-		return nil, err
-	}
-	return nil, errors.New("connection reset before the answer")
-}
 
 // TestOutboxAppendsThroughEventStore: a record the relay writes again (its first write's
 // answer lost, so it stayed queued) is a duplicate in the event store: the stream holds it
@@ -42,7 +28,7 @@ func TestOutboxAppendsThroughEventStore(t *testing.T) {
 		}
 	}
 
-	lost := reactor.NewOutbox(e.Store, "saga", e.Producer, lostAnswer{cl}, e.Metrics, nil)
+	lost := reactor.NewOutbox(e.Store, "saga", e.Producer, reactortest.LostAnswer{A: cl}, e.Metrics, nil)
 	queue(lost)
 	if err := lost.Flush(t.Context(), store.OutboxFilter{}); err == nil {
 		t.Fatal("Flush reported success though the answer was lost")

@@ -428,3 +428,15 @@ func Stream(t testing.TB, url, aggregateType, id string) ingest.StreamAnswer {
 	}
 	return st
 }
+
+// LostAnswer is an Appender that appends through A, then fails: the events are written but
+// the caller never hears (a crash, or a connection lost between the write and the answer).
+type LostAnswer struct{ A reactor.Appender }
+
+// Append appends through A and returns an error whatever happened.
+func (l LostAnswer) Append(ctx context.Context, evs []eventstore.Pending) ([]eventstore.Appended, error) {
+	if _, err := l.A.Append(ctx, evs); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("connection reset before the answer")
+}
