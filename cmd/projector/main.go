@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	deployment "github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/projector"
@@ -57,6 +58,10 @@ type cfg struct {
 	// environment.
 	SMTPPasswordFile string
 	GitHubTokenFile  string
+	// EventStore is ingest's event store for the saga's and process manager's appends;
+	// its token from EventStoreTokenFile.
+	EventStore          eventstore.ClientConfig
+	EventStoreTokenFile string
 
 	env config.Defaults // PYRITE_* defaults of other kinds than strings
 }
@@ -143,6 +148,10 @@ func (c *cfg) bindReactors(fs *flag.FlagSet) {
 	fs.StringVar(&c.GitHubTokenFile, "github-token-file", config.Env("PYRITE_GITHUB_TOKEN_FILE", ""),
 		"file holding the GitHub token, instead of PYRITE_GITHUB_TOKEN (env PYRITE_GITHUB_TOKEN_FILE)")
 
+	fs.StringVar(&c.EventStore.URL, "eventstore-url", config.Env("PYRITE_EVENTSTORE_URL", ""),
+		"ingest's base URL: the GitHub saga and the deployment process manager then append their events through its event store (POST /v1/eventstore/append), each with its aggregate version, a repeat a duplicate; empty: they produce raw records straight to Kafka (env PYRITE_EVENTSTORE_URL)")
+	fs.StringVar(&c.EventStoreTokenFile, "eventstore-token-file", config.Env("PYRITE_EVENTSTORE_TOKEN_FILE", ""),
+		"file holding the ingest bearer token for --eventstore-url, one whose types allow WorkEffort:* and Deployment:* (env PYRITE_EVENTSTORE_TOKEN_FILE)")
 	fs.IntVar(&c.Attempts, "reactor-attempts", c.env.Int("PYRITE_REACTOR_ATTEMPTS", 5),
 		"deliveries of an event to a failing reactor handler, counting the first, before it is dead-lettered (env PYRITE_REACTOR_ATTEMPTS)")
 	fs.DurationVar(&c.RetryDelay, "reactor-retry-delay", c.env.Duration("PYRITE_REACTOR_RETRY_DELAY", time.Second),
@@ -160,7 +169,11 @@ func (c *cfg) reactors() (projector.Reactors, error) {
 	if err := readSecret(c.GitHubTokenFile, "--github-token-file", &c.GitHub.Token); err != nil {
 		return projector.Reactors{}, err
 	}
+	if err := readSecret(c.EventStoreTokenFile, "--eventstore-token-file", &c.EventStore.Token); err != nil {
+		return projector.Reactors{}, err
+	}
 	r := projector.Reactors{
+		EventStore:       c.EventStore,
 		Integration:      c.Integration,
 		SMTP:             c.SMTP,
 		Deployment:       c.Deployment,

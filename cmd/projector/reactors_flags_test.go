@@ -37,6 +37,14 @@ func TestReactorFlags(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`[{"id":"a"}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	tokenFile := filepath.Join(t.TempDir(), "es-token")
+	emptyFile := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(tokenFile, []byte("es-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -69,6 +77,21 @@ func TestReactorFlags(t *testing.T) {
 					t.Errorf("github %+v, %v", r.GitHub, err)
 				}
 			}},
+		{name: "event store URL from the environment, token from a file",
+			env:  map[string]string{"PYRITE_EVENTSTORE_URL": "http://ingest:8080"},
+			args: []string{"--eventstore-token-file", tokenFile},
+			check: func(t *testing.T, c *cfg) {
+				if r, err := c.reactors(); err != nil || r.EventStore.URL != "http://ingest:8080" || r.EventStore.Token != "es-token" {
+					t.Errorf("event store %+v, %v", r.EventStore, err)
+				}
+			}},
+		{name: "no event store by default: the direct path",
+			check: func(t *testing.T, c *cfg) {
+				if r, err := c.reactors(); err != nil || r.EventStore.URL != "" {
+					t.Errorf("event store %+v, %v", r.EventStore, err)
+				}
+			}},
+		{name: "empty event store token file", args: []string{"--eventstore-token-file", emptyFile}, wantErr: []string{"--eventstore-token-file", "is empty"}},
 		{name: "every problem at once",
 			env:     map[string]string{"PYRITE_WEBHOOK_TIMEOUT": "soon", "PYRITE_GITHUB_TOKEN": "", "GITHUB_TOKEN": ""},
 			args:    []string{"--smtp-host", "m", "--smtp-from", "not an address", "--github-repo", "norepo", "--deployment-poll", "0s"},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/devkafka"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/readers"
@@ -277,8 +278,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(),
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
-			// configuration, so run cmd/projector for those.
-			Reactors:  projector.Reactors{Integration: true, Deployment: true},
+			// configuration, so run cmd/projector for those. The process manager
+			// appends through ingest's event store.
+			Reactors: projector.Reactors{Integration: true, Deployment: true,
+				EventStore: eventstore.ClientConfig{URL: "http://" + ingestLn.Addr().String(), Token: sd.eventStoreToken()}},
 			KafkaOpts: kopts,
 		}))
 	})

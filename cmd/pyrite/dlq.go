@@ -126,13 +126,15 @@ func parsePosition(s string) (position, error) {
 }
 
 func (f *dlqFlags) bindAt(fs *flag.FlagSet) {
-	fs.Func("at", "only the dead letter at PARTITION:OFFSET of the DLQ topic (repeatable, or comma-separated)", func(s string) error {
+	fs.Func("at", "only the dead letter at PARTITION:OFFSET of the DLQ topic (repeatable, or comma-separated; a position named twice counts once)", func(s string) error {
 		for _, item := range config.SplitList(s) {
 			p, err := parsePosition(item)
 			if err != nil {
 				return err
 			}
-			f.at = append(f.at, p)
+			if !slices.Contains(f.at, p) { // counted against what was found: name each once
+				f.at = append(f.at, p)
+			}
 		}
 		return nil
 	})

@@ -255,6 +255,16 @@ func (sd *secureDev) ingestAuth() *httpauth.Tokens {
 	return sd.ingestTokens
 }
 
+// eventStoreToken is the ingest token the projector's saga and process manager append
+// through the event store with: "all", which writes every type and keeps the events'
+// ce_userid. Empty without --secure.
+func (sd *secureDev) eventStoreToken() string {
+	if sd == nil {
+		return ""
+	}
+	return sd.creds.Ingest.Tokens.All
+}
+
 func (sd *secureDev) projectorAuth() *httpauth.Tokens {
 	if sd == nil {
 		return nil

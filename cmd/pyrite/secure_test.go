@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
+	"github.com/pyrite-dev/pyrite/internal/process"
 )
 
 // readCredentials reads <dir>/secure/credentials.json, checking its mode
@@ -135,6 +137,48 @@ func TestDevSecure(t *testing.T) {
 	}
 	if code := httpDo(t, "GET", s.projector+"/healthz", "", ""); code != 200 {
 		t.Errorf("/healthz: %d", code)
+	}
+
+	// The deployment process manager appends RunTests through ingest's event store, with
+	// the ingest token "all": the process's stream holds it at version 1.
+	completed := `{"id":"completed-sec","type":"WorkEffort:Completed","aggregateId":"we-sec","data":{"title":"t","completedAt":"2026-12-05T10:01:00Z","duration":60000,"ticketCount":0,"assigneeEmail":null}}`
+	if code := httpDo(t, "POST", ingest, "Bearer "+c.Ingest.Tokens.All, completed); code != 201 {
+		t.Fatalf("ingest, Completed with the all token: %d, want 201", code)
+	}
+	streamURL := s.ingest + "/v1/streams/" + process.ProcessID("completed-sec") + "?aggregateType=Deployment"
+	for {
+		req, _ := http.NewRequest("GET", streamURL, nil)
+		req.Header.Set("Authorization", "Bearer "+c.Ingest.Tokens.All)
+		var st struct {
+			Events []struct {
+				Type    string `json:"type"`
+				Version int64  `json:"version"`
+			} `json:"events"`
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		if len(st.Events) > 0 {
+			if st.Events[0].Type != "Deployment:RunTests" || st.Events[0].Version != 1 {
+				t.Errorf("the process's stream starts with %+v, want RunTests at version 1", st.Events[0])
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the process manager never appended RunTests through the event store")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// It went through the append route, not straight to Kafka: the projector counted it.
+	if resp, err := http.Get(s.projector + "/metrics"); err != nil {
+		t.Error(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `pyrite_eventstore_client_appends_total{outcome="written"}`) {
+			t.Error("the projector's metrics count no append through the event store")
+		}
 	}
 
 	// HTTP: registry roles.

@@ -20,6 +20,16 @@
 // events record (internal/upcaster): every accepted event is in its stream and in every
 // projection, versions contiguous per aggregate.
 //
+// Who appends here: ingest's routes (POST /v1/events, :batch, and POST /v1/eventstore/append,
+// which takes events already encoded with their CloudEvents headers), and through the
+// latter Pyrite's own writers, the GitHub saga and the deployment process manager, when the
+// projector has --eventstore-url (Client; reactor.Appender). Their appends are checked like
+// any store append: by event id (a redelivered outbox record is a duplicate) and, for the
+// process manager's deadlines, by expected version (a timeout is appended only onto the
+// stream version the manager has handled). Without that flag, and for any Kafka-native
+// service, records written straight to the raw topics are outside writers (below): they
+// still get a version, by position, but no expected-version check.
+//
 // Guarantees:
 //   - Versions: an append's answer carries each event's position, read back from the
 //     partition after the commit (at once when nothing was written between the writer's

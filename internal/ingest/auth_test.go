@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/server"
@@ -72,6 +73,13 @@ func TestIngestTokens(t *testing.T) {
 		return resp.StatusCode, out
 	}
 	runTests := `{"type":"Deployment:RunTests","aggregateId":"dp-1","data":{"workEffortId":"we-1","processId":"dp-1"},"metadata":{"userId":"mallory"}}`
+	// The append route, with an encoded WorkEffort event.
+	weRec := s.Record(t, rawTopic, "WorkEffort:Created", "we-append", 0, map[string]any{"title": "T", "createdAt": time.Now()})
+	hs := map[string]string{}
+	for _, h := range weRec.Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	appendBody, _ := json.Marshal(eventstore.AppendRequest{Events: []eventstore.AppendEvent{{AggregateID: "we-append", Value: weRec.Value, Headers: hs}}})
 	before := s.EndOffsets(t, rawTopic, "pyrite.deployment.raw")
 
 	for _, tt := range []struct {
@@ -82,6 +90,8 @@ func TestIngestTokens(t *testing.T) {
 		{"unknown token", "/v1/events", "unknown-token-0123456789", created, 401},
 		{"out of scope", "/v1/events", deploymentToken, created, 403},
 		{"batch with one out of scope", "/v1/events:batch", deploymentToken, `{"events":[` + runTests + `,` + created + `]}`, 403},
+		{"append without a token", eventstore.AppendPath, "", string(appendBody), 401},
+		{"append out of scope", eventstore.AppendPath, deploymentToken, string(appendBody), 403},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, body := post(tt.path, tt.token, tt.body)
@@ -102,6 +112,9 @@ func TestIngestTokens(t *testing.T) {
 	}
 	if code, body := post("/v1/events", opsToken, created); code != 201 {
 		t.Fatalf("ops token: %d %v", code, body)
+	}
+	if code, body := post(eventstore.AppendPath, opsToken, string(appendBody)); code != 201 {
+		t.Fatalf("append with the ops token: %d %v", code, body)
 	}
 	header := func(topic string) map[string]string {
 		recs := s.Consume(t, topic, 1)

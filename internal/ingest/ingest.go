@@ -156,6 +156,7 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("POST /v1/events", s.route("events", s.postEvent))
 	mux.Handle("POST /v1/events:batch", s.route("events:batch", s.postBatch))
 	if s.store != nil {
+		mux.Handle("POST "+eventstore.AppendPath, s.route("eventstore/append", s.postAppend))
 		mux.Handle("GET /v1/streams/{aggregateId}", s.route("streams", s.getStream))
 		mux.Handle("GET /v1/streams/{aggregateId}/version", s.route("streams/version", s.getVersion))
 		mux.Handle("GET /v1/streams/{aggregateId}/state", s.route("streams/state", s.getState))

@@ -17,6 +17,12 @@
 // timeout that race are decided once, and so are two instances' deadline polls. Commands and
 // events are written to pyrite.deployment.raw keyed by the process id, with ce_ids derived
 // from their cause and the correlation id of the work effort's completion carried along.
+//
+// With reactor.Deps.Appender set (the projector's --eventstore-url), they are appended
+// through the event store: commands from the outbox, and a deadline's StepTimedOut and
+// ProcessFailed in one append expecting the process's stream at the version the manager has
+// handled (stored as stream_version), so a timeout is never decided on a stream that moved
+// on; see FireDue. Without it they are produced as raw records, numbered by position.
 package process
 
 import (
@@ -25,12 +31,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
@@ -125,7 +133,7 @@ func New(cfg Config, d reactor.Deps) (*Manager, error) {
 	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, defaultSweepInterval)
 	cfg.SweepAge = cmp.Or(cfg.SweepAge, defaultSweepAge)
 	m := &Manager{cfg: cfg, d: d, log: d.Log(), now: time.Now}
-	m.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Metrics, m.log)
+	m.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Appender, d.Metrics, m.log)
 	m.handler = reactor.NewStateful(Group, Group, d.Store, m.outbox, d.Replays, m.Handle)
 	return m, nil
 }
@@ -162,13 +170,77 @@ func ProcessID(completedEventID string) string {
 
 // Handle decides about one event (see reactor.Handle).
 func (m *Manager) Handle(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
-	if ev.Type == TypeCompleted {
+	switch {
+	case ev.Type == TypeCompleted:
 		return m.start(ctx, ev)
-	}
-	if _, ok := expected[ev.Type]; ok {
-		return m.result(ctx, ev)
+	case ev.Type == TypeStepTimedOut:
+		return m.timedOut(ctx, ev)
+	case strings.HasPrefix(ev.Type, aggregatePrefix):
+		if _, ok := expected[ev.Type]; ok {
+			return m.result(ctx, ev)
+		}
+		return m.seen(ctx, ev)
 	}
 	return nil, nil
+}
+
+// aggregatePrefix starts the types of the process's own stream (keyed by process id).
+const aggregatePrefix = "Deployment:"
+
+// observe records in p that the manager handled ev, when ev is an event of p's stream
+// with a version above what p knew; it reports whether p changed.
+func observe(p *store.DeploymentProcess, ev *bus.Event) bool {
+	if ev.AggregateID != p.ProcessID || ev.AggregateVersion <= p.StreamVersion {
+		return false
+	}
+	p.StreamVersion = ev.AggregateVersion
+	return true
+}
+
+// seen records the stream version of an event of a process's stream that decides nothing
+// (the manager's own commands, ProcessFailed).
+func (m *Manager) seen(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
+	p, found, err := m.d.Store.DeploymentProcess(ctx, ev.AggregateID)
+	if err != nil || !found || !observe(&p, ev) {
+		return nil, err
+	}
+	return m.write(ev, &p), nil
+}
+
+// timedOut applies a StepTimedOut of the step in progress, as FireDue decided it: when
+// timeouts are appended through the event store, the process's stream, not the store, is
+// where a timeout is decided, so one appended but not stored (a crash, a lost answer)
+// still ends the process, before any later result of the stream is looked at.
+func (m *Manager) timedOut(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
+	p, found, err := m.d.Store.DeploymentProcess(ctx, ev.AggregateID)
+	if err != nil || !found {
+		return nil, err
+	}
+	cmd, _ := reactor.Data(ev.Data).String("commandId")
+	if waiting(p.State) && cmd == p.CommandID {
+		p = timedOutState(p)
+		observe(&p, ev)
+		return m.write(ev, &p), nil
+	}
+	if observe(&p, ev) {
+		return m.write(ev, &p), nil
+	}
+	return nil, nil
+}
+
+// waiting reports whether a process in state waits for a step's result.
+func waiting(state string) bool {
+	return state == StateTesting || state == StateBuilding || state == StateDeploying
+}
+
+// timedOutState is p after its step timed out.
+func timedOutState(p store.DeploymentProcess) store.DeploymentProcess {
+	p.State, p.Reason, p.Deadline = StateTimedOut, timeoutReason(p), time.Time{}
+	return p
+}
+
+func timeoutReason(p store.DeploymentProcess) string {
+	return fmt.Sprintf("step %s timed out at %s", p.Step, p.Deadline.Format(time.RFC3339))
 }
 
 func source(ev *bus.Event) store.TopicPartition {
@@ -225,8 +297,12 @@ func (m *Manager) result(ctx context.Context, ev *bus.Event) (reactor.Apply, err
 	if !found || p.State != want.state {
 		m.log.Info("deployment: ignoring a result no step waits for", "type", ev.Type, "process", id, "found", found, "state", p.State)
 		m.d.Metrics.Count(Group, "result", "ignored", 1)
+		if found && observe(&p, ev) {
+			return m.write(ev, &p), nil
+		}
 		return nil, nil
 	}
+	observe(&p, ev)
 	cause := reactor.CauseOf(ev)
 	if want.failure {
 		reason, _ := d.String("reason")
@@ -290,9 +366,22 @@ func (m *Manager) deadlines(ctx context.Context) {
 	}
 }
 
-// FireDue times out every process whose step deadline has passed: in one transaction per
-// process, if its version is still the one read, it is marked timed out and StepTimedOut
-// and ProcessFailed are queued; then they are written. It returns how many it timed out.
+// FireDue times out every process whose step deadline has passed and returns how many it
+// timed out.
+//
+// Without an Appender, in one transaction per process, if its version is still the one
+// read, it is marked timed out and StepTimedOut and ProcessFailed are queued in the outbox;
+// then they are written.
+//
+// With an Appender, StepTimedOut and ProcessFailed are appended first, in one append that
+// expects the process's stream at the version the manager has handled (StreamVersion;
+// without expectation when unknown), then the timed-out state is stored. When the stream
+// moved on (a result, or any event the manager has not handled yet) or the state was
+// written meanwhile, the process is read again and decided again, up to 3 times in all;
+// then FireDue returns ErrStreamMoved (transient) and the next poll tries again. The
+// events' ce_ids derive from the unanswered command, so an append repeated after a crash
+// or a lost answer is a duplicate in the store, and the handler applies a StepTimedOut it
+// reads from the stream that was never stored (Handle).
 func (m *Manager) FireDue(ctx context.Context) (int, error) {
 	now := m.now()
 	due, err := m.d.Store.DueDeploymentProcesses(ctx, now, 100)
@@ -301,43 +390,128 @@ func (m *Manager) FireDue(ctx context.Context) (int, error) {
 	}
 	fired := 0
 	for _, p := range due {
-		// The cause of a timeout is the command nobody answered; its ids derive from it.
-		cause := reactor.Cause{ID: p.CommandID, CorrelationID: p.CorrelationID}
-		if cause.ID == "" {
-			cause.ID = p.ProcessID + "/" + p.Step
-		}
-		timedOut, err := m.d.Emitter.Record(ctx, cause, reactor.Emit{Type: TypeStepTimedOut, AggregateID: p.ProcessID,
-			Step: "deployment/step-timed-out", Data: map[string]any{"workEffortId": p.WorkEffortID, "processId": p.ProcessID,
-				"step": p.Step, "commandId": p.CommandID, "deadline": p.Deadline, "timedOutAt": now}})
-		if err != nil {
-			return fired, err
-		}
-		reason := fmt.Sprintf("step %s timed out at %s", p.Step, p.Deadline.Format(time.RFC3339))
-		next := p
-		next.State, next.Reason, next.Deadline = StateTimedOut, reason, time.Time{}
-		failed, err := m.failed(ctx, reactor.Cause{ID: reactor.HeaderValue(timedOut.Headers, bus.HeaderID), CorrelationID: p.CorrelationID},
-			next, reason, TypeStepTimedOut, reactor.HeaderValue(timedOut.Headers, bus.HeaderID))
-		if err != nil {
-			return fired, err
-		}
-		err = m.d.Store.Update(ctx, Group, func(tx *store.Tx) error {
-			if err := tx.PutDeploymentProcess(&next); err != nil {
-				return err
-			}
-			return m.outbox.Add(tx, store.TopicPartition{Partition: -1}, timedOut, failed)
-		})
-		if errors.Is(err, store.ErrConflict) {
-			continue // a result (or another instance) got there first
+		var ok bool
+		if m.d.Appender != nil {
+			ok, err = m.appendTimeout(ctx, p, now)
+		} else {
+			ok, err = m.queueTimeout(ctx, p, now)
 		}
 		if err != nil {
 			return fired, err
 		}
-		fired++
-		m.d.Metrics.Count(Group, "step_timeout", "ok", 1)
-		m.log.Warn("deployment: step timed out", "process", p.ProcessID, "step", p.Step, "deadline", p.Deadline)
+		if ok {
+			fired++
+			m.d.Metrics.Count(Group, "step_timeout", "ok", 1)
+			m.log.Warn("deployment: step timed out", "process", p.ProcessID, "step", p.Step, "deadline", p.Deadline)
+		}
 	}
-	if fired > 0 {
+	if fired > 0 && m.d.Appender == nil {
 		return fired, m.outbox.Flush(ctx, store.OutboxFilter{Source: &store.TopicPartition{Partition: -1}})
 	}
-	return 0, nil
+	return fired, nil
+}
+
+// timeoutEvents encodes StepTimedOut and ProcessFailed of p timing out at now.
+func (m *Manager) timeoutEvents(ctx context.Context, p store.DeploymentProcess, now time.Time) (timedOut, failed *kgo.Record, err error) {
+	// The cause of a timeout is the command nobody answered; its ids derive from it.
+	cause := reactor.Cause{ID: p.CommandID, CorrelationID: p.CorrelationID}
+	if cause.ID == "" {
+		cause.ID = p.ProcessID + "/" + p.Step
+	}
+	timedOut, err = m.d.Emitter.Record(ctx, cause, reactor.Emit{Type: TypeStepTimedOut, AggregateID: p.ProcessID,
+		Step: "deployment/step-timed-out", Data: map[string]any{"workEffortId": p.WorkEffortID, "processId": p.ProcessID,
+			"step": p.Step, "commandId": p.CommandID, "deadline": p.Deadline, "timedOutAt": now}})
+	if err != nil {
+		return nil, nil, err
+	}
+	id := reactor.HeaderValue(timedOut.Headers, bus.HeaderID)
+	failed, err = m.failed(ctx, reactor.Cause{ID: id, CorrelationID: p.CorrelationID}, timedOutState(p), timeoutReason(p), TypeStepTimedOut, id)
+	return timedOut, failed, err
+}
+
+// queueTimeout times p out through the outbox: state and events in one transaction.
+func (m *Manager) queueTimeout(ctx context.Context, p store.DeploymentProcess, now time.Time) (bool, error) {
+	timedOut, failed, err := m.timeoutEvents(ctx, p, now)
+	if err != nil {
+		return false, err
+	}
+	next := timedOutState(p)
+	err = m.d.Store.Update(ctx, Group, func(tx *store.Tx) error {
+		if err := tx.PutDeploymentProcess(&next); err != nil {
+			return err
+		}
+		return m.outbox.Add(tx, store.TopicPartition{Partition: -1}, timedOut, failed)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return false, nil // a result (or another instance) got there first
+	}
+	return err == nil, err
+}
+
+// timeoutAttempts is how many times appendTimeout decides one process before it gives up
+// until the next poll.
+const timeoutAttempts = 3
+
+// ErrStreamMoved means a timeout was not appended because the process's stream kept
+// moving past what the manager had handled; transient: the next poll decides again.
+var ErrStreamMoved = errors.New("deployment: process stream moved on")
+
+// appendTimeout times p out through the event store (see FireDue).
+func (m *Manager) appendTimeout(ctx context.Context, p store.DeploymentProcess, now time.Time) (bool, error) {
+	appended := false
+	for attempt := 1; ; attempt++ {
+		timedOut, failed, err := m.timeoutEvents(ctx, p, now)
+		if err != nil {
+			return false, err
+		}
+		evs := []eventstore.Pending{
+			{Record: timedOut, ID: reactor.HeaderValue(timedOut.Headers, bus.HeaderID), Type: TypeStepTimedOut, Expected: p.StreamVersion},
+			{Record: failed, ID: reactor.HeaderValue(failed.Headers, bus.HeaderID), Type: TypeProcessFailed, Expected: -1},
+		}
+		if p.StreamVersion >= 0 {
+			evs[1].Expected = p.StreamVersion + 1
+		}
+		res, err := m.d.Appender.Append(ctx, evs)
+		switch {
+		case err == nil:
+			appended = true
+			next := timedOutState(p)
+			if p.StreamVersion >= 0 && len(res) == len(evs) {
+				next.StreamVersion = max(p.StreamVersion, res[len(res)-1].Version)
+			}
+			err = m.d.Store.Update(ctx, Group, func(tx *store.Tx) error { return tx.PutDeploymentProcess(&next) })
+			if err == nil {
+				return true, nil
+			}
+			if !errors.Is(err, store.ErrConflict) {
+				return false, err
+			}
+			// The handler wrote the process meanwhile (it may have applied this very
+			// timeout from the stream): decide again; the append is then a duplicate.
+		case !errors.Is(err, eventstore.ErrVersionConflict):
+			return false, fmt.Errorf("deployment: append timeout of process %s: %w", p.ProcessID, err)
+		}
+		if attempt >= timeoutAttempts {
+			return false, fmt.Errorf("%w: process %s past version %d, %d attempts", ErrStreamMoved, p.ProcessID, p.StreamVersion, attempt)
+		}
+		// Give the handler a moment to handle what it has not seen yet, then read again.
+		t := time.NewTimer(time.Duration(attempt) * min(m.cfg.PollInterval, 100*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+		cur, found, err := m.d.Store.DeploymentProcess(ctx, p.ProcessID)
+		if err != nil {
+			return false, err
+		}
+		if found && cur.State == StateTimedOut && appended {
+			return true, nil // the handler applied this timeout from the stream
+		}
+		if !found || !waiting(cur.State) || cur.Deadline.IsZero() || cur.Deadline.After(now) {
+			return false, nil // decided by a result meanwhile
+		}
+		p = cur
+	}
 }

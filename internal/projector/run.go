@@ -20,6 +20,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/board"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
@@ -92,6 +93,12 @@ type Reactors struct {
 	// Retry is how the groups retry failing events (runner defaults when
 	// zero).
 	Retry reactor.Retry
+	// EventStore, when its URL is set (ingest's base URL), makes the GitHub
+	// saga and the deployment process manager append their events through
+	// ingest's event store (POST /v1/eventstore/append), so each gets its
+	// aggregate version and a repeated one is a duplicate; its Token must
+	// allow their types. Empty: they produce raw records straight to Kafka.
+	EventStore eventstore.ClientConfig
 }
 
 // enabled reports whether any side effect runs.
@@ -297,6 +304,14 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		Store: st, Topology: o.Topology, Decoder: dec, Emitter: reactor.NewEmitter(cdc, o.Topology, "pyrite.projector"),
 		Producer: prod, Replays: replays, Metrics: m, RunnerMetrics: runnerMetrics, Logger: o.Logger,
 		KafkaOpts: kafkaOpts(o),
+	}
+	if r.EventStore.URL != "" {
+		cl, err := eventstore.NewClient(r.EventStore, o.Metrics)
+		if err != nil {
+			prod.Close()
+			return nil, err
+		}
+		d.Appender = cl
 	}
 	workEfforts, err := o.Topology.EventsTopic("WorkEffort")
 	if err != nil {

@@ -179,7 +179,7 @@ func TestOutboxRelay(t *testing.T) {
 	}
 	defer st.Close()
 	prod := &fakeProducer{failing: true}
-	ob := reactor.NewOutbox(st, "saga", prod, nil, nil)
+	ob := reactor.NewOutbox(st, "saga", prod, nil, nil, nil)
 	src := store.TopicPartition{Topic: "t", Partition: 0}
 	rec := func(id string) *kgo.Record {
 		return &kgo.Record{Topic: "pyrite.work-effort.raw", Key: []byte("k"), Value: []byte("v"),

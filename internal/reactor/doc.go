@@ -12,7 +12,10 @@
 //     positions and the events they decided to emit commit in one database transaction
 //     (store.ApplyBatch with an Outbox), so a crash never loses or repeats a decision.
 //   - Outbox: the transactional outbox's relay. Records are produced (idempotent producer,
-//     in queue order) after the transaction committed and deleted once acknowledged. A crash
+//     in queue order) after the transaction committed and deleted once acknowledged; with an
+//     Appender (Deps.Appender: the event store, over ingest's HTTP API) they are appended
+//     there one at a time with their ce_id as the event id, so a repeat is a duplicate in
+//     the store rather than a second record. A crash
 //     between the acknowledgement and the delete writes a record again, with the same ce_id:
 //     emitted events are at least once on the wire and exactly once after deduplication by
 //     ce_id. We chose the outbox over "produce, then commit state" because the decision (a

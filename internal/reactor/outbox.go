@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
@@ -20,24 +21,38 @@ type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
 }
 
+// Appender appends events to their aggregates' streams through the event store, giving
+// each its version; an event id written before makes the append a duplicate that writes
+// nothing. *eventstore.Client (over ingest's HTTP API) and *eventstore.Store implement it.
+type Appender interface {
+	Append(ctx context.Context, events []eventstore.Pending) ([]eventstore.Appended, error)
+}
+
 // Outbox is the relay of one consumer's transactional outbox (see the package comment).
 // Flushes of one Outbox are serialized, so within a process a record is written once per
-// queueing and in queue order. Records are deleted after Kafka acknowledged them.
+// queueing and in queue order. Records are deleted after Kafka (or the event store)
+// acknowledged them.
 type Outbox struct {
 	st       *store.Store
 	consumer string
 	prod     Producer
+	app      Appender
 	metrics  *Metrics
 	log      *slog.Logger
 	mu       sync.Mutex
 }
 
-// NewOutbox returns the relay of consumer's outbox in st, writing through prod.
-func NewOutbox(st *store.Store, consumer string, prod Producer, m *Metrics, log *slog.Logger) *Outbox {
+// NewOutbox returns the relay of consumer's outbox in st. With app set, records are
+// appended through the event store one at a time, in queue order, with their ce_id as the
+// event id: a record written again after a crash (or by a sweep racing a flush) is a
+// duplicate there, not a second event. Without it they are produced through prod as raw
+// records without an aggregate version (the store and the upcaster number them by
+// position).
+func NewOutbox(st *store.Store, consumer string, prod Producer, app Appender, m *Metrics, log *slog.Logger) *Outbox {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Outbox{st: st, consumer: consumer, prod: prod, metrics: m, log: log}
+	return &Outbox{st: st, consumer: consumer, prod: prod, app: app, metrics: m, log: log}
 }
 
 // Add queues recs, caused by an event of source (Partition -1: no event), in tx. A record
@@ -77,17 +92,20 @@ func (o *Outbox) Flush(ctx context.Context, f store.OutboxFilter) error {
 			}
 			krs[i] = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: hs}
 		}
-		res := o.prod.ProduceSync(ctx, krs...)
 		var done []int64
 		var firstErr error
-		for i, pr := range res {
-			if pr.Err != nil {
-				firstErr = cmpErr(firstErr, pr.Err)
-				continue
+		if o.app != nil {
+			done, firstErr = o.append(ctx, recs, krs)
+		} else {
+			for i, pr := range o.prod.ProduceSync(ctx, krs...) {
+				if pr.Err != nil {
+					firstErr = cmpErr(firstErr, pr.Err)
+					continue
+				}
+				done = append(done, recs[i].Seq)
 			}
-			done = append(done, recs[i].Seq)
+			o.metrics.effect(o.consumer, "emit", "ok", len(done))
 		}
-		o.metrics.effect(o.consumer, "emit", "ok", len(done))
 		if len(done) > 0 {
 			// A failed delete only means the records are written again, with their ids.
 			if err := o.st.DeleteOutbox(context.WithoutCancel(ctx), o.consumer, done...); err != nil {
@@ -96,7 +114,7 @@ func (o *Outbox) Flush(ctx context.Context, f store.OutboxFilter) error {
 		}
 		if firstErr != nil {
 			o.metrics.effect(o.consumer, "emit", "error", len(recs)-len(done))
-			return fmt.Errorf("reactor: outbox %s: produce: %w", o.consumer, firstErr)
+			return fmt.Errorf("reactor: outbox %s: write: %w", o.consumer, firstErr)
 		}
 		limit := f.Limit
 		if limit <= 0 {
@@ -106,6 +124,26 @@ func (o *Outbox) Flush(ctx context.Context, f store.OutboxFilter) error {
 			return nil
 		}
 	}
+}
+
+// append appends krs (the records of recs) through the event store one at a time, stopping
+// at the first failure so that no record overtakes an earlier one; it returns the sequence
+// numbers of those written (or found written before).
+func (o *Outbox) append(ctx context.Context, recs []store.OutboxRecord, krs []*kgo.Record) ([]int64, error) {
+	var done []int64
+	for i, kr := range krs {
+		res, err := o.app.Append(ctx, []eventstore.Pending{{Record: kr, ID: recs[i].EventID, Type: HeaderValue(kr.Headers, bus.HeaderType), Expected: -1}})
+		if err != nil {
+			return done, fmt.Errorf("append %s %s: %w", recs[i].EventID, kr.Key, err)
+		}
+		outcome := "ok"
+		if len(res) > 0 && res[0].Duplicate {
+			outcome = "duplicate"
+		}
+		o.metrics.effect(o.consumer, "emit", outcome, 1)
+		done = append(done, recs[i].Seq)
+	}
+	return done, nil
 }
 
 func cmpErr(a, b error) error {

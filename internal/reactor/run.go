@@ -29,6 +29,10 @@ type Deps struct {
 	Emitter  *Emitter
 	// Producer writes emitted events (an idempotent producer).
 	Producer Producer
+	// Appender, when set, is how sagas and process managers write their events: appended
+	// through the event store (each gets its aggregate version; a repeated ce_id is a
+	// duplicate). Nil: they are produced through Producer as raw records.
+	Appender Appender
 	// Replays, when set, suppresses events below replay marks.
 	Replays *Replays
 	Metrics *Metrics

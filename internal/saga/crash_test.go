@@ -16,6 +16,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/saga"
@@ -70,6 +71,13 @@ func runChild() error {
 	d := reactor.Deps{Store: st, Topology: topo, Decoder: dec, Emitter: reactor.NewEmitter(cdc, topo, "pyrite.test"),
 		Producer: prod, Logger: log, KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.InstanceID("saga-child"),
 			kgo.FetchMaxWait(50 * time.Millisecond), kgo.AutoCommitInterval(100 * time.Millisecond)}}
+	if u := os.Getenv("CHILD_EVENTSTORE"); u != "" {
+		cl, err := eventstore.NewClient(eventstore.ClientConfig{URL: u, Backoff: 20 * time.Millisecond}, nil)
+		if err != nil {
+			return err
+		}
+		d.Appender = cl
+	}
 	s, err := saga.New(saga.Config{BaseURL: os.Getenv("CHILD_GITHUB"), Token: token, Repository: owner + "/" + repo,
 		Attempts: 3, Backoff: 10 * time.Millisecond, Timeout: 30 * time.Second,
 		SweepInterval: 50 * time.Millisecond, SweepAge: 200 * time.Millisecond}, d)
@@ -85,11 +93,13 @@ type child struct {
 	logs *strings.Builder
 }
 
-func startChild(t *testing.T, e *reactortest.Env, f *fakeGitHub) *child {
+// startChild runs the saga process; env adds to its environment (CHILD_EVENTSTORE=<ingest
+// URL>: it appends through the event store).
+func startChild(t *testing.T, e *reactortest.Env, f *fakeGitHub, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1", "CHILD_BROKERS="+strings.Join(e.Brokers, ","),
-		"CHILD_REGISTRY="+e.RegistryURL, "CHILD_STORE="+e.StoreURL, "CHILD_GITHUB="+f.srv.URL+"/")
+	cmd.Env = append(append(os.Environ(), childEnv+"=1", "CHILD_BROKERS="+strings.Join(e.Brokers, ","),
+		"CHILD_REGISTRY="+e.RegistryURL, "CHILD_STORE="+e.StoreURL, "CHILD_GITHUB="+f.srv.URL+"/"), env...)
 	c := &child{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
 	cmd.Stdout, cmd.Stderr = c.logs, c.logs
 	if err := cmd.Start(); err != nil {
@@ -175,13 +185,7 @@ func TestGitHubSagaSIGKILL(t *testing.T) {
 	f.mu.Unlock()
 	add(8, 40)
 	c = startChild(t, e, f)
-	deadline := time.Now().Add(30 * time.Second)
-	for n, _ := f.count(); n < 20; n, _ = f.count() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d issues before the deadline", n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitIssues(t, f, 20)
 	c.kill(t)
 
 	c = startChild(t, e, f)
@@ -189,4 +193,58 @@ func TestGitHubSagaSIGKILL(t *testing.T) {
 	e.Stable(t, 300*time.Millisecond, reactortest.WorkEffortRaw)
 	c.stop(t)
 	assertOneIssueEach(t, f, reactortest.OfType(e.Events(t, reactortest.WorkEffortRaw), saga.TypeIssueCreated), ids)
+}
+
+// TestGitHubSagaSIGKILLThroughEventStore: the saga process appends through ingest's event
+// store and is SIGKILLed in a burst, so some GitHubIssueCreated are written again after the
+// restart (outbox records whose delete the kill cut off). Each work effort's stream still
+// holds exactly one GitHubIssueCreated, at version 1: the repeat was a duplicate in the
+// store, where the direct path writes a second record.
+func TestGitHubSagaSIGKILLThroughEventStore(t *testing.T) {
+	e := reactortest.New(t)
+	url, _ := e.Ingest(t)
+	f := newFakeGitHub(t)
+	f.delay = 3 * time.Millisecond
+	var ids []string
+	var recs []*kgo.Record
+	for i := range 30 {
+		id := fmt.Sprintf("we-k%d", i)
+		ids = append(ids, id)
+		recs = append(recs, started(e, t, id, "T "+id))
+	}
+	e.Produce(t, recs...)
+	c := startChild(t, e, f, "CHILD_EVENTSTORE="+url)
+	waitIssues(t, f, 12)
+	c.kill(t)
+	c = startChild(t, e, f, "CHILD_EVENTSTORE="+url)
+	for _, id := range ids {
+		deadline := time.Now().Add(30 * time.Second)
+		for len(reactortest.Stream(t, url, "WorkEffort", id).Events) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no GitHubIssueCreated in its stream", id)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the sweeper's age: anything left would be written by now
+	c.stop(t)
+	issues := f.byWorkEffort(ids...)
+	for _, id := range ids {
+		st := reactortest.Stream(t, url, "WorkEffort", id)
+		if len(st.Events) != 1 || st.Events[0].Type != saga.TypeIssueCreated || st.Events[0].Version != 1 || len(issues[id]) != 1 {
+			t.Errorf("%s: stream %+v, %d issues; want one GitHubIssueCreated at version 1 and one issue", id, st.Events, len(issues[id]))
+		}
+	}
+}
+
+// waitIssues waits until the fake GitHub holds at least n issues.
+func waitIssues(t *testing.T, f *fakeGitHub, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for got, _ := f.count(); got < n; got, _ = f.count() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d issues before the deadline, want %d", got, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -153,7 +153,7 @@ func New(cfg Config, d reactor.Deps) (*Saga, error) {
 	gh.BaseURL = u
 	owner, repo, _ := strings.Cut(cfg.Repository, "/")
 	s := &Saga{cfg: cfg, owner: owner, repo: repo, gh: gh, d: d, log: d.Log(), now: time.Now}
-	s.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Metrics, s.log)
+	s.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Appender, d.Metrics, s.log)
 	s.handler = reactor.NewStateful(Group, Group, d.Store, s.outbox, d.Replays, s.Handle)
 	return s, nil
 }

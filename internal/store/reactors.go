@@ -281,9 +281,13 @@ type DeploymentProcess struct {
 	CorrelationID string
 	Reason        string
 	// Version counts writes; PutDeploymentProcess compares and sets it.
-	Version   int64
-	StartedAt time.Time
-	UpdatedAt time.Time
+	Version int64
+	// StreamVersion is the highest aggregate version of the process's own stream (its
+	// events, keyed by ProcessID) the manager has handled; -1 when unknown (a row from
+	// before it was kept).
+	StreamVersion int64
+	StartedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // ErrConflict means a compare-and-set write found the row changed by someone else (another
@@ -291,17 +295,21 @@ type DeploymentProcess struct {
 var ErrConflict = errors.New("store: row changed concurrently")
 
 const dpColumns = `process_id, work_effort_id, state, step, command_id, command_type, artifact, environment,
-	deadline_at, correlation_id, reason, version, started_at, updated_at`
+	deadline_at, correlation_id, reason, version, started_at, updated_at, stream_version`
 
 func scanDeploymentProcess(r rowScanner) (DeploymentProcess, error) {
 	var (
 		p                DeploymentProcess
-		deadline         sql.NullInt64
+		deadline, stream sql.NullInt64
 		started, updated int64
 	)
 	if err := r.Scan(&p.ProcessID, &p.WorkEffortID, &p.State, &p.Step, &p.CommandID, &p.CommandType, &p.Artifact,
-		&p.Environment, &deadline, &p.CorrelationID, &p.Reason, &p.Version, &started, &updated); err != nil {
+		&p.Environment, &deadline, &p.CorrelationID, &p.Reason, &p.Version, &started, &updated, &stream); err != nil {
 		return DeploymentProcess{}, err
+	}
+	p.StreamVersion = -1
+	if stream.Valid {
+		p.StreamVersion = stream.Int64
 	}
 	if deadline.Valid {
 		p.Deadline = time.UnixMilli(deadline.Int64).UTC()
@@ -339,9 +347,12 @@ func (tx *Tx) PutDeploymentProcess(p *DeploymentProcess) error {
 		return fmt.Errorf("%w: deployment process needs an id and a state", ErrInvalidEvent)
 	}
 	now := tx.s.now()
-	var deadline any
+	var deadline, stream any
 	if !p.Deadline.IsZero() {
 		deadline = p.Deadline.UnixMilli()
+	}
+	if p.StreamVersion >= 0 {
+		stream = p.StreamVersion
 	}
 	var (
 		res sql.Result
@@ -349,16 +360,16 @@ func (tx *Tx) PutDeploymentProcess(p *DeploymentProcess) error {
 	)
 	if p.Version == 0 {
 		res, err = tx.Exec(`INSERT INTO deployment_processes (`+dpColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13) ON CONFLICT (process_id) DO NOTHING`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13, $14) ON CONFLICT (process_id) DO NOTHING`,
 			p.ProcessID, p.WorkEffortID, p.State, p.Step, p.CommandID, p.CommandType, p.Artifact, p.Environment,
-			deadline, p.CorrelationID, p.Reason, p.StartedAt.UnixMilli(), now.UnixMilli())
+			deadline, p.CorrelationID, p.Reason, p.StartedAt.UnixMilli(), now.UnixMilli(), stream)
 	} else {
 		res, err = tx.Exec(`UPDATE deployment_processes SET work_effort_id = $1, state = $2, step = $3, command_id = $4,
 				command_type = $5, artifact = $6, environment = $7, deadline_at = $8, correlation_id = $9, reason = $10,
-				version = version + 1, updated_at = $11
+				version = version + 1, updated_at = $11, stream_version = $14
 			WHERE process_id = $12 AND version = $13`,
 			p.WorkEffortID, p.State, p.Step, p.CommandID, p.CommandType, p.Artifact, p.Environment, deadline,
-			p.CorrelationID, p.Reason, now.UnixMilli(), p.ProcessID, p.Version)
+			p.CorrelationID, p.Reason, now.UnixMilli(), p.ProcessID, p.Version, stream)
 	}
 	if err != nil {
 		return fmt.Errorf("store: put deployment process %s: %w", p.ProcessID, err)

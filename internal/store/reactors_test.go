@@ -226,6 +226,18 @@ func TestDeploymentProcesses(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, p)
 			}
 		})
+		t.Run("stream version, unknown as -1", func(t *testing.T) {
+			for _, v := range []int64{4, -1, 0} {
+				p.StreamVersion = v
+				if err := put(&p); err != nil {
+					t.Fatal(err)
+				}
+				got, _, err := s.DeploymentProcess(t.Context(), "p-1")
+				if err != nil || got.StreamVersion != v {
+					t.Errorf("stream version %d read back as %d (%v)", v, got.StreamVersion, err)
+				}
+			}
+		})
 		t.Run("due deadlines", func(t *testing.T) {
 			for i, d := range []time.Duration{3 * time.Minute, 2 * time.Minute, 0} {
 				q := store.DeploymentProcess{ProcessID: "q-" + string(rune('a'+i)), WorkEffortID: "we", State: "testing", StartedAt: base}

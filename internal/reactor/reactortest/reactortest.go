@@ -6,17 +6,23 @@ package reactortest
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
+	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -360,4 +366,77 @@ func (e *Env) ForgetPositions(t testing.TB, name string) {
 	if _, err := db.Exec("DELETE FROM projection_positions WHERE projection = $1", name); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Ingest runs ingest (ingest.Run, its event store included) on the bench's stack until the
+// test ends, waits until it is ready, and returns its URL and a client of its append
+// route: the Appender of Deps when the writers go through the event store.
+func (e *Env) Ingest(t testing.TB) (string, *eventstore.Client) {
+	t.Helper()
+	ln, err := server.Listen("127.0.0.1:0", "addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ingest.Run(ctx, ln, ingest.Options{
+			Brokers: e.Brokers, Registry: e.RegistryURL, Topology: e.Topology, Metrics: prometheus.NewRegistry(),
+			Drain: 5 * time.Second, Store: ingest.StoreOptions{Group: "reactortest-ingest-" + strings.ReplaceAll(t.Name(), "/", "-"),
+				SessionTimeout: 6 * time.Second},
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingest.Run: %v", err)
+		}
+	})
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest at %s never ready: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cl, err := eventstore.NewClient(eventstore.ClientConfig{URL: url, Backoff: 20 * time.Millisecond}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, cl
+}
+
+// Stream reads an aggregate's stream from the ingest at url (GET /v1/streams/{id}).
+func Stream(t testing.TB, url, aggregateType, id string) ingest.StreamAnswer {
+	t.Helper()
+	resp, err := http.Get(url + "/v1/streams/" + id + "?aggregateType=" + aggregateType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st ingest.StreamAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream %s: %s, %v", id, resp.Status, err)
+	}
+	return st
+}
+
+// LostAnswer is an Appender that appends through A, then fails: the events are written but
+// the caller never hears (a crash, or a connection lost between the write and the answer).
+type LostAnswer struct{ A reactor.Appender }
+
+// Append appends through A and returns an error whatever happened.
+func (l LostAnswer) Append(ctx context.Context, evs []eventstore.Pending) ([]eventstore.Appended, error) {
+	if _, err := l.A.Append(ctx, evs); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("connection reset before the answer")
 }
