@@ -286,7 +286,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}))
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
-	fmt.Fprintf(stdout, "board      http://%s/  (live board in a browser)\n", projLn.Addr())
+	if sd == nil {
+		fmt.Fprintf(stdout, "board      http://%s/  (live board in a browser)\n", projLn.Addr())
+	} else { // the line names where the token is, never the token
+		fmt.Fprintf(stdout, "board      http://%s/  (live board; sign in with projector.token from %s)\n",
+			projLn.Addr(), filepath.Join(sd.dir, credentialsFile))
+	}
 	if sd != nil {
 		fmt.Fprintf(stdout, "secure     TLS+SCRAM Kafka, ACLs, HTTP authentication; credentials in %s\n", filepath.Join(sd.dir, credentialsFile))
 	}

@@ -21,6 +21,8 @@ import (
 type devStack struct {
 	kafka, registry, ingest, projector string
 	stop                               func() error
+	printed                            []string      // stdout up to the ready line
+	logs                               func() string // stderr so far
 }
 
 // startDev runs `pyrite dev` on dataDir with free ports and waits for its
@@ -45,6 +47,7 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 	deadline := time.AfterFunc(60*time.Second, cancel)
 	defer deadline.Stop()
 	for sc.Scan() {
+		s.printed = append(s.printed, sc.Text())
 		f := strings.Fields(sc.Text())
 		switch {
 		case len(f) >= 2 && f[0] == "kafka":
@@ -67,6 +70,11 @@ func startDev(t *testing.T, dataDir string, extra ...string) *devStack {
 		t.Fatalf("pyrite dev did not get ready: %v\n%s", <-done, stderr.String())
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	s.logs = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return stderr.String()
+	}
 	s.stop = func() error {
 		cancel()
 		select {

@@ -138,6 +138,7 @@ func TestDevSecure(t *testing.T) {
 	if code := httpDo(t, "GET", s.projector+"/healthz", "", ""); code != 200 {
 		t.Errorf("/healthz: %d", code)
 	}
+	checkBoardSignIn(t, s, c, dir)
 
 	// The deployment process manager appends RunTests through ingest's event store, with
 	// the ingest token "all": the process's stream holds it at version 1.
@@ -238,6 +239,8 @@ func TestDevSecure(t *testing.T) {
 		t.Errorf("pyrite lag without SASL: exit 0: %s", out)
 	}
 
+	checkNoSecrets(t, s, c)
+
 	caBefore, _ := os.ReadFile(c.Kafka.CA)
 	if err := s.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -308,5 +311,99 @@ func TestCertsCommand(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(dir, "ca-key.pem")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("ca-key.pem: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
+}
+
+// checkBoardSignIn: pyrite dev --secure's board line names the credentials file,
+// not the token; the board's sign-in trades the token for a cookie with which
+// the stream and the query API are read (GET only), and a write is refused.
+func checkBoardSignIn(t *testing.T, s *devStack, c credentials, dir string) {
+	t.Helper()
+	var board string
+	for _, l := range s.printed {
+		if strings.HasPrefix(l, "board ") {
+			board = l
+		}
+	}
+	if !strings.Contains(board, s.projector+"/") || !strings.Contains(board, filepath.Join(dir, "secure", credentialsFile)) {
+		t.Errorf("board line %q: want the board's address and the credentials file", board)
+	}
+	sign := func(method, body string, cookies ...*http.Cookie) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, s.projector+"/v1/session", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for _, ck := range cookies {
+			req.AddCookie(ck)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := sign("POST", `{"token":"not-the-token-0123456789"}`); resp.StatusCode != 401 || len(resp.Cookies()) != 0 {
+		t.Errorf("sign in with a wrong token: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	resp := sign("POST", `{"token":"`+c.Projector.Token+`"}`)
+	if resp.StatusCode != 200 || len(resp.Cookies()) != 1 {
+		t.Fatalf("sign in with projector.token: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	cookie := resp.Cookies()[0]
+	if cookie.Name != "pyrite_read_token" || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Path != "/v1/" {
+		t.Errorf("sign-in cookie %+v", cookie)
+	}
+	if resp := sign("GET", "", cookie); resp.StatusCode != 200 {
+		t.Errorf("GET /v1/session with the cookie: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", s.projector+"/v1/stream", nil)
+	req.AddCookie(cookie)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream.StatusCode != 200 || stream.Header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("GET /v1/stream with the cookie: %d %s", stream.StatusCode, stream.Header.Get("Content-Type"))
+	}
+	stream.Body.Close()
+	req, _ = http.NewRequest("GET", s.projector+"/v1/work-efforts/we-sec", nil)
+	req.AddCookie(cookie)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET /v1/work-efforts/we-sec with the cookie: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ = http.NewRequest("POST", s.projector+"/v1/commands", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.AddCookie(cookie)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Errorf("POST /v1/commands with only the cookie: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp := sign("DELETE", "", cookie); resp.StatusCode != 204 || len(resp.Cookies()) != 1 || resp.Cookies()[0].MaxAge >= 0 {
+		t.Errorf("sign out: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+}
+
+// checkNoSecrets: nothing pyrite dev printed or logged holds a password or token.
+func checkNoSecrets(t *testing.T, s *devStack, c credentials) {
+	t.Helper()
+	secrets := []string{c.Projector.Token, c.Ingest.Tokens.All, c.Ingest.Tokens.DeploymentOnly}
+	for _, u := range c.Kafka.Users {
+		secrets = append(secrets, u.Password)
+	}
+	for _, info := range []string{c.Registry.Reader, c.Registry.Writer, c.Registry.Admin} {
+		_, pass, _ := strings.Cut(info, ":")
+		secrets = append(secrets, pass)
+	}
+	out := strings.Join(s.printed, "\n") + "\n" + s.logs()
+	for _, sec := range secrets {
+		if sec != "" && strings.Contains(out, sec) {
+			t.Errorf("pyrite dev's output or logs hold a secret (%d characters)", len(sec))
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/server"
@@ -147,49 +148,14 @@ func TestBoardInBrowser(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	ingestURL := startComponent(t, ctx, &wg, func(ctx context.Context, ln net.Listener) error {
-		return ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, TxnPrefix: "board",
-			Topology: s.Topology, Metrics: prometheus.NewRegistry()})
-	})
-	startComponent(t, ctx, &wg, func(ctx context.Context, ln net.Listener) error {
-		return upcaster.Run(ctx, ln, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
-			Topology: s.Topology, Metrics: prometheus.NewRegistry(), Config: upcaster.Config{TransactionalID: "board-upcaster"}})
-	})
+	ingestURL := startWriters(t, ctx, &wg, s, "board")
 	waitReady(t, ingestURL)
 	addr, storePath := freeAddr(t), filepath.Join(t.TempDir(), "projector.db")
 	proj := startChild(t, s, addr, storePath)
 	boardURL := "http://" + addr + "/"
 	shots := t.TempDir()
 
-	actx, acancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.WindowSize(1280, 860))...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	if err := chromedp.Do(bctx); err != nil { // starts the browser, for the life of bctx
-		t.Fatalf("start chromium: %v", err)
-	}
-	// run runs steps, each wait bounded so that a page that never gets there fails the test.
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	eval := func(what, expr string, v any) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		raw, err := chromedp.Run(sctx, chromedp.Evaluate[json.RawMessage](expr))
-		if err == nil {
-			err = json.Unmarshal(raw, v)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
+	bctx, run, eval := startBrowser(t, ctx, chrome)
 	card := `.column[data-status="%s"] .card[data-id="we-board"]`
 	run("open the board", chromedp.Navigate(boardURL), chromedp.WaitVisible(chromedp.CSS(`body[data-conn="live"]`)))
 
@@ -310,4 +276,136 @@ func startComponent(t *testing.T, ctx context.Context, wg *sync.WaitGroup, run f
 		}
 	}()
 	return "http://" + ln.Addr().String()
+}
+
+// TestSecureBoardInBrowser drives the board of a projector with a read token (as in
+// pyrite dev --secure) in headless Chromium: the page shows the sign-in form, refuses an
+// unknown token, and once signed in streams live updates over EventSource with the
+// HttpOnly cookie (no script can read it). Signing out shows the form again.
+func TestSecureBoardInBrowser(t *testing.T) {
+	chrome, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (make test installs it: apt-get install -y chromium)")
+	}
+	const readToken = "board-read-token-0123456789abcdef"
+	auth, err := httpauth.NewTokens([]httpauth.Token{{Token: readToken, Principal: "board-reader"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stacktest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	ingestURL := startWriters(t, ctx, &wg, s, "secure-board")
+	projURL := startComponent(t, ctx, &wg, func(ctx context.Context, ln net.Listener) error {
+		return projector.Run(ctx, ln, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
+			Store: filepath.Join(t.TempDir(), "projector.db"), Topology: s.Topology, Metrics: prometheus.NewRegistry(),
+			BatchWait: 10 * time.Millisecond, Auth: auth})
+	})
+	waitReady(t, ingestURL)
+	waitReady(t, projURL)
+	shots := t.TempDir()
+
+	bctx, run, eval := startBrowser(t, ctx, chrome)
+	signIn := func(token string) {
+		t.Helper()
+		run("sign in", chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)))
+	}
+
+	run("open the board: the sign-in form", chromedp.Navigate(projURL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-conn="signin"] #signin`)))
+	signIn("wrong-token-0123456789abcdef")
+	pctx, pcancel := context.WithTimeout(bctx, 30*time.Second)
+	if _, err := chromedp.Run(pctx, chromedp.Poll[bool](`document.querySelector("#signin-error").textContent.includes("Unknown token")`)); err != nil {
+		t.Fatalf("an unknown token is not refused on the page: %v", err)
+	}
+	pcancel()
+	screenshot(t, bctx, shots, "secure-board-signin.png")
+	signIn(readToken)
+	run("signed in, the stream is live", chromedp.WaitVisible(chromedp.CSS(`body[data-conn="live"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`#signin`)))
+	var who, cookie string
+	eval("who", `document.querySelector("#principal").textContent`, &who)
+	if who != "signed in as board-reader" {
+		t.Errorf("principal shown: %q", who)
+	}
+	eval("document.cookie", `document.cookie`, &cookie)
+	if strings.Contains(cookie, readToken) {
+		t.Errorf("a script can read the token: document.cookie = %q", cookie)
+	}
+
+	card := `.column[data-status="%s"] .card[data-id="we-secure"]`
+	post(t, ingestURL, "WorkEffort:Created", "we-secure",
+		`{"title":"Sign in to the board","description":"cookie","createdAt":"2026-12-05T08:00:00Z","assignee":null}`)
+	run("card appears as planned", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(card, "planned"))))
+	post(t, ingestURL, "WorkEffort:Started", "we-secure", `{"title":"Sign in to the board","startedAt":"2026-12-05T08:05:00Z"}`)
+	post(t, ingestURL, "WorkEffort:ProgressUpdated", "we-secure", `{"oldProgress":0,"newProgress":60,"delta":60,"formatted":"60%"}`)
+	run("live update: in progress at 60", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(card, "in-progress")+`[data-progress="60"]`)))
+	run("pipeline health and schemas read with the cookie",
+		chromedp.WaitVisible(chromedp.CSS(`#health tbody tr[data-stage="upcaster"]`)), chromedp.WaitVisible(chromedp.CSS(`#diff tbody tr`)))
+	screenshot(t, bctx, shots, "secure-board.png")
+
+	// A write with the cookie is refused (no cookie auth on writes): the browser sends
+	// the cookie on a same-origin POST, and the projector answers 401.
+	var status int
+	eval("POST with the cookie", `fetch("/v1/work-efforts", {method: "POST", body: "{}"}).then(r => r.status)`, &status)
+	if status != http.StatusUnauthorized {
+		t.Errorf("POST /v1/work-efforts with the sign-in cookie: %d, want 401", status)
+	}
+
+	run("sign out", chromedp.Click(chromedp.CSS(`#signout`)), chromedp.WaitVisible(chromedp.CSS(`body[data-conn="signin"] #signin`)))
+	eval("stream after signing out", `fetch("/v1/session").then(r => r.status)`, &status)
+	if status != http.StatusUnauthorized {
+		t.Errorf("GET /v1/session after signing out: %d, want 401", status)
+	}
+}
+
+// startBrowser starts headless Chromium for the life of ctx and returns its context,
+// run (steps, each wait bounded so that a page that never gets there fails the test)
+// and eval (an expression, promises awaited, into v).
+func startBrowser(t *testing.T, ctx context.Context, chrome string) (context.Context, func(string, ...chromedp.Action[chromedp.Void]), func(string, string, any)) {
+	t.Helper()
+	actx, acancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.WindowSize(1280, 860))...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { bcancel(); acancel() })
+	if err := chromedp.Do(bctx); err != nil { // starts the browser, for the life of bctx
+		t.Fatalf("start chromium: %v", err)
+	}
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	eval := func(what, expr string, v any) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		raw, err := chromedp.Run(sctx, chromedp.Evaluate[json.RawMessage](expr, chromedp.EvalAwaitPromise))
+		if err == nil {
+			err = json.Unmarshal(raw, v)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	return bctx, run, eval
+}
+
+// startWriters runs ingest and the upcaster (ids named after prefix) on s until ctx
+// ends and returns ingest's base URL.
+func startWriters(t *testing.T, ctx context.Context, wg *sync.WaitGroup, s *stacktest.Stack, prefix string) string {
+	t.Helper()
+	ingestURL := startComponent(t, ctx, wg, func(ctx context.Context, ln net.Listener) error {
+		return ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, TxnPrefix: prefix,
+			Topology: s.Topology, Metrics: prometheus.NewRegistry()})
+	})
+	startComponent(t, ctx, wg, func(ctx context.Context, ln net.Listener) error {
+		return upcaster.Run(ctx, ln, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
+			Topology: s.Topology, Metrics: prometheus.NewRegistry(), Config: upcaster.Config{TransactionalID: prefix + "-upcaster"}})
+	})
+	return ingestURL
 }

@@ -5,7 +5,10 @@
 //   - Tokens: bearer tokens, each with a principal and the event types it may
 //     write (bus patterns such as "Deployment:*"). Ingest checks every event
 //     of a request against the token's scope; the projector only asks for a
-//     valid token.
+//     valid token. RequireRead also takes the token from the
+//     pyrite_read_token cookie on GET and HEAD (never on writes), which
+//     Session (the board's sign-in at /v1/session) sets, since a browser's
+//     EventSource cannot send a header.
 //   - Basic: HTTP Basic users with the schema registry's roles (reader,
 //     writer, admin), as Confluent clients send them (basic.auth.user.info).
 //

@@ -162,26 +162,61 @@ func (t *Tokens) Lookup(token string) *Grant {
 // token, and hands the others to next with their Grant in the context.
 // Requests outside prefix pass unauthenticated ("" protects everything).
 func (t *Tokens) Require(prefix string, next http.Handler) http.Handler {
+	return t.require(prefix, false, next)
+}
+
+// RequireRead is Require for a read API (the projector's query API and live
+// stream): a GET or HEAD request may carry its token in the
+// pyrite_read_token cookie (CookieName, set by Session) instead of the
+// Authorization header, since a browser's EventSource cannot send a header.
+// Any other method needs the header: a cookie never authorizes a write, so
+// another site cannot make a signed-in browser write (CSRF). A request with
+// an Authorization header is judged by the header alone.
+func (t *Tokens) RequireRead(prefix string, next http.Handler) http.Handler {
+	return t.require(prefix, true, next)
+}
+
+func (t *Tokens) require(prefix string, cookie bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, prefix) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		h := r.Header.Get("Authorization")
-		if h == "" {
-			deny(w, http.StatusUnauthorized, "Bearer", "this API needs a bearer token (Authorization: Bearer <token>)")
-			return
-		}
-		tok, ok := ParseBearer(h)
-		if !ok {
-			deny(w, http.StatusUnauthorized, "Bearer", "the Authorization header is not a bearer token")
-			return
-		}
-		g := t.Lookup(tok)
+		g, detail := t.authenticate(r, cookie)
 		if g == nil {
-			deny(w, http.StatusUnauthorized, "Bearer", "unknown bearer token")
+			deny(w, http.StatusUnauthorized, "Bearer", detail)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), grantKey{}, g)))
 	})
+}
+
+// authenticate returns the grant of r's bearer token or, when cookie is set
+// and r is a GET or HEAD without an Authorization header, of its
+// pyrite_read_token cookie; or nil and why not (no secret in it).
+func (t *Tokens) authenticate(r *http.Request, cookie bool) (*Grant, string) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		if cookie && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if c, err := r.Cookie(CookieName); err == nil {
+				if g := t.Lookup(c.Value); g != nil {
+					return g, ""
+				}
+				return nil, "unknown token in the " + CookieName + " cookie (sign in again)"
+			}
+		}
+		if _, err := r.Cookie(CookieName); err == nil && cookie {
+			return nil, r.Method + " needs a bearer token (Authorization: Bearer <token>); the " + CookieName + " cookie is only accepted on GET and HEAD"
+		}
+		return nil, "this API needs a bearer token (Authorization: Bearer <token>)"
+	}
+	tok, ok := ParseBearer(h)
+	if !ok {
+		return nil, "the Authorization header is not a bearer token"
+	}
+	g := t.Lookup(tok)
+	if g == nil {
+		return nil, "unknown bearer token"
+	}
+	return g, ""
 }

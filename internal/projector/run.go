@@ -60,7 +60,9 @@ type Options struct {
 	// Conn are the connection options (TLS, SASL) every Kafka client of the projector gets.
 	Conn []kgo.Opt
 	// Auth, when set, requires a bearer token (any token it knows) on everything under
-	// /v1/: the query API and the live stream. nil leaves them open.
+	// /v1/: the query API and the live stream. GET and HEAD also take the token from
+	// the pyrite_read_token cookie, which POST /v1/session (the board's sign-in) sets;
+	// writes need the header. nil leaves them open (and serves no /v1/session).
 	Auth *httpauth.Tokens
 	// MetricsAuth makes GET /metrics want one of Auth's tokens too.
 	MetricsAuth bool
@@ -253,7 +255,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	g.Go(func() error {
 		h := withBoard(p, o, kadm.NewClient(adminCl), api)
 		if o.Auth != nil { // the query API, readAll, the stream and the board's data
-			h = o.Auth.Require("/v1/", h)
+			h = withSession(o.Auth, o.Auth.RequireRead("/v1/", h))
 		}
 		h = server.Handler(h, ready, o.Metrics)
 		if o.Auth != nil && o.MetricsAuth {
@@ -417,7 +419,6 @@ func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, conn []kgo.
 	})
 }
 
-// withBoard serves the live board (package board) beside the query API.
 // withBoard serves the live board beside api (the query API, readAll and the stream).
 func withBoard(p *Projector, o Options, adm *kadm.Client, api http.Handler) http.Handler {
 	var stages []board.Stage
@@ -444,5 +445,15 @@ func withBoard(p *Projector, o Options, adm *kadm.Client, api http.Handler) http
 	mux.Handle("GET /board/", bh)
 	mux.Handle("GET /v1/board/", bh)
 	mux.Handle("/", api)
+	return mux
+}
+
+// withSession serves the board's sign-in at /v1/session (httpauth's
+// Session: a browser trades the read token for a cookie, which its
+// EventSource then sends) beside h, the read-token-guarded API.
+func withSession(auth *httpauth.Tokens, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/session", auth.Session())
+	mux.Handle("/", h)
 	return mux
 }

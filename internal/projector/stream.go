@@ -88,8 +88,8 @@ type Stream struct {
 	pos     position // after every event published so far
 	clients map[*streamClient]struct{}
 
-	done     chan struct{}
-	stopOnce sync.Once
+	closed   context.Context // done once Close is called
+	closeAll context.CancelFunc
 	replays  chan struct{} // one token per replay reading Kafka
 
 	// frames holds the buffers a client's queued messages are gathered in
@@ -125,7 +125,6 @@ func NewStream(name string, initial map[store.TopicPartition]int64, src StreamSo
 	s := &Stream{
 		name: name, src: src, cfg: cfg,
 		pos: position(initial).merged(nil), clients: map[*streamClient]struct{}{},
-		done:    make(chan struct{}),
 		replays: make(chan struct{}, cfg.Replays),
 		frames:  sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }},
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -135,6 +134,7 @@ func NewStream(name string, initial map[store.TopicPartition]int64, src StreamSo
 			Name: "pyrite_stream_overflows_total", Help: "Stream clients closed because they fell a whole buffer behind.",
 		}),
 	}
+	s.closed, s.closeAll = context.WithCancel(context.Background())
 	if reg != nil {
 		reg.MustRegister(s.connected, s.overflows)
 	}
@@ -143,7 +143,7 @@ func NewStream(name string, initial map[store.TopicPartition]int64, src StreamSo
 
 // Close ends every client's stream (on shutdown, so that they do not hold
 // the HTTP drain up) and refuses new ones.
-func (s *Stream) Close() { s.stopOnce.Do(func() { close(s.done) }) }
+func (s *Stream) Close() { s.closeAll() }
 
 // streamMsg is one applied event, encoded once for every client.
 type streamMsg struct {
@@ -336,7 +336,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	select {
-	case <-s.done:
+	case <-s.closed.Done():
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, http.StatusServiceUnavailable, "Shutting down", "the stream is closed", "")
 		return
@@ -350,13 +350,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.unsubscribe(c)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer context.AfterFunc(s.closed, cancel)() // no goroutine per client
 	stored, err := s.src.Positions(ctx)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")

@@ -22,6 +22,73 @@ function el(tag, attrs = {}, ...kids) {
   return e;
 }
 
+// ---- sign-in ----
+// A projector with read tokens answers 401 to reads without one. The browser
+// trades the token for an HttpOnly cookie (POST /v1/session), which
+// EventSource and fetch then send on every read; the page never keeps it.
+let started = false;
+async function start() {
+  let r;
+  try {
+    r = await fetch("/v1/session");
+  } catch (e) {
+    setTimeout(start, 1000); // the projector is not up: try again
+    return;
+  }
+  if (r.status === 401) return showSignIn("");
+  if (r.ok) signedIn((await r.json()).principal);
+  if (started) return;
+  started = true;
+  connect();
+  pollHealth();
+  setInterval(pollHealth, 3000);
+  loadSchemas();
+}
+
+function showSignIn(why) {
+  if (state.es) { state.es.close(); state.es = null; }
+  setConn("signin", "sign in");
+  $("#signin").hidden = false;
+  $("#signout").hidden = true;
+  $("#principal").textContent = "";
+  $("#signin-error").textContent = why;
+  $("#token").focus();
+}
+
+function signedIn(principal) {
+  $("#signin").hidden = true;
+  $("#principal").textContent = principal ? "signed in as " + principal : "";
+  $("#signout").hidden = !principal;
+}
+
+$("#signin").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await fetch("/v1/session", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: $("#token").value.trim() }),
+  });
+  $("#token").value = "";
+  if (!r.ok) {
+    const p = await r.json().catch(() => ({}));
+    $("#signin-error").textContent = r.status === 401 ? "Unknown token." : (p.detail || "Sign-in failed (" + r.status + ").");
+    return;
+  }
+  signedIn((await r.json()).principal);
+  if (started) connect(); else start();
+});
+
+$("#signout").addEventListener("click", async () => {
+  await fetch("/v1/session", { method: "DELETE" });
+  showSignIn("Signed out.");
+});
+
+// unauthorized shows the sign-in form when a read answered 401.
+function unauthorized(r) {
+  if (r.status !== 401) return false;
+  showSignIn("Your sign-in is no longer valid; sign in again.");
+  return true;
+}
+
 // ---- connection ----
 function setConn(mode, text) {
   const c = $("#conn");
@@ -52,10 +119,17 @@ function connect() {
 }
 
 // reopen replaces a closed EventSource, resuming from the last position.
+// A stream refused for want of a token (EventSource does not say why it
+// failed) shows the sign-in form instead.
 function reopen(text) {
   setConn("reconnecting", text);
   if (state.es) state.es.close();
-  setTimeout(connect, 1000);
+  setTimeout(async () => {
+    try {
+      if (unauthorized(await fetch("/v1/session"))) return;
+    } catch (e) { /* the projector is down: keep trying */ }
+    connect();
+  }, 1000);
 }
 
 // ---- board ----
@@ -64,7 +138,7 @@ async function loadBoard() {
     let cursor = "";
     do {
       const r = await fetch("/v1/work-efforts?limit=500&status=" + status + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
-      if (!r.ok) return;
+      if (unauthorized(r) || !r.ok) return;
       const page = await r.json();
       for (const we of page.items) upsert(we, false);
       cursor = page.nextCursor || "";
@@ -113,8 +187,10 @@ function onApplied(msg) {
 // ---- pipeline health ----
 let lastHealth = null;
 async function pollHealth() {
+  if (document.body.dataset.conn === "signin") return;
   try {
     const r = await fetch("/v1/board/pipeline");
+    if (unauthorized(r)) return;
     if (!r.ok) throw new Error(r.status);
     const h = await r.json();
     const body = $("#health tbody");
@@ -145,7 +221,7 @@ async function pollHealth() {
 let subjects = [];
 async function loadSchemas() {
   const r = await fetch("/v1/board/schemas");
-  if (!r.ok) return;
+  if (unauthorized(r) || !r.ok) return;
   subjects = (await r.json()).subjects;
   subjects.sort((a, b) => (b.versions.length - a.versions.length) || a.subject.localeCompare(b.subject));
   const sel = $("#subject");
@@ -180,7 +256,4 @@ async function showDiff() {
 $("#subject").addEventListener("change", pickSubject);
 $("#from").addEventListener("change", showDiff);
 $("#to").addEventListener("change", showDiff);
-connect();
-pollHealth();
-setInterval(pollHealth, 3000);
-loadSchemas();
+start();
