@@ -141,18 +141,7 @@ func TestLibrdkafkaSecure(t *testing.T) {
 	t.Logf("librdkafka %s (bundled by confluent-kafka-go)", version)
 	s := startSecureDev(t)
 	admin := s.creds.Kafka.Users["admin"]
-	body := `{"type":"WorkEffort:Created","aggregateId":"we-rdkafka","data":{"title":"t","description":null,"createdAt":"2026-12-05T10:00:00Z","assignee":null}}`
-	req, _ := http.NewRequest("POST", s.ingest+"/v1/events", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.creds.Ingest.Tokens.All)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("ingest: %d", resp.StatusCode)
-	}
+	s.ingestEvent(t, "we-rdkafka")
 
 	cfg := s.librdkafkaConfig(admin.User, admin.Password, s.creds.Kafka.CA)
 	_ = cfg.SetKey("group.id", "librdkafka-secure-test")
