@@ -9,7 +9,7 @@ BENCH_COUNT ?= 5
 # PostgreSQL-backed tests read this; unset, they skip.
 export PYRITE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: run test bench lint node-deps build fuzz chromium crash
+.PHONY: run test bench lint node-deps build fuzz chromium kcat crash
 
 ## run: the whole pipeline in one process on embedded defaults (data in .pyrite/)
 run:
@@ -19,8 +19,8 @@ run:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## test: vet plus every test, interop with real Node clients and the board in headless Chromium included
-test: node-deps chromium
+## test: vet plus every test, interop with real Node clients, kcat and the board in headless Chromium included
+test: node-deps chromium kcat
 	$(GO) vet ./...
 	$(GO) test -timeout 12m ./...
 
@@ -65,4 +65,13 @@ chromium:
 	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	  else \
 	    echo "make test needs Chromium for the board's browser test; run: sudo apt-get update && sudo apt-get install -y chromium" >&2; exit 1; \
+	  fi; }
+
+# kcat: Debian's kcat (librdkafka 2.0.2) for the interop test against `pyrite dev --secure`; nothing when it is there.
+kcat:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y kcat; \
+	  else \
+	    echo "make test needs kcat for the secure interop test; run: sudo apt-get update && sudo apt-get install -y kcat" >&2; exit 1; \
 	  fi; }

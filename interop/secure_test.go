@@ -2,6 +2,8 @@ package interop
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -139,18 +141,7 @@ func TestLibrdkafkaSecure(t *testing.T) {
 	t.Logf("librdkafka %s (bundled by confluent-kafka-go)", version)
 	s := startSecureDev(t)
 	admin := s.creds.Kafka.Users["admin"]
-	body := `{"type":"WorkEffort:Created","aggregateId":"we-rdkafka","data":{"title":"t","description":null,"createdAt":"2026-12-05T10:00:00Z","assignee":null}}`
-	req, _ := http.NewRequest("POST", s.ingest+"/v1/events", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.creds.Ingest.Tokens.All)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("ingest: %d", resp.StatusCode)
-	}
+	s.ingestEvent(t, "we-rdkafka")
 
 	cfg := s.librdkafkaConfig(admin.User, admin.Password, s.creds.Kafka.CA)
 	_ = cfg.SetKey("group.id", "librdkafka-secure-test")
@@ -224,35 +215,93 @@ func withGroup(cfg *kafka.ConfigMap) *kafka.ConfigMap {
 	return cfg
 }
 
-// kcatHandshakeV0 is what kcat (librdkafka before 2.x's fallback) prints when
-// the broker does not serve SaslHandshake v0, which kfake does not.
-const kcatHandshakeV0 = "SASL Handshake not supported by broker"
+// ingestEvent posts a WorkEffort:Created event for aggregate id through the
+// ingest API of s and fails the test unless it is accepted.
+func (s *secureDev) ingestEvent(t *testing.T, id string) {
+	t.Helper()
+	body := `{"type":"WorkEffort:Created","aggregateId":"` + id + `","data":{"title":"t","description":null,"createdAt":"2026-12-05T10:00:00Z","assignee":null}}`
+	req, _ := http.NewRequest("POST", s.ingest+"/v1/events", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.creds.Ingest.Tokens.All)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("ingest: %d", resp.StatusCode)
+	}
+}
 
-// TestKcatSecure runs kcat, when installed, against `pyrite dev --secure`: it
-// lists the events topic over SASL_SSL with SCRAM-SHA-256. Debian's kcat 1.7.1
-// (librdkafka 2.0.2) asks for SaslHandshake v0, which kfake does not serve; the
-// test skips then, naming the reason (TestLibrdkafkaSecure proves a librdkafka
-// client instead).
+// kcatRun runs kcat against s as the admin user with password and the CA file
+// ca, over SASL_SSL with the broker's SCRAM mechanism and otherwise at kcat's
+// defaults, with args added; it returns kcat's combined output. The password
+// goes through a file kcat reads (-F), never on a command line.
+func (s *secureDev) kcatRun(t *testing.T, kcat, password, ca string, args ...string) (string, error) {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "kcat.conf")
+	if err := os.WriteFile(conf, []byte("sasl.password="+password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kcat, append([]string{"-F", conf, "-b", s.kafka,
+		"-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=" + s.creds.Kafka.Mechanism,
+		"-X", "sasl.username=" + s.creds.Kafka.Users["admin"].User, "-X", "ssl.ca.location=" + ca}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestKcatSecure: Debian's kcat (1.7.1 on librdkafka 2.0.2, which `make test`
+// installs) reads the events topic of `pyrite dev --secure` over SASL_SSL
+// with SCRAM-SHA-256 at its defaults; a wrong password and a wrong CA are
+// refused. That librdkafka uses SaslHandshake only when the broker's
+// ApiVersions lists it from version 0, as real Kafka does (internal/devkafka).
 func TestKcatSecure(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Skip("kcat is not installed (apt-get install kcat)")
+		t.Skip("kcat is not installed (make test installs it: apt-get install -y kcat)")
+	}
+	if v, err := exec.Command(kcat, "-V").CombinedOutput(); err == nil {
+		t.Logf("%s", bytes.TrimSpace(v))
 	}
 	s := startSecureDev(t)
 	admin := s.creds.Kafka.Users["admin"]
-	// The password through a file kcat reads (-F), never on a command line.
-	conf := filepath.Join(t.TempDir(), "kcat.conf")
-	if err := os.WriteFile(conf, []byte("sasl.password="+admin.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	s.ingestEvent(t, "we-kcat")
+
+	// The event reaches the events topic through the pipeline: read it from
+	// the beginning to the end, again until it is there.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := s.kcatRun(t, kcat, admin.Password, s.creds.Kafka.CA,
+			"-C", "-t", "pyrite.work-effort.events", "-o", "beginning", "-e", "-f", "key=%k\n")
+		if err == nil && strings.Contains(out, "key=we-kcat\n") {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("kcat -C never read we-kcat from pyrite.work-effort.events: %v\n%s", err, out)
+		}
+		time.Sleep(time.Second)
 	}
-	cmd := exec.Command(kcat, "-F", conf, "-L", "-b", s.kafka, "-t", "pyrite.work-effort.events", "-m", "15",
-		"-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms="+s.creds.Kafka.Mechanism,
-		"-X", "sasl.username="+admin.User, "-X", "ssl.ca.location="+s.creds.Kafka.CA)
-	out, err := cmd.CombinedOutput()
-	if strings.Contains(string(out), kcatHandshakeV0) {
-		t.Skipf("kcat's librdkafka needs SaslHandshake v0, which kfake does not serve (%q)", kcatHandshakeV0)
-	}
-	if err != nil || !strings.Contains(string(out), `topic "pyrite.work-effort.events"`) {
-		t.Fatalf("kcat -L: %v\n%s", err, out)
-	}
+
+	t.Run("wrong password", func(t *testing.T) {
+		out, err := s.kcatRun(t, kcat, "wrong-password-0123456789", s.creds.Kafka.CA, "-L", "-m", "10")
+		if err == nil || !strings.Contains(out, "SASL authentication error") {
+			t.Fatalf("kcat -L with a wrong password: %v, want a SASL authentication error\n%s", err, out)
+		}
+	})
+	t.Run("wrong CA", func(t *testing.T) {
+		other, err := certs.NewCA("another CA")
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherCA := filepath.Join(t.TempDir(), "other-ca.pem")
+		if err := os.WriteFile(otherCA, other.CertPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.kcatRun(t, kcat, admin.Password, otherCA, "-L", "-m", "10")
+		if err == nil || !strings.Contains(out, "certificate verify failed") {
+			t.Fatalf("kcat -L trusting another CA: %v, want the TLS handshake to fail on the certificate\n%s", err, out)
+		}
+	})
 }

@@ -161,7 +161,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cluster, rep, err = devkafka.Start(ctx, kafkaDir, sd.conn("admin"), append([]kfake.Opt{
 			kfake.NumBrokers(1),
 			kfake.Ports(port),
-			kfake.ListenFn(func(string, string) (net.Listener, error) { return kafkaLn, nil }),
+			devkafka.Listen(kafkaLn, sd.serverTLS()),
 		}, sd.clusterOpts()...)...)
 	}
 	for _, line := range rep.Repaired {

@@ -192,7 +192,16 @@ func (sd *secureDev) build() error {
 	return nil
 }
 
-// clusterOpts turn the embedded Kafka's TLS, SASL and ACLs on: admin is a
+// serverTLS is the embedded Kafka's TLS (devkafka.Listen serves it); nil
+// when not secure.
+func (sd *secureDev) serverTLS() *tls.Config {
+	if sd == nil {
+		return nil
+	}
+	return &tls.Config{Certificates: []tls.Certificate{sd.server}, MinVersion: tls.VersionTLS12}
+}
+
+// clusterOpts turn the embedded Kafka's SASL and ACLs on: admin is a
 // superuser, each service a SCRAM user bound by the declared ACLs.
 func (sd *secureDev) clusterOpts() []kfake.Opt {
 	if sd == nil {
@@ -200,7 +209,6 @@ func (sd *secureDev) clusterOpts() []kfake.Opt {
 	}
 	users := sd.creds.Kafka.Users
 	opts := []kfake.Opt{
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{sd.server}, MinVersion: tls.VersionTLS12}),
 		kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser(kafkaconn.ScramSHA256, users["admin"].User, users["admin"].Password),
 	}

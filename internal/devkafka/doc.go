@@ -47,6 +47,18 @@
 //     topics are kept forever; the README's "embedded broker" section says
 //     when to move to a real cluster (compose/).
 //
+// What the embedded broker advertises: served through Listen, its
+// ApiVersions answer lists SaslHandshake as versions 0..1, as real Kafka
+// does; kfake alone lists 1..1 because it serves only v1 (SaslAuthenticate
+// carries the SASL bytes) and not v0 (raw SASL bytes after the handshake).
+// librdkafka 2.0.2 (Debian's kcat 1.7.1) uses SASL only when the list
+// starts at 0, and then picks v1; franz-go, KafkaJS and librdkafka 2.11
+// pick v1 either way. Listen patches that one field of
+// kfake's own answer on its way out (kfake's controls replace an answer
+// rather than amend it, so a control would have to recompute kfake's
+// version downgrade, software name and cluster checks and its features);
+// a v0 handshake still reaches kfake, which closes the connection.
+//
 // Start is for one broker in one process whose clients all start after it:
 // it aborts every open transaction it finds, which is right only because
 // no producer can be alive across the broker's own restart. Against a
