@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -201,6 +202,15 @@ func spawnProc(t *testing.T, bin, name, addr string, args ...string) *proc {
 	p := &proc{name: name, addr: addr, log: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, append(args, "--addr", addr)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if dir := os.Getenv("PYRITE_CRASH_LOGDIR"); dir != "" { // whole logs, kept
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s-%s.log", name, strings.ReplaceAll(addr, ":", "_"), time.Now().Format("150405.000"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		p.cmd.Stdout = io.MultiWriter(p.log, f)
+		p.cmd.Stderr = p.cmd.Stdout
+	}
 	p.cmd.Env = append(os.Environ(), "PYRITE_ADDR=", "PYRITE_BROKERS=", "PYRITE_REGISTRY=", "PYRITE_STORE=")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -53,8 +53,9 @@ type Config struct {
 	// partitions (they answer 503 meanwhile). The broker bounds it (Kafka's default minimum is
 	// 6s).
 	SessionTimeout time.Duration
-	// InstanceID makes the instance a static group member: a restart within the session
-	// timeout gets its partitions back without a rebalance. Optional.
+	// InstanceID makes the instance a static group member: a restart after a crash, within
+	// the session timeout, gets its partitions back without a rebalance (Close leaves the
+	// group, so a clean stop hands them on at once). Optional.
 	InstanceID string
 	// MaxTransaction bounds the events one partition transaction carries; concurrent appends
 	// to a partition share a transaction up to it.
