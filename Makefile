@@ -26,7 +26,7 @@ test: node-deps chromium kcat
 
 ## crash: the full crash matrix (200k events over 2k aggregates; 10 SIGKILLs of pyrite dev, then
 ## ingest, upcaster and projector as separate processes 5 SIGKILLs each and 1 -> 3 -> 1 instances;
-## two clean restarts); `make test` runs a bounded form of the separate-process matrix. CRASH_RUNS repeats it.
+## two clean restarts); `make test` runs a bounded form of both. CRASH_RUNS repeats it.
 CRASH_EVENTS ?= 200000
 CRASH_AGGREGATES ?= 2000
 CRASH_KILLS ?= 10

@@ -9,7 +9,8 @@
 // TestCrashMatrix (the whole `pyrite dev` killed) and TestCrashMatrixProcesses
 // (ingest, upcaster and projector as separate processes, each killed in turn,
 // the upcaster and projector grown from one instance to three and back; it
-// needs PYRITE_TEST_POSTGRES for the projectors' shared store). `make test` runs a bounded form; `make crash` the full one
+// needs PYRITE_TEST_POSTGRES for the projectors' shared store). `make test` runs a bounded
+// form of both; `make crash` the full one
 // (sizes from PYRITE_CRASH_EVENTS, PYRITE_CRASH_AGGREGATES and
 // PYRITE_CRASH_KILLS).
 package crashtest

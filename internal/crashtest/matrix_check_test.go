@@ -45,6 +45,11 @@ func (l *load) check(t *testing.T, d *dev, round int) Row {
 	tally := Count(accepted, seen)
 	if tally.Lost+tally.Duplicated > 0 {
 		t.Logf("round %d: lost %v, duplicated %v", round, tally.LostIDs, tally.DupIDs)
+		l.mu.Lock()
+		for _, id := range tally.LostIDs {
+			t.Logf("lost %s was accepted: %s", id, l.how[id])
+		}
+		l.mu.Unlock()
 		ids := slices.Clone(tally.LostIDs)
 		for _, d := range tally.DupIDs {
 			id, _, _ := strings.Cut(d, "@")
@@ -371,16 +376,39 @@ func whereIs(t *testing.T, ctx context.Context, adm *kadm.Client, broker string,
 			t.Fatal(err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		type producer struct {
+			part int32
+			id   int64
+		}
+		open := map[producer][]string{} // the wanted records of each producer's open transaction
 		for len(until) > 0 && rctx.Err() == nil {
 			c.PollFetches(rctx).EachRecord(func(r *kgo.Record) {
 				if last, ok := until[r.Partition]; ok && r.Offset >= last {
 					delete(until, r.Partition)
 				}
+				pr := producer{r.Partition, r.ProducerID}
+				if r.Attrs.IsControl() {
+					if ids := open[pr]; len(ids) > 0 {
+						end := "ABORT"
+						if len(r.Key) >= 4 && r.Key[3] == 1 {
+							end = "COMMIT"
+						}
+						t.Logf("where: %v on %s[%d]: their transaction ended by %s at offset %d (epoch %d)", ids, topic, r.Partition, end, r.Offset, r.ProducerEpoch)
+						delete(open, pr)
+					}
+					return
+				}
 				if id := header(r, "ce_id"); want[id] {
 					t.Logf("where: %s on %s[%d]@%d producer %d epoch %d transactional %v raw offset %s",
 						id, topic, r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, r.Attrs.IsTransactional(), header(r, "pyrite-upcast-raw-offset"))
+					if r.Attrs.IsTransactional() {
+						open[pr] = append(open[pr], fmt.Sprintf("%s@%d", id, r.Offset))
+					}
 				}
 			})
+		}
+		for pr, ids := range open {
+			t.Logf("where: %v on %s[%d]: their transaction has no end marker yet", ids, topic, pr.part)
 		}
 		cancel()
 		c.Close()

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 )
@@ -89,6 +94,7 @@ func TestCrashMatrixProcesses(t *testing.T) {
 			}
 		}},
 		fault{"upcaster and projector 3 -> 1", func() {
+			watchDeparture(t, s.Brokers, "crash-upcaster-1", "crash-upcaster-2", "crash-projector-1", "crash-projector-2")
 			for _, name := range []string{"upcaster", "projector"} {
 				for _, p := range procs[name][1:] {
 					p.stop(t)
@@ -129,6 +135,45 @@ func TestCrashMatrixProcesses(t *testing.T) {
 	}
 }
 
+// watchDeparture logs, for each consumer group, how long after now the static members of
+// instances were still in it (the 3 -> 1 step's evidence: what its recovery waits for),
+// watching for up to two minutes in the background.
+func watchDeparture(t *testing.T, brokers []string, instances ...string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := func(m kadm.DescribedGroupMember) bool {
+		return m.InstanceID != nil && slices.Contains(instances, *m.InstanceID)
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); cl.Close() })
+	go func() {
+		adm := kadm.NewClient(cl)
+		held := map[string]bool{} // groups the instances were seen in, until they leave it
+		for time.Since(start) < 2*time.Minute {
+			if gs, err := adm.DescribeGroups(context.Background()); err == nil {
+				for _, g := range gs.Sorted() {
+					in := slices.ContainsFunc(g.Members, removed)
+					switch {
+					case in:
+						held[g.Group] = true
+					case held[g.Group]:
+						delete(held, g.Group)
+						t.Logf("group %s: the removed instances were gone %v after their stop began", g.Group, time.Since(start).Round(100*time.Millisecond))
+					}
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+}
+
 func buildAll(t *testing.T, names ...string) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
@@ -157,6 +202,15 @@ func spawnProc(t *testing.T, bin, name, addr string, args ...string) *proc {
 	p := &proc{name: name, addr: addr, log: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, append(args, "--addr", addr)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if dir := os.Getenv("PYRITE_CRASH_LOGDIR"); dir != "" { // whole logs, kept
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%s-%s.log", name, strings.ReplaceAll(addr, ":", "_"), time.Now().Format("150405.000"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		p.cmd.Stdout = io.MultiWriter(p.log, f)
+		p.cmd.Stderr = p.cmd.Stdout
+	}
 	p.cmd.Env = append(os.Environ(), "PYRITE_ADDR=", "PYRITE_BROKERS=", "PYRITE_REGISTRY=", "PYRITE_STORE=")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -43,9 +43,9 @@ func (e *errOutOfRange) Error() string {
 
 // fetched is one fetch's answer.
 type fetched struct {
-	records []*kgo.Record
-	next    int64 // where the next fetch starts
-	lso     int64 // the partition's last stable offset when the broker answered
+	records []*kgo.Record // control records included
+	next    int64         // where the next fetch starts
+	lso     int64         // the partition's last stable offset when the broker answered
 }
 
 func (f *fetcher) leader(ctx context.Context, topic string, p int32) (topicMeta, int32, error) {
@@ -168,8 +168,11 @@ func (f *fetcher) fetchMany(ctx context.Context, leader int32, ws []want, wait t
 			}
 			continue
 		}
+		// Control records are kept: the index decides transactions by their markers (see
+		// partition.applyFetched).
 		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 			Offset: w.offset, IsolationLevel: kgo.ReadCommitted(), Topic: w.topic, Partition: w.part,
+			KeepControlRecords: true,
 		}, part, f.dec, nil)
 		if fp.Err != nil && len(fp.Records) == 0 {
 			out[i].err = fp.Err

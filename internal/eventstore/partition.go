@@ -38,7 +38,8 @@ type partition struct {
 
 	mu      sync.Mutex // guards the fields below
 	idx     *index
-	next    int64 // the index holds the partition's records below next
+	next    int64 // the index holds the partition's records below next, but for held
+	held    held  // fetched records waiting for the outcome of a transaction before them
 	marker  int64 // the offset of the writer's last commit marker when next is at it, else -1
 	owned   bool  // assigned in the current generation
 	ready   bool  // the current run fenced the previous writer and caught up
@@ -170,9 +171,9 @@ func (p *partition) catchUp(ctx context.Context) error {
 	target := int64(-1)
 	for {
 		p.mu.Lock()
-		next := p.next
+		next, waiting := p.next, p.held.waiting()
 		p.mu.Unlock()
-		if target >= 0 && next >= target {
+		if target >= 0 && next >= target && !waiting {
 			return nil
 		}
 		f, err := p.s.fetch.fetch(ctx, p.topic, p.part, next, catchUpWait, fetchBytes)
@@ -191,6 +192,9 @@ func (p *partition) catchUp(ctx context.Context) error {
 			target = f.lso
 		}
 		p.applyFetched(f)
+		if len(f.records) == 0 && waiting { // an outcome beyond the last stable offset
+			sleep(ctx, 10*time.Millisecond)
+		}
 	}
 }
 
@@ -207,7 +211,7 @@ func (p *partition) outOfRange(err error) bool {
 	p.s.cfg.Logger.Warn("eventstore partition offsets out of range; rebuilding its index from the log start",
 		"topic", p.topic, "partition", p.part, "next", p.next, "logStart", oor.logStart, "end", oor.end)
 	p.idx = newIndex(p.s.cfg.DedupeWindow, p.s.cfg.DedupeMax)
-	p.next, p.marker = from, -1
+	p.next, p.marker, p.held = from, -1, held{}
 	return true
 }
 
@@ -220,7 +224,13 @@ func (p *partition) notReadyLocked() {
 }
 
 // applyFetched adds the fetched records the index does not hold yet (at or above next), in
-// offset order: the tail, catch-ups and the writer may fetch overlapping ranges.
+// offset order: the tail, catch-ups and the writer may fetch overlapping ranges. A
+// transactional record is applied only once its transaction's commit marker was read (and
+// dropped at its abort marker), and the records after it wait with it, so that versions keep
+// offset order: a read_committed answer cannot be trusted to leave aborted records out.
+// kfake leaves a transaction out of an answer's aborted transactions when the answer is cut
+// by the request's byte limit before its abort marker, and the index then took an aborted
+// event for a committed one (ingest answered its retry 201 as a replay, and it was lost).
 func (p *partition) applyFetched(f fetched) {
 	now := p.s.now()
 	p.mu.Lock()
@@ -230,13 +240,84 @@ func (p *partition) applyFetched(f fetched) {
 		if r.Offset < p.next {
 			continue
 		}
-		p.applyLocked(toRecord(r), now)
 		p.next = r.Offset + 1
-		n++
+		switch {
+		case r.Attrs.IsControl():
+			p.held.end(r.ProducerID, len(r.Key) >= 4 && r.Key[3] == 1) // version int16, type int16: 1 commit, 0 abort
+		case p.held.waiting() || r.Attrs.IsTransactional():
+			p.held.add(r, r.Attrs.IsTransactional())
+		default:
+			p.applyLocked(toRecord(r), now)
+			n++
+		}
+		for _, r := range p.held.ready() {
+			p.applyLocked(toRecord(r), now)
+			n++
+		}
 	}
 	p.next = max(p.next, f.next)
 	p.s.m.replayed.Add(float64(n))
 }
+
+// held are fetched records from the first transactional record whose outcome is not known
+// yet on, in offset order.
+type held struct {
+	recs []heldRecord
+	open map[int64]int // producer id -> its records held with no outcome yet
+}
+
+type heldRecord struct {
+	rec     *kgo.Record
+	pending bool // transactional, its transaction's marker not read yet
+}
+
+// add holds r; transactional, it waits for its producer's marker.
+func (h *held) add(r *kgo.Record, transactional bool) {
+	pending := transactional
+	if pending {
+		if h.open == nil {
+			h.open = map[int64]int{}
+		}
+		h.open[r.ProducerID]++
+	}
+	h.recs = append(h.recs, heldRecord{r, pending})
+}
+
+// end applies a producer's transaction marker: its held records are committed or dropped.
+func (h *held) end(producer int64, commit bool) {
+	if h.open[producer] == 0 {
+		return
+	}
+	delete(h.open, producer)
+	kept := h.recs[:0]
+	for _, hr := range h.recs {
+		if hr.pending && hr.rec.ProducerID == producer {
+			if !commit {
+				continue
+			}
+			hr.pending = false
+		}
+		kept = append(kept, hr)
+	}
+	clear(h.recs[len(kept):])
+	h.recs = kept
+}
+
+// ready takes the held records before the first one still pending.
+func (h *held) ready() []*kgo.Record {
+	var out []*kgo.Record
+	i := 0
+	for ; i < len(h.recs) && !h.recs[i].pending; i++ {
+		out = append(out, h.recs[i].rec)
+	}
+	if i > 0 {
+		h.recs = slices.Delete(h.recs, 0, i)
+	}
+	return out
+}
+
+// waiting reports whether records wait for a transaction's outcome.
+func (h *held) waiting() bool { return len(h.recs) > 0 }
 
 func (p *partition) applyLocked(r record, now time.Time) {
 	if r.key == "" {
@@ -260,7 +341,7 @@ func (p *partition) applyLocked(r record, now time.Time) {
 func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
 	first, last := recs[0].Offset, recs[len(recs)-1].Offset
 	p.mu.Lock()
-	contiguous := last-first == int64(len(recs)-1) &&
+	contiguous := last-first == int64(len(recs)-1) && !p.held.waiting() &&
 		(p.next == first || (p.marker >= 0 && p.next == p.marker && first == p.marker+1))
 	if contiguous {
 		now := p.s.now()
@@ -273,9 +354,9 @@ func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
 	p.mu.Unlock()
 	for !contiguous {
 		p.mu.Lock()
-		next := p.next
+		next, waiting := p.next, p.held.waiting()
 		p.mu.Unlock()
-		if next > last {
+		if next > last && !waiting {
 			return nil
 		}
 		f, err := p.s.fetch.fetch(ctx, p.topic, p.part, next, catchUpWait, fetchBytes)

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/groupleave"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
 
@@ -52,8 +53,9 @@ type Config struct {
 	// partitions (they answer 503 meanwhile). The broker bounds it (Kafka's default minimum is
 	// 6s).
 	SessionTimeout time.Duration
-	// InstanceID makes the instance a static group member: a restart within the session
-	// timeout gets its partitions back without a rebalance. Optional.
+	// InstanceID makes the instance a static group member: a restart after a crash, within
+	// the session timeout, gets its partitions back without a rebalance (Close leaves the
+	// group, so a clean stop hands them on at once). Optional.
 	InstanceID string
 	// MaxTransaction bounds the events one partition transaction carries; concurrent appends
 	// to a partition share a transaction up to it.
@@ -109,6 +111,7 @@ type Store struct {
 	now    func() time.Time
 	base   []kgo.Opt
 	group  *kgo.Client
+	leaver *groupleave.Leaver // bounds group's leave at Close
 	reader *kgo.Client
 	fetch  *fetcher // catch-up and reads: fetches that never wait
 	tailer *kgo.Client
@@ -163,7 +166,9 @@ func New(cfg Config, c *codec.Codec, up *upcast.Upcaster, types EventTyper, reg 
 	}
 	s.tailer, s.tail, s.tailed = tailer, newFetcher(tailer), make(chan struct{})
 	bal := &balancer{addr: cfg.Advertise, onTable: func(t *table) { s.table.Store(t) }}
+	s.leaver = groupleave.New()
 	gopts := append(slices.Clip(opts),
+		s.leaver.Opt(),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.Balancers(bal),
@@ -260,7 +265,9 @@ func (s *Store) tailLoop() {
 
 // Close leaves the group (so the partitions move at once rather than after the session
 // timeout), lets transactions in flight finish, stops the partition writers and closes the
-// clients. Appends after Close fail with ErrClosed.
+// clients. Appends after Close fail with ErrClosed. A JoinGroup the broker holds (a member
+// that does not rejoin) does not keep Close waiting: past groupleave.DefaultTimeout the group
+// client leaves without it, and the group drops this member at its session timeout.
 func (s *Store) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -269,7 +276,10 @@ func (s *Store) Close() {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	s.group.Close() // revokes (waiting for transactions in flight) and leaves
+	// revokes (waiting up to CommitTimeout for transactions in flight) and leaves
+	if err := s.leaver.Close(s.group, groupleave.DefaultTimeout); err != nil {
+		s.cfg.Logger.Warn("eventstore: leaving the group took too long; left without it", "group", s.cfg.Group, "err", err)
+	}
 	s.cancel()
 	s.mu.Lock()
 	parts := s.parts

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -266,6 +267,36 @@ func TestAssignSpreadsEachTopic(t *testing.T) {
 		}
 		if len(per) != 2 {
 			t.Errorf("topic %s owned by %v", topic, o[topic])
+		}
+	}
+}
+
+// TestHeld: records after a transactional record wait for its marker; a commit releases them
+// in offset order, an abort drops the producer's records only.
+func TestHeld(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		var h held
+		h.add(&kgo.Record{Offset: 0, ProducerID: 1}, true)
+		h.add(&kgo.Record{Offset: 1}, false)
+		h.add(&kgo.Record{Offset: 2, ProducerID: 2}, true)
+		if got := h.ready(); len(got) != 0 || !h.waiting() {
+			t.Fatalf("released %d before any marker", len(got))
+		}
+		h.end(2, true)
+		if got := h.ready(); len(got) != 0 {
+			t.Fatalf("released %d while producer 1's record before them waits", len(got))
+		}
+		h.end(1, commit)
+		var offs []int64
+		for _, r := range h.ready() {
+			offs = append(offs, r.Offset)
+		}
+		want := []int64{1, 2}
+		if commit {
+			want = []int64{0, 1, 2}
+		}
+		if !slices.Equal(offs, want) || h.waiting() {
+			t.Errorf("commit %v: released %v, want %v (waiting %v)", commit, offs, want, h.waiting())
 		}
 	}
 }

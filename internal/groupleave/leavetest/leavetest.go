@@ -14,14 +14,16 @@ import (
 // Stubborn joins group on topic (which must hold a record) and keeps its assignment without
 // ever rejoining: it polls once and never allows a rebalance. The next member to join makes
 // the broker wait for it up to its two-minute rebalance timeout, holding that member's
-// JoinGroup. It leaves when the test ends.
-func Stubborn(t testing.TB, brokers []string, group, topic string) {
+// JoinGroup. It leaves when the test ends. opts go after the defaults: a group whose members
+// speak another protocol than kgo's default balancers needs kgo.Balancers.
+func Stubborn(t testing.TB, brokers []string, group, topic string, opts ...kgo.Opt) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithContext(ctx),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.WithContext(ctx),
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.RebalanceTimeout(2*time.Minute), kgo.SessionTimeout(2*time.Minute), kgo.HeartbeatInterval(100*time.Millisecond))
+		kgo.RebalanceTimeout(2 * time.Minute), kgo.SessionTimeout(2 * time.Minute), kgo.HeartbeatInterval(100 * time.Millisecond)},
+		opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
