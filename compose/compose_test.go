@@ -404,10 +404,10 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	}
 	programs := []program{
 		{name: "ingest", run: func(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
-			return ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log})
+			return ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log})
 		}},
 		{name: "upcaster", run: func(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
-			return upcaster.Run(ctx, ln, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log,
+			return upcaster.Run(ctx, ln, upcaster.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log,
 				KafkaOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)},
 				Config:    upcaster.Config{TransactionalID: "compose-test-upcaster"}})
 		}},

@@ -16,10 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
-	deployment "github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/saga"
@@ -244,7 +245,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	profile, _ := topology.ParseProfile(c.Profile)
-	topo, err := topology.New(profile)
+	mods, err := modules.Wire()
+	if err != nil {
+		return err
+	}
+	topo, err := topology.New(profile, mods.Topology()...)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/devkafka"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
@@ -183,7 +184,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "kafka      %s  (data in %s)\n", brokers[0], kafkaDir)
 
 	// The topology comes first: the registry's _schemas topic is part of it.
-	topo, err := topology.New(topology.Dev)
+	mods, err := modules.Wire()
+	if err != nil {
+		return err
+	}
+	topo, err := topology.New(topology.Dev, mods.Topology()...)
 	if err != nil {
 		return err
 	}
@@ -258,14 +263,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
 			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), TxnPrefix: topology.IngestIDPrefix + "-dev",
-			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Topology: topo, Chain: mods.Chain, Metrics: prometheus.NewRegistry(), Logger: log,
 			KafkaOpts: append(sd.conn(topology.ServiceIngest), kopts...), Auth: sd.ingestAuth(),
+			Config: ingest.Config{Folds: mods.Folds, Commands: mods.Commands},
 		}))
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
 	g.Go(func() error {
 		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
-			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Chain: mods.Chain,
+			Metrics: prometheus.NewRegistry(), Logger: log,
 			Config:    upcaster.Config{TransactionalID: topology.UpcasterIDPrefix + "-dev"},
 			KafkaOpts: slices.Concat(sd.conn(topology.ServiceUpcaster), []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts),
 		}))

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pyrite-dev/pyrite/internal/process"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
@@ -91,7 +91,7 @@ func TestRunStartsReactors(t *testing.T) {
 			Metrics: prometheus.NewRegistry(), BatchWait: 10 * time.Millisecond,
 			Reactors: projector.Reactors{
 				Integration: true, Deployment: true,
-				DeploymentConfig: process.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond},
+				DeploymentConfig: deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond},
 				Webhooks:         webhook.Config{Subscriptions: subs},
 				GitHub:           saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond},
 				Retry:            reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},

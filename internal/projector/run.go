@@ -20,9 +20,9 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/board"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
-	"github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/internal/saga"
@@ -91,7 +91,7 @@ type Reactors struct {
 	GitHub saga.Config
 	// Deployment runs the deployment process manager (group "deployment").
 	Deployment       bool
-	DeploymentConfig process.Config
+	DeploymentConfig deployment.Config
 	// Retry is how the groups retry failing events (runner defaults when
 	// zero).
 	Retry reactor.Retry
@@ -378,10 +378,10 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		errs = append(errs, err)
 	}
 	if r.Deployment {
-		pm, err := process.New(r.DeploymentConfig, d)
+		pm, err := deployment.New(r.DeploymentConfig, d)
 		if err == nil {
 			runs = append(runs, func(ctx context.Context) error { return pm.Run(ctx, []string{workEfforts, deployments}, r.Retry) })
-			groups = append(groups, readers.Group{Name: process.Group, Topics: []string{workEfforts, deployments}})
+			groups = append(groups, readers.Group{Name: deployment.Group, Topics: []string{workEfforts, deployments}})
 		}
 		errs = append(errs, err)
 	}

@@ -17,6 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/registry"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -32,6 +35,9 @@ type Stack struct {
 	Admin       *kadm.Client
 	// SchemaIDs maps "<subject>/v<N>" to the registered id.
 	SchemaIDs map[string]int
+	// Wiring is the seed's domain modules' (WorkEffort, Deployment), as the mains hand it to
+	// the upcaster and ingest.
+	domain.Wiring
 
 	codec *codec.Codec
 }
@@ -47,6 +53,9 @@ func Start(t testing.TB) *Stack {
 	}
 	t.Cleanup(c.Close)
 	s := &Stack{Cluster: c, Brokers: c.ListenAddrs(), SchemaIDs: map[string]int{}}
+	if s.Wiring, err = domain.Wire([]domain.Module{workeffort.Module(), deployment.Module()}); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...))
 	if err != nil {
 		t.Fatal(err)
