@@ -282,7 +282,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
 			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
-			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(),
+			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Routes: modules.Routes(),
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those. The process manager

@@ -66,10 +66,20 @@ type Options struct {
 	Auth *httpauth.Tokens
 	// MetricsAuth makes GET /metrics want one of Auth's tokens too.
 	MetricsAuth bool
+	// Routes are the domain modules' read-model routes, served beside the query API
+	// (behind the same read token).
+	Routes []Route
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
 	Reactors Reactors
+}
+
+// Route is a query route of a domain module's read model: Pattern as http.ServeMux takes it
+// ("GET /v1/deployments/{id}"), the handler built on the projector's store.
+type Route struct {
+	Pattern string
+	Handler func(st *store.Store) http.Handler
 }
 
 // Reactors configures the side effects of DESIGN.md section 6. Each one
@@ -245,6 +255,9 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	api := http.NewServeMux()
 	api.Handle("/", p.Handler())
+	for _, rt := range o.Routes {
+		api.Handle(rt.Pattern, rt.Handler(st))
+	}
 	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, append(slices.Clip(o.Conn), o.KafkaOpts...)...))
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
 	g.Go(func() error {

@@ -8,6 +8,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/domain"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/projector"
 )
 
 // List returns the aggregates Pyrite runs, in the order their topics are declared.
@@ -20,3 +21,8 @@ func List() []domain.Module {
 
 // Wire returns List's wiring.
 func Wire() (domain.Wiring, error) { return domain.Wire(List()) }
+
+// Routes are the modules' read-model routes the projector serves.
+func Routes() []projector.Route {
+	return []projector.Route{{Pattern: deployment.QueryPath, Handler: deployment.Query}}
+}

@@ -2,7 +2,11 @@ package deployment_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +120,11 @@ func TestDeploymentProcess(t *testing.T) {
 		if p := state(t, e, pid); p.State != deployment.StateTesting || p.Step != deployment.StepTest || p.CommandID != run.ID || p.Deadline.IsZero() {
 			t.Errorf("state %+v", p)
 		}
+		v := view(t, e, pid, http.StatusOK)
+		if v.State != deployment.StateTesting || v.Deadline == nil || v.WorkEffortID != "we-1" ||
+			steps(v) != "test:running build:pending deploy:pending" || v.Steps[0].CommandID != run.ID {
+			t.Errorf("GET /v1/deployments/%s: %+v", pid, v)
+		}
 	})
 	passed := result(e, t, deployment.TypeTestsPassed, run, nil)
 	e.Produce(t, passed)
@@ -138,6 +147,12 @@ func TestDeploymentProcess(t *testing.T) {
 		if !p.Deadline.IsZero() {
 			t.Errorf("completed process keeps a deadline %v", p.Deadline)
 		}
+		v := view(t, e, pid, http.StatusOK)
+		if v.State != deployment.StateCompleted || v.Deadline != nil || v.Artifact != "img:42" || v.Environment != "staging" ||
+			steps(v) != "test:done build:done deploy:done" {
+			t.Errorf("GET /v1/deployments/%s: %+v", pid, v)
+		}
+		view(t, e, "no-such-process", http.StatusNotFound)
 	})
 
 	t.Run("a failed step fails the process and compensates", func(t *testing.T) {
@@ -153,6 +168,9 @@ func TestDeploymentProcess(t *testing.T) {
 			t.Errorf("ProcessFailed %v", comp.Data)
 		}
 		waitState(t, e, pid, deployment.StateFailed)
+		if v := view(t, e, pid, http.StatusOK); v.Deadline != nil || steps(v) != "test:failed build:pending deploy:pending" || v.Reason == "" {
+			t.Errorf("GET /v1/deployments/%s: %+v", pid, v)
+		}
 		// A late success changes nothing.
 		e.Produce(t, result(e, t, deployment.TypeTestsPassed, run, nil))
 		e.Stable(t, 300*time.Millisecond, reactortest.DeploymentRaw)
@@ -275,4 +293,32 @@ func TestDeploymentNoDuplicateCommands(t *testing.T) {
 			t.Errorf("we-%d: %d RunTests ids, want 1", i, n)
 		}
 	}
+}
+
+// view answers GET /v1/deployments/{id} from the process manager's store, wanting status.
+func view(t *testing.T, e *reactortest.Env, id string, status int) deployment.View {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(deployment.QueryPath, deployment.Query(e.Store))
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/deployments/"+id, nil))
+	if rec.Code != status {
+		t.Fatalf("GET /v1/deployments/%s: %d, want %d: %s", id, rec.Code, status, rec.Body)
+	}
+	var v deployment.View
+	if status == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v
+}
+
+// steps reads a view's steps as "name:status ...".
+func steps(v deployment.View) string {
+	parts := make([]string, len(v.Steps))
+	for i, s := range v.Steps {
+		parts[i] = s.Name + ":" + s.Status
+	}
+	return strings.Join(parts, " ")
 }
