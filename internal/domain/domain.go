@@ -14,10 +14,13 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"strings"
 
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
+	"github.com/pyrite-dev/pyrite/schemas"
 )
 
 // Module is everything Pyrite needs to know about one aggregate. Only Aggregate is required;
@@ -34,6 +37,13 @@ type Module struct {
 	Fold eventstore.Fold
 	// Commands are the commands POST /v1/commands runs against the aggregate, by type.
 	Commands map[string]eventstore.Decide
+	// Schemas is the aggregate's schema folder when its schemas are not among Pyrite's own
+	// (schemas/): files <segment>/<Name>.v<N>.avsc, the segment being the aggregate's
+	// namespace segment ("invoice" for Invoice), registered before the stack writes.
+	Schemas fs.FS
+	// Groups are the consumer groups of the aggregate's projections and reactors, declared in
+	// the topology with their dead-letter (and retry) topics.
+	Groups []topology.Group
 }
 
 // Chain returns one upcast chain holding every module's steps. Two modules registering a step
@@ -112,19 +122,35 @@ type Wiring struct {
 	// Folds and Commands are ingest's (ingest.Config).
 	Folds    map[string]eventstore.Fold
 	Commands map[string]eventstore.Command
+	// Schemas are the modules' own schema files (Module.Schemas), to register and to decode
+	// with beside Pyrite's.
+	Schemas []schemas.File
+	// Groups are the modules' consumer groups (topology.WithGroups).
+	Groups []topology.Group
 }
 
 // Wire derives the Wiring of mods, reporting every problem at once.
 func Wire(mods []Module) (Wiring, error) {
 	w := Wiring{Modules: mods, Folds: Folds(mods)}
-	var errs [3]error
+	var errs [4]error
 	w.Aggregates, errs[0] = Aggregates(mods)
 	w.Chain, errs[1] = Chain(mods)
 	w.Commands, errs[2] = Commands(mods)
+	for _, m := range mods {
+		w.Groups = append(w.Groups, m.Groups...)
+		if m.Schemas == nil {
+			continue
+		}
+		files, err := schemas.LoadSegments(m.Schemas, strings.TrimPrefix(topology.Aggregate{Name: m.Aggregate}.Namespace(), "pyrite."))
+		if err != nil {
+			errs[3] = errors.Join(errs[3], fmt.Errorf("domain %s: schemas: %w", m.Aggregate, err))
+		}
+		w.Schemas = append(w.Schemas, files...)
+	}
 	return w, errors.Join(errs[:]...)
 }
 
-// Topology returns the topology options that declare the modules' aggregates.
+// Topology returns the topology options that declare the modules' aggregates and groups.
 func (w Wiring) Topology() []topology.Option {
-	return []topology.Option{topology.DeclareAggregates(w.Aggregates...)}
+	return []topology.Option{topology.DeclareAggregates(w.Aggregates...), topology.WithGroups(w.Groups...)}
 }

@@ -66,6 +66,15 @@ type Options struct {
 	Auth *httpauth.Tokens
 	// MetricsAuth makes GET /metrics want one of Auth's tokens too.
 	MetricsAuth bool
+	// Projections are the domain modules' projections, each fed by its own consumer group
+	// (a topology group named like the projection) beside the WorkEffort projection; their
+	// tables come from store.WithMigrations (StoreOptions).
+	Projections []Projection
+	// Schemas are the domain modules' own schema files (domain.Wiring.Schemas): the newest
+	// version of each is the reader schema its events are decoded with.
+	Schemas []schemas.File
+	// StoreOptions are passed to store.Open (the modules' migrations).
+	StoreOptions []store.Option
 	// Routes are the domain modules' read-model routes, served beside the query API
 	// (behind the same read token).
 	Routes []Route
@@ -130,7 +139,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Drain <= 0 {
 		o.Drain = 10 * time.Second
 	}
-	st, err := store.Open(ctx, o.Store)
+	st, err := store.Open(ctx, o.Store, o.StoreOptions...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -147,6 +156,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if err != nil {
 		return err
 	}
+	local = append(local, o.Schemas...)
 	cdc := codec.Dial(o.Registry)
 	dec, err := bus.NewCodecDecoder(cdc, o.Topology, local)
 	if err != nil {
@@ -199,6 +209,31 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return err
 	}
 
+	type moduleRun struct {
+		name   string
+		runner *bus.Runner
+	}
+	var moduleRuns []moduleRun
+	groups := []readers.Group{{Name: group.Name, Topics: proj.Topics}}
+	for _, mp := range o.Projections {
+		mg, err := o.Topology.Group(mp.Name)
+		if err != nil {
+			return fmt.Errorf("projection %s: %w", mp.Name, err)
+		}
+		mp.Group = mg.Name
+		p.Register(mp)
+		r, err := bus.NewRunner(bus.RunnerConfig{
+			Group: mg.Name, Topics: mp.Topics, DLQTopic: mg.DLQTopic(), Decoder: dec,
+			Batch: p.Batch(mp), BatchSize: o.BatchSize, BatchWait: o.BatchWait, Positions: p.Positions(mp),
+			RetryTopic: mg.RetryTopic(), Metrics: metrics, Logger: o.Logger,
+		}, kafkaOpts(o)...)
+		if err != nil {
+			return err
+		}
+		moduleRuns = append(moduleRuns, moduleRun{mp.Name, r})
+		groups = append(groups, readers.Group{Name: mg.Name, Topics: mp.Topics})
+	}
+
 	var side *sideEffects
 	if o.Reactors.enabled() {
 		if side, err = buildReactors(o, st, cdc, dec, metrics); err != nil {
@@ -208,7 +243,6 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 
 	// Every group records the reader schemas it decodes with before it consumes, so a
 	// schema check (pyrite schema check, the registry's live-reader mode) counts it.
-	groups := []readers.Group{{Name: group.Name, Topics: proj.Topics}}
 	if side != nil {
 		groups = append(groups, side.groups...)
 	}
@@ -228,6 +262,18 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		p.SetState(proj.Name, "stopped")
 		return nil
 	})
+	for _, mr := range moduleRuns {
+		g.Go(func() error {
+			p.SetState(mr.name, "running")
+			err := mr.runner.Run(gctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				p.SetState(mr.name, "failed: "+err.Error())
+				return fmt.Errorf("projection %s: %w", mr.name, err)
+			}
+			p.SetState(mr.name, "stopped")
+			return nil
+		})
+	}
 	var replays *reactor.Replays
 	if side != nil {
 		side.start(gctx, g, seeds(o))

@@ -42,8 +42,9 @@ type Stack struct {
 	codec *codec.Codec
 }
 
-// Start brings a stack up and registers cleanups on t.
-func Start(t testing.TB) *Stack {
+// Start brings a stack up and registers cleanups on t. extra are domain modules beside the
+// seed's: their aggregates' topics and groups are declared and their schemas registered.
+func Start(t testing.TB, extra ...domain.Module) *Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -53,7 +54,7 @@ func Start(t testing.TB) *Stack {
 	}
 	t.Cleanup(c.Close)
 	s := &Stack{Cluster: c, Brokers: c.ListenAddrs(), SchemaIDs: map[string]int{}}
-	if s.Wiring, err = domain.Wire([]domain.Module{workeffort.Module(), deployment.Module()}); err != nil {
+	if s.Wiring, err = domain.Wire(append([]domain.Module{workeffort.Module(), deployment.Module()}, extra...)); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...))
@@ -62,7 +63,7 @@ func Start(t testing.TB) *Stack {
 	}
 	t.Cleanup(cl.Close)
 	s.Admin = kadm.NewClient(cl)
-	if s.Topology, err = topology.New(topology.Dev); err != nil {
+	if s.Topology, err = topology.New(topology.Dev, s.Wiring.Topology()...); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Topology.Ensure(ctx, s.Admin); err != nil {
@@ -80,6 +81,7 @@ func Start(t testing.TB) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files = append(files, s.Wiring.Schemas...)
 	rc := srclient.CreateSchemaRegistryClient(s.RegistryURL)
 	for _, f := range files {
 		sch, err := rc.CreateSchema(f.Subject, f.Text, srclient.Avro)
