@@ -174,13 +174,14 @@ func (c *cfg) reactors() (projector.Reactors, error) {
 		return projector.Reactors{}, err
 	}
 	r := projector.Reactors{
-		EventStore:       c.EventStore,
-		Integration:      c.Integration,
-		SMTP:             c.SMTP,
-		Deployment:       c.Deployment,
-		DeploymentConfig: deployment.Config{StepTimeout: c.DeployTimeout, Environment: c.DeployEnv, PollInterval: c.DeployPoll},
-		WebhookAttempts:  c.WebhookAttempts,
-		Retry:            reactor.Retry{MaxAttempts: c.Attempts, Delay: c.RetryDelay, MaxDelay: c.MaxRetryDelay},
+		EventStore:      c.EventStore,
+		Integration:     c.Integration,
+		SMTP:            c.SMTP,
+		WebhookAttempts: c.WebhookAttempts,
+		Retry:           reactor.Retry{MaxAttempts: c.Attempts, Delay: c.RetryDelay, MaxDelay: c.MaxRetryDelay},
+	}
+	if c.Deployment {
+		r.Domain = append(r.Domain, deployment.Reactor(deployment.Config{StepTimeout: c.DeployTimeout, Environment: c.DeployEnv, PollInterval: c.DeployPoll}))
 	}
 	if c.GitHub.Enabled() {
 		r.GitHub = c.GitHub

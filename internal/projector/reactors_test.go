@@ -91,11 +91,11 @@ func TestRunStartsReactors(t *testing.T) {
 			Metrics: prometheus.NewRegistry(), BatchWait: 10 * time.Millisecond,
 			Routes: []projector.Route{{Pattern: deployment.QueryPath, Handler: deployment.Query}},
 			Reactors: projector.Reactors{
-				Integration: true, Deployment: true,
-				DeploymentConfig: deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond},
-				Webhooks:         webhook.Config{Subscriptions: subs},
-				GitHub:           saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond},
-				Retry:            reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
+				Integration: true,
+				Domain:      []reactor.Spec{deployment.Reactor(deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond})},
+				Webhooks:    webhook.Config{Subscriptions: subs},
+				GitHub:      saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond},
+				Retry:       reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
 			},
 		})
 	})

@@ -20,7 +20,6 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/board"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
-	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
@@ -108,9 +107,9 @@ type Reactors struct {
 	// GitHub runs the GitHub saga (group "github") when its Repository is
 	// set.
 	GitHub saga.Config
-	// Deployment runs the deployment process manager (group "deployment").
-	Deployment       bool
-	DeploymentConfig deployment.Config
+	// Domain are the domain modules' sagas and process managers (e.g. the deployment
+	// process manager, deployment.Reactor), each its own consumer group.
+	Domain []reactor.Spec
 	// Retry is how the groups retry failing events (runner defaults when
 	// zero).
 	Retry reactor.Retry
@@ -124,7 +123,7 @@ type Reactors struct {
 
 // enabled reports whether any side effect runs.
 func (r Reactors) enabled() bool {
-	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || r.GitHub.Enabled() || r.Deployment
+	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || r.GitHub.Enabled() || len(r.Domain) > 0
 }
 
 // Run opens the store (applying migrations), runs every projection's
@@ -379,11 +378,6 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		prod.Close()
 		return nil, err
 	}
-	deployments, err := o.Topology.EventsTopic("Deployment")
-	if err != nil {
-		prod.Close()
-		return nil, err
-	}
 	var (
 		runs   []func(context.Context) error
 		groups []readers.Group
@@ -436,11 +430,20 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		}
 		errs = append(errs, err)
 	}
-	if r.Deployment {
-		pm, err := deployment.New(r.DeploymentConfig, d)
+	for _, spec := range r.Domain {
+		var topics []string
+		for _, a := range spec.Aggregates {
+			t, err := o.Topology.EventsTopic(a)
+			if err != nil {
+				prod.Close()
+				return nil, fmt.Errorf("reactors: %s: %w", spec.Group, err)
+			}
+			topics = append(topics, t)
+		}
+		run, err := spec.New(d)
 		if err == nil {
-			runs = append(runs, func(ctx context.Context) error { return pm.Run(ctx, []string{workEfforts, deployments}, r.Retry) })
-			groups = append(groups, readers.Group{Name: deployment.Group, Topics: []string{workEfforts, deployments}})
+			runs = append(runs, func(ctx context.Context) error { return run(ctx, topics, r.Retry) })
+			groups = append(groups, readers.Group{Name: spec.Group, Topics: topics})
 		}
 		errs = append(errs, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/projector"
+	"github.com/pyrite-dev/pyrite/internal/reactor"
 )
 
 // List returns the aggregates Pyrite runs, in the order their topics are declared.
@@ -21,6 +22,12 @@ func List() []domain.Module {
 
 // Wire returns List's wiring.
 func Wire() (domain.Wiring, error) { return domain.Wire(List()) }
+
+// Reactors are the modules' sagas and process managers with their defaults, as pyrite dev
+// runs them (cmd/projector configures them from its flags).
+func Reactors() []reactor.Spec {
+	return []reactor.Spec{deployment.Reactor(deployment.Config{})}
+}
 
 // Routes are the modules' read-model routes the projector serves.
 func Routes() []projector.Route {
