@@ -283,7 +283,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Brokers: c.Brokers, Registry: c.Registry, Store: c.Store, Topology: topo,
 		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,
-		Reactors: reactors, Routes: modules.Routes(),
+		Reactors: reactors, Routes: modules.Routes(), Schemas: mods.Schemas,
 		KafkaOpts: append(c.Compression.KafkaOpts(), tr.KafkaOpts(projector.WorkEfforts)...),
 	})
 }

@@ -251,6 +251,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	files = append(files, mods.Schemas...) // the modules' own schema folders
 	regd, err := registerSchemas(ctx, sd.registryAs(registryURL, "writer"), files)
 	if err != nil {
 		stopReg()
@@ -282,7 +283,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
 			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
-			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Routes: modules.Routes(),
+			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Routes: modules.Routes(), Schemas: mods.Schemas,
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those. The process manager
