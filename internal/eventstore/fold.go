@@ -12,8 +12,9 @@ type Fold func(st Stream) (state any, err error)
 
 // Decide runs one command on an aggregate's folded state (the seed's command handler): it
 // returns the events to append, in order, or a *RejectedError naming the invariant the command
-// breaks. data is the command's JSON body as encoding/json decodes it into a map. Decide must
-// be pure: on a version conflict it runs again on the newer state.
+// breaks. data is the command's "data" object as encoding/json decodes it into a map, with
+// numbers as json.Number. Decide must be pure (its clock aside): on a version conflict it runs
+// again on the newer state.
 type Decide func(state any, data map[string]any) ([]Decision, error)
 
 // Decision is one event a command decided on: its type ("WorkEffort:ProgressUpdated") and its
