@@ -254,6 +254,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	projs, migrations, routes, err := modules.ReadModels(topo)
+	if err != nil {
+		return err
+	}
 	log := tracing.NewLogger(stderr, nil)
 	tr, err := tracing.New(ctx, tc)
 	if err != nil {
@@ -283,7 +287,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Brokers: c.Brokers, Registry: c.Registry, Store: c.Store, Topology: topo,
 		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,
-		Reactors: reactors, Routes: modules.Routes(), Schemas: mods.Schemas,
+		Reactors: reactors, Schemas: mods.Schemas,
+		Projections: projs, StoreOptions: migrations, Routes: routes,
 		KafkaOpts: append(c.Compression.KafkaOpts(), tr.KafkaOpts(projector.WorkEfforts)...),
 	})
 }

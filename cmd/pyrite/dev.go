@@ -192,6 +192,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	projs, migrations, routes, err := modules.ReadModels(topo)
+	if err != nil {
+		return err
+	}
 	adm, err := kgo.NewClient(append(sd.conn("admin"), kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return err
@@ -283,7 +287,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
 			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
-			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Routes: modules.Routes(), Schemas: mods.Schemas,
+			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Schemas: mods.Schemas,
+			Projections: projs, StoreOptions: migrations, Routes: routes,
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those. The process manager

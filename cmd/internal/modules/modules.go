@@ -10,6 +10,8 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/store"
+	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
 // List returns the aggregates Pyrite runs, in the order their topics are declared.
@@ -29,7 +31,15 @@ func Reactors() []reactor.Spec {
 	return []reactor.Spec{deployment.Reactor(deployment.Config{})}
 }
 
-// Routes are the modules' read-model routes the projector serves.
-func Routes() []projector.Route {
-	return []projector.Route{{Pattern: deployment.QueryPath, Handler: deployment.Query}}
+// ReadModels are the modules' read models for projector.Options: their projections
+// (Projections), their tables' migrations (StoreOptions) and their query routes (Routes). The
+// WorkEffort projection is still built into the projector; a module's own goes here, e.g.
+//
+//	ps, err := invoice.Projections(top)
+//	projs = append(projs, ps...)
+//	migrations = append(migrations, store.WithMigrations(invoice.Projection, invoice.Migrations()))
+//	routes = append(routes, invoice.Routes()...)
+func ReadModels(top *topology.Topology) (projs []projector.Projection, migrations []store.Option, routes []projector.Route, err error) {
+	routes = append(routes, projector.Route{Pattern: deployment.QueryPath, Handler: deployment.Query})
+	return projs, migrations, routes, nil
 }
