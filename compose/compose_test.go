@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/model"
@@ -29,9 +31,6 @@ import (
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/compose-spec/compose-go/v2/cli"
-	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
@@ -404,10 +403,10 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	}
 	programs := []program{
 		{name: "ingest", run: func(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
-			return ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log})
+			return ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log})
 		}},
 		{name: "upcaster", run: func(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
-			return upcaster.Run(ctx, ln, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log,
+			return upcaster.Run(ctx, ln, upcaster.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log,
 				KafkaOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)},
 				Config:    upcaster.Config{TransactionalID: "compose-test-upcaster"}})
 		}},

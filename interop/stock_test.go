@@ -320,11 +320,11 @@ func runStack(t *testing.T, s *stacktest.Stack, kopts []kgo.Opt) string {
 	}
 	programs := []program{
 		{"ingest", func(ctx context.Context, ln net.Listener) error {
-			return ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
+			return ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
 				Metrics: prometheus.NewRegistry(), Logger: log, KafkaOpts: kopts})
 		}},
 		{"upcaster", func(ctx context.Context, ln net.Listener) error {
-			return upcaster.Run(ctx, ln, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
+			return upcaster.Run(ctx, ln, upcaster.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
 				Metrics: prometheus.NewRegistry(), Logger: log, KafkaOpts: kopts,
 				Config: upcaster.Config{TransactionalID: "interop-" + t.Name()}})
 		}},

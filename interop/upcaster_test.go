@@ -19,8 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
-	"github.com/pyrite-dev/pyrite/internal/upcast"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -84,7 +84,7 @@ func TestUpcasterReadsKafkaJS(t *testing.T) {
 
 	rec := readKey(t, s, events, key)
 	c := codec.New(srclient.NewSchemaRegistryClient(s.RegistryURL))
-	var v3 upcast.ProgressUpdatedV3
+	var v3 workeffort.ProgressUpdatedV3
 	w, err := c.Decode(context.Background(), rec.Value, nil, &v3)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestUpcasterReadsKafkaJS(t *testing.T) {
 	if w.ID != s.SchemaID(progressSubject, 3) {
 		t.Errorf("event written with schema %d, want v3 (%d)", w.ID, s.SchemaID(progressSubject, 3))
 	}
-	if want := (upcast.ProgressUpdatedV3{OldProgress: 20, NewProgress: 75, Delta: 55, Formatted: "75%"}); v3 != want {
+	if want := (workeffort.ProgressUpdatedV3{OldProgress: 20, NewProgress: 75, Delta: 55, Formatted: "75%"}); v3 != want {
 		t.Errorf("event = %+v, want %+v", v3, want)
 	}
 	if rec.Partition != p.Partition {
@@ -124,7 +124,7 @@ func runUpcaster(t *testing.T, s *stacktest.Stack) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- upcaster.Run(ctx, ln, upcaster.Options{
+		done <- upcaster.Run(ctx, ln, upcaster.Options{Chain: s.Chain,
 			Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: prometheus.NewRegistry(),
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KafkaOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)},
 			Config: upcaster.Config{TransactionalID: "interop-" + t.Name()},

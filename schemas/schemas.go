@@ -72,7 +72,11 @@ func All() ([]File, error) {
 // them sorted by subject then version. It reports every problem it finds, joined: a path that
 // does not follow the layout, a file that is not a valid Avro record, a record whose full name
 // does not match its path, and a subject whose versions have gaps or do not start at 1.
-func Load(fsys fs.FS) ([]File, error) {
+func Load(fsys fs.FS) ([]File, error) { return LoadSegments(fsys, segments...) }
+
+// LoadSegments is Load for schema files under the given segments instead of Pyrite's own: a
+// domain module's schema folder (its aggregate's segment, e.g. "invoice").
+func LoadSegments(fsys fs.FS, segs ...string) ([]File, error) {
 	var (
 		out  []File
 		errs []error
@@ -88,7 +92,7 @@ func Load(fsys fs.FS) ([]File, error) {
 		if err != nil {
 			return err
 		}
-		f, err := parseFile(p, string(data))
+		f, err := parseFile(p, string(data), segs)
 		if err != nil {
 			errs = append(errs, err)
 			return nil
@@ -126,11 +130,11 @@ func Load(fsys fs.FS) ([]File, error) {
 	return out, nil
 }
 
-func parseFile(p, text string) (File, error) {
+func parseFile(p, text string, segs []string) (File, error) {
 	m := fileRE.FindStringSubmatch(p)
-	if m == nil || !slices.Contains(segments, m[1]) {
+	if m == nil || !slices.Contains(segs, m[1]) {
 		return File{}, fmt.Errorf("%w: %s (want <segment>/<Name>.v<N>.avsc, segment one of %s)",
-			ErrBadPath, p, strings.Join(segments, ", "))
+			ErrBadPath, p, strings.Join(segs, ", "))
 	}
 	version, err := strconv.Atoi(m[3])
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
@@ -134,7 +135,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	profile, _ := topology.ParseProfile(c.Profile)
-	topo, err := topology.New(profile)
+	mods, err := modules.Wire()
+	if err != nil {
+		return err
+	}
+	topo, err := topology.New(profile, mods.Topology()...)
 	if err != nil {
 		return err
 	}
@@ -166,8 +171,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return ingest.Run(ctx, ln, ingest.Options{
 		Brokers: c.Brokers, Registry: c.Registry, TxnPrefix: c.TxnPrefix, Auth: auth, MetricsAuth: c.MetricsAuth,
-		Topology: topo, Metrics: reg, Logger: log, KafkaOpts: slices.Concat(conn, c.Compression.KafkaOpts(), tr.KafkaOpts("")),
-		Config: ingest.Config{MaxBody: c.MaxBody, MaxBatchBody: 8 * c.MaxBody, MaxBatch: c.MaxBatch, OwnerWait: ownerWait(c.OwnerWait)},
+		Topology: topo, Chain: mods.Chain, Metrics: reg, Logger: log, KafkaOpts: slices.Concat(conn, c.Compression.KafkaOpts(), tr.KafkaOpts("")),
+		Config: ingest.Config{MaxBody: c.MaxBody, MaxBatchBody: 8 * c.MaxBody, MaxBatch: c.MaxBatch, OwnerWait: ownerWait(c.OwnerWait),
+			Folds: mods.Folds, Commands: mods.Commands},
 		Store: ingest.StoreOptions{
 			Group: c.Group, Advertise: c.Advertise, DedupeWindow: c.DedupeWindow, DedupeMax: c.DedupeMax,
 			SessionTimeout: c.SessionTimeout, InstanceID: c.InstanceID,

@@ -16,10 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
-	deployment "github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/saga"
@@ -173,13 +174,14 @@ func (c *cfg) reactors() (projector.Reactors, error) {
 		return projector.Reactors{}, err
 	}
 	r := projector.Reactors{
-		EventStore:       c.EventStore,
-		Integration:      c.Integration,
-		SMTP:             c.SMTP,
-		Deployment:       c.Deployment,
-		DeploymentConfig: deployment.Config{StepTimeout: c.DeployTimeout, Environment: c.DeployEnv, PollInterval: c.DeployPoll},
-		WebhookAttempts:  c.WebhookAttempts,
-		Retry:            reactor.Retry{MaxAttempts: c.Attempts, Delay: c.RetryDelay, MaxDelay: c.MaxRetryDelay},
+		EventStore:      c.EventStore,
+		Integration:     c.Integration,
+		SMTP:            c.SMTP,
+		WebhookAttempts: c.WebhookAttempts,
+		Retry:           reactor.Retry{MaxAttempts: c.Attempts, Delay: c.RetryDelay, MaxDelay: c.MaxRetryDelay},
+	}
+	if c.Deployment {
+		r.Domain = append(r.Domain, deployment.Reactor(deployment.Config{StepTimeout: c.DeployTimeout, Environment: c.DeployEnv, PollInterval: c.DeployPoll}))
 	}
 	if c.GitHub.Enabled() {
 		r.GitHub = c.GitHub
@@ -244,7 +246,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	profile, _ := topology.ParseProfile(c.Profile)
-	topo, err := topology.New(profile)
+	mods, err := modules.Wire()
+	if err != nil {
+		return err
+	}
+	topo, err := topology.New(profile, mods.Topology()...)
+	if err != nil {
+		return err
+	}
+	projs, migrations, routes, err := modules.ReadModels(topo)
 	if err != nil {
 		return err
 	}
@@ -277,7 +287,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Brokers: c.Brokers, Registry: c.Registry, Store: c.Store, Topology: topo,
 		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,
-		Reactors:  reactors,
+		Reactors: reactors, Schemas: mods.Schemas,
+		Projections: projs, StoreOptions: migrations, Routes: routes,
 		KafkaOpts: append(c.Compression.KafkaOpts(), tr.KafkaOpts(projector.WorkEfforts)...),
 	})
 }

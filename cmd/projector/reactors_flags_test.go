@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 )
 
 func TestReactorFlagsHaveHelpAndEnv(t *testing.T) {
@@ -55,7 +56,7 @@ func TestReactorFlags(t *testing.T) {
 		{name: "defaults: integration and deployment on, the rest off",
 			check: func(t *testing.T, c *cfg) {
 				r, err := c.reactors()
-				if err != nil || !r.Integration || !r.Deployment || r.SMTP.Enabled() || r.GitHub.Enabled() || len(r.Webhooks.Subscriptions) != 0 {
+				if err != nil || !r.Integration || len(r.Domain) != 1 || r.Domain[0].Group != deployment.Group || r.SMTP.Enabled() || r.GitHub.Enabled() || len(r.Webhooks.Subscriptions) != 0 {
 					t.Errorf("reactors %+v, %v", r, err)
 				}
 			}},
@@ -64,7 +65,7 @@ func TestReactorFlags(t *testing.T) {
 			args: []string{"--webhook-attempts", "4", "--webhooks", hooks},
 			check: func(t *testing.T, c *cfg) {
 				r, err := c.reactors()
-				if err != nil || r.Deployment || r.DeploymentConfig.StepTimeout != 90*time.Second || r.WebhookAttempts != 4 ||
+				if err != nil || len(r.Domain) != 0 || c.DeployTimeout != 90*time.Second || r.WebhookAttempts != 4 ||
 					r.SMTP.Host != "mail.local" || len(r.Webhooks.Subscriptions) != 1 {
 					t.Errorf("reactors %+v, %v", r, err)
 				}

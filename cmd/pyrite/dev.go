@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/devkafka"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
@@ -183,7 +184,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "kafka      %s  (data in %s)\n", brokers[0], kafkaDir)
 
 	// The topology comes first: the registry's _schemas topic is part of it.
-	topo, err := topology.New(topology.Dev)
+	mods, err := modules.Wire()
+	if err != nil {
+		return err
+	}
+	topo, err := topology.New(topology.Dev, mods.Topology()...)
+	if err != nil {
+		return err
+	}
+	projs, migrations, routes, err := modules.ReadModels(topo)
 	if err != nil {
 		return err
 	}
@@ -246,6 +255,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	files = append(files, mods.Schemas...) // the modules' own schema folders
 	regd, err := registerSchemas(ctx, sd.registryAs(registryURL, "writer"), files)
 	if err != nil {
 		stopReg()
@@ -258,14 +268,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
 			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), TxnPrefix: topology.IngestIDPrefix + "-dev",
-			Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Topology: topo, Chain: mods.Chain, Metrics: prometheus.NewRegistry(), Logger: log,
 			KafkaOpts: append(sd.conn(topology.ServiceIngest), kopts...), Auth: sd.ingestAuth(),
+			Config: ingest.Config{Folds: mods.Folds, Commands: mods.Commands},
 		}))
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
 	g.Go(func() error {
 		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
-			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Metrics: prometheus.NewRegistry(), Logger: log,
+			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Chain: mods.Chain,
+			Metrics: prometheus.NewRegistry(), Logger: log,
 			Config:    upcaster.Config{TransactionalID: topology.UpcasterIDPrefix + "-dev"},
 			KafkaOpts: slices.Concat(sd.conn(topology.ServiceUpcaster), []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts),
 		}))
@@ -275,12 +287,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
 			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
-			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(),
+			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Schemas: mods.Schemas,
+			Projections: projs, StoreOptions: migrations, Routes: routes,
 			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those. The process manager
 			// appends through ingest's event store.
-			Reactors: projector.Reactors{Integration: true, Deployment: true,
+			Reactors: projector.Reactors{Integration: true, Domain: modules.Reactors(),
 				EventStore: eventstore.ClientConfig{URL: "http://" + ingestLn.Addr().String(), Token: sd.eventStoreToken()}},
 			KafkaOpts: kopts,
 		}))

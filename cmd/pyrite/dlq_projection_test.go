@@ -15,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 // TestDLQRedriveIntoProjection: a redrive into the work-efforts projection reaches that group

@@ -19,10 +19,10 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/store"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
 

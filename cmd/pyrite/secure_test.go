@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
-	"github.com/pyrite-dev/pyrite/internal/process"
 )
 
 // readCredentials reads <dir>/secure/credentials.json, checking its mode
@@ -146,7 +146,7 @@ func TestDevSecure(t *testing.T) {
 	if code := httpDo(t, "POST", ingest, "Bearer "+c.Ingest.Tokens.All, completed); code != 201 {
 		t.Fatalf("ingest, Completed with the all token: %d, want 201", code)
 	}
-	streamURL := s.ingest + "/v1/streams/" + process.ProcessID("completed-sec") + "?aggregateType=Deployment"
+	streamURL := s.ingest + "/v1/streams/" + deployment.ProcessID("completed-sec") + "?aggregateType=Deployment"
 	for {
 		req, _ := http.NewRequest("GET", streamURL, nil)
 		req.Header.Set("Authorization", "Bearer "+c.Ingest.Tokens.All)

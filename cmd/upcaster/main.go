@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -102,7 +103,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	profile, _ := topology.ParseProfile(c.Profile)
 	mode, _ := upcaster.ParseMode(c.Mode)
-	topo, err := topology.New(profile)
+	mods, err := modules.Wire()
+	if err != nil {
+		return err
+	}
+	topo, err := topology.New(profile, mods.Topology()...)
 	if err != nil {
 		return err
 	}
@@ -131,7 +136,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	kopts = append(kopts, c.Compression.KafkaOpts()...)
 	kopts = append(kopts, tr.KafkaOpts(c.Group)...)
 	return upcaster.Run(ctx, ln, upcaster.Options{
-		Brokers: c.Brokers, Registry: c.Registry, Topology: topo, Metrics: reg, Logger: log,
+		Brokers: c.Brokers, Registry: c.Registry, Topology: topo, Chain: mods.Chain, Metrics: reg, Logger: log,
 		LatestRefresh: c.LatestRefresh, KafkaOpts: kopts,
 		Config: upcaster.Config{ConsumerGroup: c.Group, TransactionalID: c.TxnID, Mode: mode, MaxPollRecords: c.MaxPoll},
 	})

@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
-	"github.com/pyrite-dev/pyrite/internal/upcast"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -88,11 +88,11 @@ func (w *workload) progressValue(n, v int) []byte {
 	old, cur := int32(n-1), int32(n)
 	switch v {
 	case 1:
-		return w.frame(progress, 1, upcast.ProgressUpdatedV1{OldProgress: old, NewProgress: cur})
+		return w.frame(progress, 1, workeffort.ProgressUpdatedV1{OldProgress: old, NewProgress: cur})
 	case 2:
-		return w.frame(progress, 2, upcast.ProgressUpdatedV2{OldProgress: old, NewProgress: cur, Delta: 1})
+		return w.frame(progress, 2, workeffort.ProgressUpdatedV2{OldProgress: old, NewProgress: cur, Delta: 1})
 	}
-	return w.frame(progress, 3, upcast.ProgressUpdatedV3{OldProgress: old, NewProgress: cur, Delta: 1, Formatted: strconv.Itoa(n) + "%"})
+	return w.frame(progress, 3, workeffort.ProgressUpdatedV3{OldProgress: old, NewProgress: cur, Delta: 1, Formatted: strconv.Itoa(n) + "%"})
 }
 
 func (w *workload) records(n int) []*kgo.Record {
@@ -243,7 +243,7 @@ func (w *workload) verify(within time.Duration) {
 			if r.Topic != weEvents {
 				continue
 			}
-			var v upcast.ProgressUpdatedV3
+			var v workeffort.ProgressUpdatedV3
 			id, _, _ := codec.SplitFrame(r.Value)
 			if _, err := w.c.Decode(ctx, r.Value, nil, &v); err != nil || id != v3 {
 				t.Fatalf("%s@%d: schema %d (want v3 %d), %v", r.Topic, r.Offset, id, v3, err)

@@ -400,11 +400,11 @@ func startBrowser(t *testing.T, ctx context.Context, chrome string) (context.Con
 func startWriters(t *testing.T, ctx context.Context, wg *sync.WaitGroup, s *stacktest.Stack, prefix string) string {
 	t.Helper()
 	ingestURL := startComponent(t, ctx, wg, func(ctx context.Context, ln net.Listener) error {
-		return ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, TxnPrefix: prefix,
+		return ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, TxnPrefix: prefix,
 			Topology: s.Topology, Metrics: prometheus.NewRegistry()})
 	})
 	startComponent(t, ctx, wg, func(ctx context.Context, ln net.Listener) error {
-		return upcaster.Run(ctx, ln, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
+		return upcaster.Run(ctx, ln, upcaster.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL,
 			Topology: s.Topology, Metrics: prometheus.NewRegistry(), Config: upcaster.Config{TransactionalID: prefix + "-upcaster"}})
 	})
 	return ingestURL

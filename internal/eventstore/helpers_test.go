@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -51,7 +53,7 @@ func openStore(t testing.TB, s *stacktest.Stack, cfg eventstore.Config) *eventst
 	rc := srclient.NewSchemaRegistryClient(s.RegistryURL)
 	rc.CachingEnabled(false)
 	c := codec.New(rc)
-	chain, err := upcast.Default()
+	chain, err := domain.Chain([]domain.Module{workeffort.Module()})
 	if err != nil {
 		t.Fatal(err)
 	}

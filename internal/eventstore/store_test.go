@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 )
@@ -68,7 +69,7 @@ func TestAppendReadAndConflicts(t *testing.T) {
 			t.Errorf("event %d has version %d", i, ev.Version)
 		}
 	}
-	state, err := eventstore.RebuildWorkEffort(stream)
+	state, err := workeffort.Rebuild(stream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestIngestTokens(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ingest.Run(ctx, ln, ingest.Options{
+		done <- ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain,
 			Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: prometheus.NewRegistry(),
 			Drain: 5 * time.Second, Auth: tokens, Store: ingest.StoreOptions{Group: uniqueGroup(), SessionTimeout: 6 * time.Second},
 		})

@@ -80,6 +80,12 @@ type Config struct {
 	// answered 503 with Retry-After (0: DefaultOwnerWait; negative: no wait). With the
 	// event store only.
 	OwnerWait time.Duration
+	// Folds are the domain modules' folds by aggregate name: GET /v1/streams/{id}/state
+	// answers 404 no-fold for an aggregate without one. With the event store only.
+	Folds map[string]eventstore.Fold
+	// Commands are the domain modules' commands by command type, run by POST /v1/commands.
+	// With the event store only.
+	Commands map[string]eventstore.Command
 }
 
 // DefaultOwnerWait is Config.OwnerWait's default.
@@ -157,6 +163,7 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("POST /v1/events:batch", s.route("events:batch", s.postBatch))
 	if s.store != nil {
 		mux.Handle("POST "+eventstore.AppendPath, s.route("eventstore/append", s.postAppend))
+		mux.Handle("POST "+CommandPath, s.route("commands", s.postCommand))
 		mux.Handle("GET /v1/streams/{aggregateId}", s.route("streams", s.getStream))
 		mux.Handle("GET /v1/streams/{aggregateId}/version", s.route("streams/version", s.getVersion))
 		mux.Handle("GET /v1/streams/{aggregateId}/state", s.route("streams/state", s.getState))

@@ -58,6 +58,9 @@ func uniqueGroup() string {
 // startIngest runs ingest.Run on a new listener until the test ends and returns its URL.
 func startIngest(t *testing.T, s *stacktest.Stack, brokers []string, registryURL, group string, cfg ingest.Config) string {
 	t.Helper()
+	if cfg.Folds == nil {
+		cfg.Folds, cfg.Commands = s.Folds, s.Commands
+	}
 	ln, err := server.Listen("127.0.0.1:0", "addr")
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +68,7 @@ func startIngest(t *testing.T, s *stacktest.Stack, brokers []string, registryURL
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ingest.Run(ctx, ln, ingest.Options{
+		done <- ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain,
 			Brokers: brokers, Registry: registryURL, Topology: s.Topology, Metrics: prometheus.NewRegistry(),
 			Drain: 5 * time.Second, Config: cfg, Store: ingest.StoreOptions{Group: group, SessionTimeout: 6 * time.Second},
 		})

@@ -32,9 +32,12 @@ type Options struct {
 	// "<Group>-<topic>-<partition>", the same on every instance.
 	TxnPrefix string
 	Topology  *topology.Topology
-	Metrics   *prometheus.Registry
-	Logger    *slog.Logger
-	Drain     time.Duration // how long in-flight requests may take on shutdown
+	// Chain is the domain modules' upcast steps, with which the event store reads streams
+	// (nil: none, every version step is left to schema resolution).
+	Chain   *upcast.Chain
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+	Drain   time.Duration // how long in-flight requests may take on shutdown
 	// KafkaOpts are added to every Kafka client's options (tracing hooks, TLS, SASL).
 	KafkaOpts []kgo.Opt
 	// Auth, when set, requires a bearer token on /v1/ and limits each token to its event
@@ -76,9 +79,9 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	rc := codec.Client(o.Registry)
 	c := codec.New(rc)
-	chain, err := upcast.Default()
-	if err != nil {
-		return err
+	chain := o.Chain
+	if chain == nil {
+		chain = upcast.NewChain()
 	}
 	// Read decodes every event anyway: the upcaster need not validate what it passes on.
 	up := upcast.New(c, chain, rc, upcast.WithoutValidation())

@@ -103,7 +103,7 @@ func startBenchInstances(b *testing.B, s *stacktest.Stack, group string, n int) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
+			if err := ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
 				Metrics: prometheus.NewRegistry(), Drain: 5 * time.Second,
 				Store: ingest.StoreOptions{Group: group, SessionTimeout: 6 * time.Second}}); err != nil {
 				b.Error(err)

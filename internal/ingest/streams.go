@@ -290,9 +290,10 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) *Problem {
 	if forwarded || p != nil {
 		return p
 	}
-	if agg.Name != DefaultAggregateType {
+	fold, ok := s.cfg.Folds[agg.Name]
+	if !ok {
 		return problem(http.StatusNotFound, "no-fold", "No fold for this aggregate type",
-			fmt.Sprintf("the event store folds WorkEffort streams only, not %s", agg.Name),
+			fmt.Sprintf("no domain module folds %s streams", agg.Name),
 			FieldIssue{Field: "aggregateType", Message: "has no fold"})
 	}
 	st, p := s.read(r.Context(), agg, id, 1)
@@ -302,7 +303,7 @@ func (s *Service) getState(w http.ResponseWriter, r *http.Request) *Problem {
 	if st.Version == 0 {
 		return problem(http.StatusNotFound, "not-found", "Not found", fmt.Sprintf("%s %q has no events", agg.Name, id))
 	}
-	state, err := eventstore.RebuildWorkEffort(st)
+	state, err := fold(st)
 	if err != nil {
 		return problem(http.StatusInternalServerError, "fold-failed", "The stream does not fold", err.Error())
 	}

@@ -33,7 +33,7 @@ func TestTraceContinuesThroughKafka(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
+		done <- ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
 			Metrics: prometheus.NewRegistry(), KafkaOpts: tr.KafkaOpts("")})
 	}()
 	defer func() { cancel(); <-done }()

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/store"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 // Handler returns the query API of DESIGN.md section 5.

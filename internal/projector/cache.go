@@ -4,7 +4,7 @@ import (
 	"container/list"
 	"sync"
 
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 // cache is a bounded LRU of work efforts in front of the store. Entries are

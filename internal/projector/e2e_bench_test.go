@@ -30,11 +30,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	ingestURL := startComponent(b, ctx, &wg, func(ctx context.Context, ln net.Listener) error {
-		return ingest.Run(ctx, ln, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL, TxnPrefix: "e2e",
+		return ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL, TxnPrefix: "e2e",
 			Topology: s.Topology, Metrics: prometheus.NewRegistry()})
 	})
 	startComponent(b, ctx, &wg, func(ctx context.Context, ln net.Listener) error {
-		return upcaster.Run(ctx, ln, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
+		return upcaster.Run(ctx, ln, upcaster.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL,
 			Topology: s.Topology, Metrics: prometheus.NewRegistry(), Config: upcaster.Config{TransactionalID: "e2e-upcaster"}})
 	})
 	projURL, stopProj := startProjectorOpts(b, s, b.TempDir()+"/e2e.db", 0)

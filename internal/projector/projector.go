@@ -119,7 +119,8 @@ func (p *Projector) Batch(proj Projection) bus.BatchHandler {
 		}
 		apply := proj.Apply
 		var applied []Applied
-		if p.stream != nil {
+		streamed := p.stream != nil && p.stream.name == proj.Name
+		if streamed {
 			next := 0 // apply sees batch in order, skipping events applied before
 			apply = func(tx *store.Tx, ev store.Event) error {
 				if err := proj.Apply(tx, ev); err != nil {
@@ -145,7 +146,7 @@ func (p *Projector) Batch(proj Projection) bus.BatchHandler {
 			}
 			return err
 		}
-		if p.stream != nil {
+		if streamed {
 			p.stream.Publish(applied)
 		}
 		now := time.Now()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pyrite-dev/pyrite/internal/process"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
@@ -89,12 +89,13 @@ func TestRunStartsReactors(t *testing.T) {
 		return projector.Run(ctx, ln, projector.Options{
 			Brokers: e.Brokers, Registry: e.RegistryURL, Store: e.StoreURL, Topology: e.Topology,
 			Metrics: prometheus.NewRegistry(), BatchWait: 10 * time.Millisecond,
+			Routes: []projector.Route{{Pattern: deployment.QueryPath, Handler: deployment.Query}},
 			Reactors: projector.Reactors{
-				Integration: true, Deployment: true,
-				DeploymentConfig: process.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond},
-				Webhooks:         webhook.Config{Subscriptions: subs},
-				GitHub:           saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond},
-				Retry:            reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
+				Integration: true,
+				Domain:      []reactor.Spec{deployment.Reactor(deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond})},
+				Webhooks:    webhook.Config{Subscriptions: subs},
+				GitHub:      saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond},
+				Retry:       reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
 			},
 		})
 	})
@@ -127,5 +128,15 @@ func TestRunStartsReactors(t *testing.T) {
 	}
 	if getJSON(t, url+"/v1/projections", &body); len(body.Projections) != 1 {
 		t.Errorf("/v1/projections lists %d, want only the projection", len(body.Projections))
+	}
+	// The deployment module's read model is served beside the query API.
+	pid := string(e.Events(t, reactortest.DeploymentRaw)[0].Origin.Key)
+	var dep deployment.View
+	if code := getJSON(t, url+"/v1/deployments/"+pid, &dep); code != http.StatusOK || dep.ID != pid ||
+		dep.WorkEffortID != "we-1" || dep.State != deployment.StateTesting || len(dep.Steps) != 3 || dep.Deadline == nil {
+		t.Errorf("GET /v1/deployments/%s: %d %+v", pid, code, dep)
+	}
+	if code := getJSON(t, url+"/v1/deployments/nope", nil); code != http.StatusNotFound {
+		t.Errorf("GET /v1/deployments/nope: %d, want 404", code)
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/projector"
+	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
@@ -31,7 +33,7 @@ func TestGroupsRecordTheirReaders(t *testing.T) {
 		done <- projector.Run(ctx, ln, projector.Options{
 			Brokers: s.Brokers, Registry: s.RegistryURL, Store: filepath.Join(t.TempDir(), "p.db"), Topology: s.Topology,
 			Metrics: prometheus.NewRegistry(), InstanceID: "proj-1",
-			Reactors: projector.Reactors{Integration: true, Deployment: true},
+			Reactors: projector.Reactors{Integration: true, Domain: []reactor.Spec{deployment.Reactor(deployment.Config{})}},
 		})
 	}()
 	defer func() {

@@ -22,7 +22,6 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
-	"github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/internal/saga"
@@ -66,10 +65,29 @@ type Options struct {
 	Auth *httpauth.Tokens
 	// MetricsAuth makes GET /metrics want one of Auth's tokens too.
 	MetricsAuth bool
+	// Projections are the domain modules' projections, each fed by its own consumer group
+	// (a topology group named like the projection) beside the WorkEffort projection; their
+	// tables come from store.WithMigrations (StoreOptions).
+	Projections []Projection
+	// Schemas are the domain modules' own schema files (domain.Wiring.Schemas): the newest
+	// version of each is the reader schema its events are decoded with.
+	Schemas []schemas.File
+	// StoreOptions are passed to store.Open (the modules' migrations).
+	StoreOptions []store.Option
+	// Routes are the domain modules' read-model routes, served beside the query API
+	// (behind the same read token).
+	Routes []Route
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
 	Reactors Reactors
+}
+
+// Route is a query route of a domain module's read model: Pattern as http.ServeMux takes it
+// ("GET /v1/deployments/{id}"), the handler built on the projector's store.
+type Route struct {
+	Pattern string
+	Handler func(st *store.Store) http.Handler
 }
 
 // Reactors configures the side effects of DESIGN.md section 6. Each one
@@ -89,9 +107,9 @@ type Reactors struct {
 	// GitHub runs the GitHub saga (group "github") when its Repository is
 	// set.
 	GitHub saga.Config
-	// Deployment runs the deployment process manager (group "deployment").
-	Deployment       bool
-	DeploymentConfig process.Config
+	// Domain are the domain modules' sagas and process managers (e.g. the deployment
+	// process manager, deployment.Reactor), each its own consumer group.
+	Domain []reactor.Spec
 	// Retry is how the groups retry failing events (runner defaults when
 	// zero).
 	Retry reactor.Retry
@@ -105,7 +123,7 @@ type Reactors struct {
 
 // enabled reports whether any side effect runs.
 func (r Reactors) enabled() bool {
-	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || r.GitHub.Enabled() || r.Deployment
+	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || r.GitHub.Enabled() || len(r.Domain) > 0
 }
 
 // Run opens the store (applying migrations), runs every projection's
@@ -120,7 +138,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Drain <= 0 {
 		o.Drain = 10 * time.Second
 	}
-	st, err := store.Open(ctx, o.Store)
+	st, err := store.Open(ctx, o.Store, o.StoreOptions...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -137,6 +155,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if err != nil {
 		return err
 	}
+	local = append(local, o.Schemas...)
 	cdc := codec.Dial(o.Registry)
 	dec, err := bus.NewCodecDecoder(cdc, o.Topology, local)
 	if err != nil {
@@ -189,6 +208,31 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		return err
 	}
 
+	type moduleRun struct {
+		name   string
+		runner *bus.Runner
+	}
+	var moduleRuns []moduleRun
+	groups := []readers.Group{{Name: group.Name, Topics: proj.Topics}}
+	for _, mp := range o.Projections {
+		mg, err := o.Topology.Group(mp.Name)
+		if err != nil {
+			return fmt.Errorf("projection %s: %w", mp.Name, err)
+		}
+		mp.Group = mg.Name
+		p.Register(mp)
+		r, err := bus.NewRunner(bus.RunnerConfig{
+			Group: mg.Name, Topics: mp.Topics, DLQTopic: mg.DLQTopic(), Decoder: dec,
+			Batch: p.Batch(mp), BatchSize: o.BatchSize, BatchWait: o.BatchWait, Positions: p.Positions(mp),
+			RetryTopic: mg.RetryTopic(), Metrics: metrics, Logger: o.Logger,
+		}, kafkaOpts(o)...)
+		if err != nil {
+			return err
+		}
+		moduleRuns = append(moduleRuns, moduleRun{mp.Name, r})
+		groups = append(groups, readers.Group{Name: mg.Name, Topics: mp.Topics})
+	}
+
 	var side *sideEffects
 	if o.Reactors.enabled() {
 		if side, err = buildReactors(o, st, cdc, dec, metrics); err != nil {
@@ -198,7 +242,6 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 
 	// Every group records the reader schemas it decodes with before it consumes, so a
 	// schema check (pyrite schema check, the registry's live-reader mode) counts it.
-	groups := []readers.Group{{Name: group.Name, Topics: proj.Topics}}
 	if side != nil {
 		groups = append(groups, side.groups...)
 	}
@@ -218,6 +261,18 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		p.SetState(proj.Name, "stopped")
 		return nil
 	})
+	for _, mr := range moduleRuns {
+		g.Go(func() error {
+			p.SetState(mr.name, "running")
+			err := mr.runner.Run(gctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				p.SetState(mr.name, "failed: "+err.Error())
+				return fmt.Errorf("projection %s: %w", mr.name, err)
+			}
+			p.SetState(mr.name, "stopped")
+			return nil
+		})
+	}
 	var replays *reactor.Replays
 	if side != nil {
 		side.start(gctx, g, seeds(o))
@@ -245,6 +300,9 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	api := http.NewServeMux()
 	api.Handle("/", p.Handler())
+	for _, rt := range o.Routes {
+		api.Handle(rt.Pattern, rt.Handler(st))
+	}
 	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, append(slices.Clip(o.Conn), o.KafkaOpts...)...))
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
 	g.Go(func() error {
@@ -320,11 +378,6 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		prod.Close()
 		return nil, err
 	}
-	deployments, err := o.Topology.EventsTopic("Deployment")
-	if err != nil {
-		prod.Close()
-		return nil, err
-	}
 	var (
 		runs   []func(context.Context) error
 		groups []readers.Group
@@ -377,11 +430,20 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		}
 		errs = append(errs, err)
 	}
-	if r.Deployment {
-		pm, err := process.New(r.DeploymentConfig, d)
+	for _, spec := range r.Domain {
+		var topics []string
+		for _, a := range spec.Aggregates {
+			t, err := o.Topology.EventsTopic(a)
+			if err != nil {
+				prod.Close()
+				return nil, fmt.Errorf("reactors: %s: %w", spec.Group, err)
+			}
+			topics = append(topics, t)
+		}
+		run, err := spec.New(d)
 		if err == nil {
-			runs = append(runs, func(ctx context.Context) error { return pm.Run(ctx, []string{workEfforts, deployments}, r.Retry) })
-			groups = append(groups, readers.Group{Name: process.Group, Topics: []string{workEfforts, deployments}})
+			runs = append(runs, func(ctx context.Context) error { return run(ctx, topics, r.Retry) })
+			groups = append(groups, readers.Group{Name: spec.Group, Topics: topics})
 		}
 		errs = append(errs, err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 // BenchmarkStreamFanout publishes applied events at 1,000 per second (a batch of 10

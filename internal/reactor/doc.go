@@ -1,6 +1,7 @@
 // Package reactor is the base of Pyrite's side effects: reactors (the seed's
 // NotificationReactor and the webhook and integration reactors), sagas (internal/saga) and
-// process managers (internal/process). Each runs as its own consumer group on a bus.Runner.
+// process managers (the deployment module's, internal/domain/deployment, started as a
+// reactor.Spec). Each runs as its own consumer group on a bus.Runner.
 //
 // What it gives them:
 //   - Emitter: events written back to Kafka (raw topics for domain events and commands,

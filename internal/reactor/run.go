@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,6 +12,18 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 )
+
+// Spec declares a saga or process manager of a domain module, run beside the projection as
+// its own consumer group (a topology group of the same name, with its DLQ and retry topics).
+type Spec struct {
+	// Group is the consumer group and topology group, e.g. "deployment".
+	Group string
+	// Aggregates name the aggregates whose events topics it consumes, in order.
+	Aggregates []string
+	// New builds it on the projector's shared dependencies, checking its configuration; the
+	// run it returns consumes topics (the aggregates' events topics) until ctx is done.
+	New func(d Deps) (run func(ctx context.Context, topics []string, retry Retry) error, err error)
+}
 
 // Retry is how a group retries a failing event: MaxAttempts deliveries in all (counting the
 // first), the first redelivery after Delay, doubling up to MaxDelay. Zero values take the

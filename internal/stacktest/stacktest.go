@@ -17,6 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/registry"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -32,12 +35,16 @@ type Stack struct {
 	Admin       *kadm.Client
 	// SchemaIDs maps "<subject>/v<N>" to the registered id.
 	SchemaIDs map[string]int
+	// Wiring is the seed's domain modules' (WorkEffort, Deployment), as the mains hand it to
+	// the upcaster and ingest.
+	domain.Wiring
 
 	codec *codec.Codec
 }
 
-// Start brings a stack up and registers cleanups on t.
-func Start(t testing.TB) *Stack {
+// Start brings a stack up and registers cleanups on t. extra are domain modules beside the
+// seed's: their aggregates' topics and groups are declared and their schemas registered.
+func Start(t testing.TB, extra ...domain.Module) *Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -47,13 +54,16 @@ func Start(t testing.TB) *Stack {
 	}
 	t.Cleanup(c.Close)
 	s := &Stack{Cluster: c, Brokers: c.ListenAddrs(), SchemaIDs: map[string]int{}}
+	if s.Wiring, err = domain.Wire(append([]domain.Module{workeffort.Module(), deployment.Module()}, extra...)); err != nil {
+		t.Fatal(err)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
 	s.Admin = kadm.NewClient(cl)
-	if s.Topology, err = topology.New(topology.Dev); err != nil {
+	if s.Topology, err = topology.New(topology.Dev, s.Wiring.Topology()...); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Topology.Ensure(ctx, s.Admin); err != nil {
@@ -71,6 +81,7 @@ func Start(t testing.TB) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files = append(files, s.Wiring.Schemas...)
 	rc := srclient.CreateSchemaRegistryClient(s.RegistryURL)
 	for _, f := range files {
 		sch, err := rc.CreateSchema(f.Subject, f.Text, srclient.Avro)

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/store"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 // benchBatch is the number of events per ApplyBatch call in the benchmarks.

@@ -3,8 +3,8 @@ package store_test
 import (
 	"testing"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/store"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 // TestDescriptionNull: a work effort created with a null description reads back with a nil

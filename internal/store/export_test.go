@@ -4,7 +4,7 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 // Waiters returns how many WaitVersion calls are registered, so tests can wait for a waiter

@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/store"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 // backend is a database to run a test against: a fresh SQLite file, or a fresh schema in the

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/store"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 // columns returns the column names of table, in order.

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -57,6 +58,8 @@ type Store struct {
 	watch *watcher
 	poll  time.Duration
 	now   func() time.Time
+	// modules are the domain modules' migrations (WithMigrations).
+	modules []moduleMigrations
 }
 
 // Option configures Open.
@@ -200,10 +203,13 @@ type migration struct {
 	sql     string
 }
 
-// migrations returns the embedded migrations in version order. File names are
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) { return readMigrations(migrationFiles, "migrations") }
+
+// readMigrations returns the migrations in dir of fsys in version order. File names are
 // NNNN_name.sql.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+func readMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	names, err := fs.Glob(fsys, path.Join(dir, "*.sql"))
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +221,7 @@ func migrations() ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("store: migration file %s is not NNNN_name.sql", n)
 		}
-		b, err := migrationFiles.ReadFile(n)
+		b, err := fs.ReadFile(fsys, n)
 		if err != nil {
 			return nil, err
 		}
@@ -273,8 +279,75 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("store: migration %d_%s: %w", m.version, m.name, err)
 		}
 	}
+	if err := s.migrateModules(ctx, tx); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// Query runs a query on the read side (committed batches only), for the read models of
+// domain modules. Placeholders are $1, $2, ... on both backends.
+func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return s.read.QueryContext(ctx, query, args...)
+}
+
+// QueryRow is Query for at most one row.
+func (s *Store) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.read.QueryRowContext(ctx, query, args...)
+}
+
+// WithMigrations adds the migrations of a domain module's read models: the NNNN_name.sql
+// files at the root of fsys, numbered from 1 on their own and recorded in module_migrations
+// under module. Open applies them after the store's own, in the same transaction.
+func WithMigrations(module string, fsys fs.FS) Option {
+	return func(s *Store) { s.modules = append(s.modules, moduleMigrations{module, fsys}) }
+}
+
+type moduleMigrations struct {
+	module string
+	fsys   fs.FS
+}
+
+// migrateModules applies every module migration newer than the module's recorded version.
+func (s *Store) migrateModules(ctx context.Context, tx *sql.Tx) error {
+	if len(s.modules) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS module_migrations (
+		module     TEXT    NOT NULL,
+		version    INTEGER NOT NULL,
+		name       TEXT    NOT NULL,
+		applied_at BIGINT  NOT NULL,
+		PRIMARY KEY (module, version))`); err != nil {
+		return fmt.Errorf("store: migrate modules: %w", err)
+	}
+	now := s.now().UnixMilli()
+	for _, mm := range s.modules {
+		ms, err := readMigrations(mm.fsys, ".")
+		if err != nil {
+			return fmt.Errorf("store: migrations of %s: %w", mm.module, err)
+		}
+		var current int
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM module_migrations WHERE module = $1", mm.module).Scan(&current); err != nil {
+			return fmt.Errorf("store: migrations of %s: %w", mm.module, err)
+		}
+		for _, m := range ms {
+			if m.version <= current {
+				continue
+			}
+			for _, stmt := range splitStatements(m.sql) {
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("store: migration %s %d_%s: %w", mm.module, m.version, m.name, err)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO module_migrations (module, version, name, applied_at) VALUES ($1, $2, $3, $4)",
+				mm.module, m.version, m.name, now); err != nil {
+				return fmt.Errorf("store: migration %s %d_%s: %w", mm.module, m.version, m.name, err)
+			}
+		}
 	}
 	return nil
 }

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/store"
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
 )
 
 func TestOpenURL(t *testing.T) {

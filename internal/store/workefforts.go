@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 // WorkEffortProjection is the name the WorkEffort projection's positions are stored under.

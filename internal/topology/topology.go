@@ -196,6 +196,12 @@ func WithAggregates(a ...Aggregate) Option {
 	return func(o *options) { o.aggregates = append(o.aggregates, a...) }
 }
 
+// DeclareAggregates declares exactly a instead of DefaultAggregates: the mains pass the
+// aggregates of their domain modules, so each domain's topics follow from the module list.
+func DeclareAggregates(a ...Aggregate) Option {
+	return func(o *options) { o.aggregates = slices.Clone(a) }
+}
+
 // WithGroups declares consumer groups in addition to DefaultGroups; each
 // gets its pyrite.<group>.dlq topic and, when Retry is set, its
 // pyrite.<group>.retry topic.

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
 
@@ -22,20 +24,20 @@ func TestCheck(t *testing.T) {
 	type notV2 struct {
 		Other string `avro:"other"`
 	}
-	if err := upcast.Register(wrongOutput, upcast.ProgressUpdated, 1, func(upcast.ProgressUpdatedV1) (notV2, error) { return notV2{}, nil }); err != nil {
+	if err := upcast.Register(wrongOutput, workeffort.TypeProgressUpdated, 1, func(workeffort.ProgressUpdatedV1) (notV2, error) { return notV2{}, nil }); err != nil {
 		t.Fatal(err)
 	}
 	wrongInput := upcast.NewChain()
 	type notV1 struct {
 		Old string `avro:"oldProgress"`
 	}
-	if err := upcast.Register(wrongInput, upcast.ProgressUpdated, 1, func(notV1) (upcast.ProgressUpdatedV2, error) {
-		return upcast.ProgressUpdatedV2{}, nil
+	if err := upcast.Register(wrongInput, workeffort.TypeProgressUpdated, 1, func(notV1) (workeffort.ProgressUpdatedV2, error) {
+		return workeffort.ProgressUpdatedV2{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	// A function bridges Thing v4 to the v5 that resolution cannot reach.
-	bridged, err := upcast.Default()
+	bridged, err := domain.Chain([]domain.Module{workeffort.Module()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
 
@@ -22,7 +24,7 @@ func ExampleUpcaster_Upcast() {
 		}
 	}
 	c := codec.New(reg)
-	chain, err := upcast.Default()
+	chain, err := domain.Chain([]domain.Module{workeffort.Module()})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -30,16 +32,16 @@ func ExampleUpcaster_Upcast() {
 
 	ctx := context.Background()
 	v1, _ := c.Version(ctx, progress, 1)
-	raw, _ := c.Encode(v1, upcast.ProgressUpdatedV1{OldProgress: 10, NewProgress: 60})
+	raw, _ := c.Encode(v1, workeffort.ProgressUpdatedV1{OldProgress: 10, NewProgress: 60})
 	w, err := up.WriterOf(ctx, raw)
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := up.Upcast(ctx, upcast.ProgressUpdated, w, raw, nil)
+	res, err := up.Upcast(ctx, workeffort.TypeProgressUpdated, w, raw, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	var out upcast.ProgressUpdatedV3
+	var out workeffort.ProgressUpdatedV3
 	if _, err := c.Decode(ctx, res.Value, nil, &out); err != nil {
 		log.Fatal(err)
 	}

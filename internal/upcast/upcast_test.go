@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
 
@@ -49,7 +51,7 @@ func newFixture(t testing.TB, chain *upcast.Chain, opts ...codec.Option) *fixtur
 	}
 	if chain == nil {
 		var err error
-		if chain, err = upcast.Default(); err != nil {
+		if chain, err = domain.Chain([]domain.Module{workeffort.Module()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,7 +173,7 @@ func TestUpcastAppendsToDst(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := []byte("prefix")
-	res, err := fx.up.Upcast(t.Context(), upcast.ProgressUpdated, w, in, dst)
+	res, err := fx.up.Upcast(t.Context(), workeffort.TypeProgressUpdated, w, in, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,7 @@ func TestUpcastAppendsToDst(t *testing.T) {
 }
 
 func TestUpcastErrors(t *testing.T) {
-	boom, err := upcast.Default()
+	boom, err := domain.Chain([]domain.Module{workeffort.Module()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +197,13 @@ func TestUpcastErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	panicking := upcast.NewChain()
-	if err := upcast.Register(panicking, upcast.ProgressUpdated, 2, func(upcast.ProgressUpdatedV2) (upcast.ProgressUpdatedV3, error) {
+	if err := upcast.Register(panicking, workeffort.TypeProgressUpdated, 2, func(workeffort.ProgressUpdatedV2) (workeffort.ProgressUpdatedV3, error) {
 		panic("oops")
 	}); err != nil {
 		t.Fatal(err)
 	}
 	badOutput := upcast.NewChain()
-	if err := upcast.RegisterMap(badOutput, upcast.ProgressUpdated, 2, func(m map[string]any) (map[string]any, error) {
+	if err := upcast.RegisterMap(badOutput, workeffort.TypeProgressUpdated, 2, func(m map[string]any) (map[string]any, error) {
 		return map[string]any{"oldProgress": "not a number"}, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -226,7 +228,7 @@ func TestUpcastErrors(t *testing.T) {
 		}, want: codec.ErrInvalidData},
 		{name: "function error: delta overflows", value: func(fx *fixture) []byte {
 			return fx.encode(t, progress, 1, map[string]any{"oldProgress": -2147483648, "newProgress": 2147483647})
-		}, want: upcast.ErrOutOfRange},
+		}, want: workeffort.ErrOutOfRange},
 		{name: "map function error", chain: failing, value: func(fx *fixture) []byte {
 			return fx.encode(t, thing, 1, map[string]any{"n": 1, "gone": "g"})
 		}, want: upcast.ErrStepFailed},
@@ -332,26 +334,26 @@ func TestDeletedVersionsAreSkipped(t *testing.T) {
 func TestProgressFunctions(t *testing.T) {
 	tests := []struct {
 		name    string
-		in      upcast.ProgressUpdatedV1
-		want    upcast.ProgressUpdatedV3
+		in      workeffort.ProgressUpdatedV1
+		want    workeffort.ProgressUpdatedV3
 		wantErr error
 	}{
-		{name: "up", in: upcast.ProgressUpdatedV1{OldProgress: 25, NewProgress: 50},
-			want: upcast.ProgressUpdatedV3{OldProgress: 25, NewProgress: 50, Delta: 25, Formatted: "50%"}},
-		{name: "down", in: upcast.ProgressUpdatedV1{OldProgress: 100, NewProgress: 0},
-			want: upcast.ProgressUpdatedV3{OldProgress: 100, NewProgress: 0, Delta: -100, Formatted: "0%"}},
-		{name: "overflow", in: upcast.ProgressUpdatedV1{OldProgress: -2147483648, NewProgress: 1}, wantErr: upcast.ErrOutOfRange},
+		{name: "up", in: workeffort.ProgressUpdatedV1{OldProgress: 25, NewProgress: 50},
+			want: workeffort.ProgressUpdatedV3{OldProgress: 25, NewProgress: 50, Delta: 25, Formatted: "50%"}},
+		{name: "down", in: workeffort.ProgressUpdatedV1{OldProgress: 100, NewProgress: 0},
+			want: workeffort.ProgressUpdatedV3{OldProgress: 100, NewProgress: 0, Delta: -100, Formatted: "0%"}},
+		{name: "overflow", in: workeffort.ProgressUpdatedV1{OldProgress: -2147483648, NewProgress: 1}, wantErr: workeffort.ErrOutOfRange},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v2, err := upcast.ProgressUpdatedV1ToV2(tt.in)
+			v2, err := workeffort.ProgressUpdatedV1ToV2(tt.in)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
 			if err != nil {
 				return
 			}
-			v3, err := upcast.ProgressUpdatedV2ToV3(v2)
+			v3, err := workeffort.ProgressUpdatedV2ToV3(v2)
 			if err != nil || v3 != tt.want {
 				t.Errorf("got %+v, %v; want %+v", v3, err, tt.want)
 			}
@@ -361,7 +363,7 @@ func TestProgressFunctions(t *testing.T) {
 
 func TestRegister(t *testing.T) {
 	c := upcast.NewChain()
-	id := func(v upcast.ProgressUpdatedV1) (upcast.ProgressUpdatedV1, error) { return v, nil }
+	id := func(v workeffort.ProgressUpdatedV1) (workeffort.ProgressUpdatedV1, error) { return v, nil }
 	tests := []struct {
 		name      string
 		eventType string
@@ -381,7 +383,7 @@ func TestRegister(t *testing.T) {
 			}
 		})
 	}
-	if got := c.Steps(); len(got) != 2 || got[0].From != 1 || got[1].From != 2 || got[0].In != "upcast.ProgressUpdatedV1" {
+	if got := c.Steps(); len(got) != 2 || got[0].From != 1 || got[1].From != 2 || got[0].In != "workeffort.ProgressUpdatedV1" {
 		t.Errorf("Steps = %+v", got)
 	}
 }

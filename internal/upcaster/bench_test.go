@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
@@ -118,7 +120,7 @@ func produceRaw(b *testing.B, s *stacktest.Stack, n int) {
 	defer cl.Close()
 	ctx := context.Background()
 	for i := range n {
-		val, err := c.Encode(v1, upcast.ProgressUpdatedV1{OldProgress: int32(i % 100), NewProgress: int32(i%100 + 1)})
+		val, err := c.Encode(v1, workeffort.ProgressUpdatedV1{OldProgress: int32(i % 100), NewProgress: int32(i%100 + 1)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -169,7 +171,7 @@ const benchGroup = "bench"
 func runStage(ctx context.Context, s *stacktest.Stack, mode upcaster.Mode, window int64) error {
 	rc := srclient.NewSchemaRegistryClient(s.RegistryURL)
 	rc.CachingEnabled(false)
-	chain, err := upcast.Default()
+	chain, err := domain.Chain([]domain.Module{workeffort.Module()})
 	if err != nil {
 		return err
 	}

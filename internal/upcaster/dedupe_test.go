@@ -6,7 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pyrite-dev/pyrite/internal/upcast"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -18,7 +18,7 @@ func TestRawDuplicateIsUpcastOnce(t *testing.T) {
 	e := newEnv(t)
 	rec := func(id string) *kgo.Record {
 		return &kgo.Record{Topic: rawTopic, Key: []byte("w1"),
-			Value:   e.frame(t, progress, 2, upcast.ProgressUpdatedV2{OldProgress: 1, NewProgress: 2, Delta: 1}),
+			Value:   e.frame(t, progress, 2, workeffort.ProgressUpdatedV2{OldProgress: 1, NewProgress: 2, Delta: 1}),
 			Headers: []kgo.RecordHeader{{Key: "ce_id", Value: []byte(id)}, {Key: "ce_source", Value: []byte("/svc")}}}
 	}
 	e.produce(t, rec("id-1"), rec("id-1"), rec("id-2"))

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
-	"github.com/pyrite-dev/pyrite/internal/upcast"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -44,7 +44,7 @@ func (e *env) guidOf(t *testing.T, subject string, ver int) codec.GUID {
 func TestHeaderFramedRaw(t *testing.T) {
 	e := newEnv(t)
 	e.start(t, upcaster.Config{}, "", 0)
-	body := e.frame(t, progress, 1, upcast.ProgressUpdatedV1{OldProgress: 1, NewProgress: 2})[codec.HeaderSize:]
+	body := e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{OldProgress: 1, NewProgress: 2})[codec.HeaderSize:]
 	hdr := func(v []byte) []kgo.RecordHeader {
 		return []kgo.RecordHeader{{Key: codec.ValueSchemaIDHeader, Value: v}, {Key: "ce_id", Value: []byte("h-" + hex.EncodeToString(v[:1]))}}
 	}

@@ -95,7 +95,7 @@ func (e *env) start(t *testing.T, cfg upcaster.Config, registryURL string, refre
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- upcaster.Run(ctx, ln, upcaster.Options{
+		done <- upcaster.Run(ctx, ln, upcaster.Options{Chain: e.Chain,
 			Brokers: e.Brokers, Registry: registryURL, Topology: e.Topology, Metrics: reg,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LatestRefresh: refresh,
 			KafkaOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}, Config: cfg,

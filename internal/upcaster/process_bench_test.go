@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
@@ -22,7 +24,7 @@ func BenchmarkProcess(b *testing.B) {
 	rc := srclient.NewSchemaRegistryClient(s.RegistryURL)
 	rc.CachingEnabled(false)
 	c := codec.New(rc)
-	chain, err := upcast.Default()
+	chain, err := domain.Chain([]domain.Module{workeffort.Module()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func BenchmarkProcess(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			val, err := c.Encode(sch, upcast.ProgressUpdatedV3{OldProgress: 1, NewProgress: 2, Delta: 1, Formatted: "2%"})
+			val, err := c.Encode(sch, workeffort.ProgressUpdatedV3{OldProgress: 1, NewProgress: 2, Delta: 1, Formatted: "2%"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -25,7 +25,8 @@ type Options struct {
 	Brokers  []string
 	Registry string // schema registry base URL
 	Topology *topology.Topology
-	// Chain is the upcaster functions (nil: upcast.Default()).
+	// Chain is the upcaster functions, the domain modules' steps (nil: none, every version
+	// step is left to schema resolution).
 	Chain   *upcast.Chain
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
@@ -52,10 +53,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	chain := o.Chain
 	if chain == nil {
-		var err error
-		if chain, err = upcast.Default(); err != nil {
-			return err
-		}
+		chain = upcast.NewChain()
 	}
 	rc := codec.Client(o.Registry)
 	up := upcast.New(codec.New(rc, codec.WithLatestTTL(o.LatestRefresh)), chain, rc)

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pyrite-dev/pyrite/internal/upcast"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -25,7 +25,7 @@ func TestLostOffsetCommitDoesNotDuplicate(t *testing.T) {
 		for i := range n {
 			rs = append(rs, &kgo.Record{Topic: rawTopic, Key: []byte(keys[i%len(keys)]),
 				Headers: []kgo.RecordHeader{{Key: "test-batch", Value: []byte(fmt.Sprint(b))}},
-				Value:   e.frame(t, progress, 1, upcast.ProgressUpdatedV1{OldProgress: int32(i), NewProgress: int32(i + 1)})})
+				Value:   e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{OldProgress: int32(i), NewProgress: int32(i + 1)})})
 		}
 		return rs
 	}

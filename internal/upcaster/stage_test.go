@@ -17,14 +17,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
-	"github.com/pyrite-dev/pyrite/internal/upcast"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
 // seq reads the sequence number the tests put in newProgress.
-func seq(t testing.TB, c *codec.Codec, r *kgo.Record) upcast.ProgressUpdatedV3 {
+func seq(t testing.TB, c *codec.Codec, r *kgo.Record) workeffort.ProgressUpdatedV3 {
 	t.Helper()
-	var v upcast.ProgressUpdatedV3
+	var v workeffort.ProgressUpdatedV3
 	if _, err := c.Decode(context.Background(), r.Value, nil, &v); err != nil {
 		t.Fatalf("decode %s[%d]@%d: %v", r.Topic, r.Partition, r.Offset, err)
 	}
@@ -38,7 +38,7 @@ func TestPoisonGoesToDLQ(t *testing.T) {
 			run := e.start(t, upcaster.Config{Mode: mode}, "", 0)
 			good := func(n int) *kgo.Record {
 				return &kgo.Record{Topic: rawTopic, Key: []byte("w1"),
-					Value: e.frame(t, progress, 1, upcast.ProgressUpdatedV1{OldProgress: int32(n - 1), NewProgress: int32(n)})}
+					Value: e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{OldProgress: int32(n - 1), NewProgress: int32(n)})}
 			}
 			poison := []struct {
 				reason string
@@ -51,8 +51,8 @@ func TestPoisonGoesToDLQ(t *testing.T) {
 					map[string]any{"key": "k", "reason": "r"})},
 				{reason: upcaster.ReasonUnroutable, value: e.frame(t, "pyrite.deployment.RunTests", 1,
 					map[string]any{"workEffortId": "w", "processId": "p"})},
-				{reason: upcaster.ReasonUpcastFailed, value: e.frame(t, progress, 1, upcast.ProgressUpdatedV1{OldProgress: -2147483648, NewProgress: 2147483647})},
-				{reason: upcaster.ReasonInvalidData, value: append(e.frame(t, progress, 3, upcast.ProgressUpdatedV3{Formatted: "x"}), 0xff)},
+				{reason: upcaster.ReasonUpcastFailed, value: e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{OldProgress: -2147483648, NewProgress: 2147483647})},
+				{reason: upcaster.ReasonInvalidData, value: append(e.frame(t, progress, 3, workeffort.ProgressUpdatedV3{Formatted: "x"}), 0xff)},
 			}
 			var rs []*kgo.Record
 			n := 0
@@ -135,7 +135,7 @@ func TestHeadersOnEvents(t *testing.T) {
 	e := newEnv(t)
 	e.start(t, upcaster.Config{}, "", 0)
 	withHeaders := &kgo.Record{Topic: rawTopic, Key: []byte("w1"),
-		Value: e.frame(t, progress, 2, upcast.ProgressUpdatedV2{OldProgress: 1, NewProgress: 2, Delta: 1}),
+		Value: e.frame(t, progress, 2, workeffort.ProgressUpdatedV2{OldProgress: 1, NewProgress: 2, Delta: 1}),
 		Headers: []kgo.RecordHeader{
 			{Key: "ce_specversion", Value: []byte("1.0")}, {Key: "ce_id", Value: []byte("id-1")},
 			{Key: "ce_source", Value: []byte("/svc")}, {Key: "ce_type", Value: []byte("WorkEffort:Wrong")},
@@ -144,7 +144,7 @@ func TestHeadersOnEvents(t *testing.T) {
 			{Key: "content-type", Value: []byte("avro/binary")}, {Key: upcaster.HeaderFromVersion, Value: []byte("spoofed")},
 		}}
 	bare := &kgo.Record{Topic: rawTopic, Key: []byte("w2"), Timestamp: time.UnixMilli(1700000000123),
-		Value: e.frame(t, progress, 3, upcast.ProgressUpdatedV3{OldProgress: 1, NewProgress: 2, Delta: 1, Formatted: "2%"})}
+		Value: e.frame(t, progress, 3, workeffort.ProgressUpdatedV3{OldProgress: 1, NewProgress: 2, Delta: 1, Formatted: "2%"})}
 	e.produce(t, withHeaders, bare)
 	got := e.reader(t, eventsTopic).count(t, 20*time.Second, 2)
 	byKey := map[string]*kgo.Record{}
@@ -239,7 +239,7 @@ func TestRegistryOutageIsNotPoison(t *testing.T) {
 	run := e.start(t, upcaster.Config{MaxBackoff: 200 * time.Millisecond}, f.srv.URL, time.Hour)
 	events := e.reader(t, eventsTopic)
 	v1 := func(n int) *kgo.Record {
-		return &kgo.Record{Topic: rawTopic, Key: []byte("w1"), Value: e.frame(t, progress, 1, upcast.ProgressUpdatedV1{NewProgress: int32(n)})}
+		return &kgo.Record{Topic: rawTopic, Key: []byte("w1"), Value: e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{NewProgress: int32(n)})}
 	}
 	e.produce(t, v1(1))
 	events.count(t, 20*time.Second, 1)
@@ -298,7 +298,7 @@ func TestNewVersionAfterRefresh(t *testing.T) {
 	e := newEnv(t)
 	e.start(t, upcaster.Config{}, "", 100*time.Millisecond)
 	events := e.reader(t, eventsTopic)
-	v1 := &kgo.Record{Topic: rawTopic, Key: []byte("w1"), Value: e.frame(t, progress, 1, upcast.ProgressUpdatedV1{NewProgress: 7})}
+	v1 := &kgo.Record{Topic: rawTopic, Key: []byte("w1"), Value: e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{NewProgress: 7})}
 	e.produce(t, v1)
 	first := events.count(t, 20*time.Second, 1)[0]
 	if id, _, _ := codec.SplitFrame(first.Value); id != e.SchemaID(progress, 3) {
@@ -311,7 +311,7 @@ func TestNewVersionAfterRefresh(t *testing.T) {
 	// Within one refresh interval the output version becomes v4 with no restart.
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 2; ; i++ {
-		e.produce(t, &kgo.Record{Topic: rawTopic, Key: []byte("w1"), Value: e.frame(t, progress, 1, upcast.ProgressUpdatedV1{NewProgress: int32(i)})})
+		e.produce(t, &kgo.Record{Topic: rawTopic, Key: []byte("w1"), Value: e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{NewProgress: int32(i)})})
 		last := events.count(t, 20*time.Second, i)[i-1]
 		if id, _, _ := codec.SplitFrame(last.Value); id == sch.ID() {
 			break

@@ -7,7 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/pyrite-dev/pyrite/internal/upcast"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -19,7 +19,7 @@ func TestVersionsAreStamped(t *testing.T) {
 	e := newEnv(t)
 	rec := func(key string, n int, claimed string) *kgo.Record {
 		r := &kgo.Record{Topic: rawTopic, Key: []byte(key),
-			Value: e.frame(t, progress, 1, upcast.ProgressUpdatedV1{OldProgress: int32(n - 1), NewProgress: int32(n)})}
+			Value: e.frame(t, progress, 1, workeffort.ProgressUpdatedV1{OldProgress: int32(n - 1), NewProgress: int32(n)})}
 		if claimed != "" {
 			r.Headers = []kgo.RecordHeader{{Key: upcaster.HeaderAggregateVersion, Value: []byte(claimed)}}
 		}

@@ -381,7 +381,7 @@ func (e *Env) Ingest(t testing.TB) (string, *eventstore.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ingest.Run(ctx, ln, ingest.Options{
+		done <- ingest.Run(ctx, ln, ingest.Options{Chain: e.Chain,
 			Brokers: e.Brokers, Registry: e.RegistryURL, Topology: e.Topology, Metrics: prometheus.NewRegistry(),
 			Drain: 5 * time.Second, Store: ingest.StoreOptions{Group: "reactortest-ingest-" + strings.ReplaceAll(t.Name(), "/", "-"),
 				SessionTimeout: 6 * time.Second},

@@ -1,14 +1,13 @@
-package upcast
+package workeffort
 
 import (
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
-)
 
-// ProgressUpdated is the event type of the seed's upcasting example.
-const ProgressUpdated = "WorkEffort:ProgressUpdated"
+	"github.com/pyrite-dev/pyrite/internal/upcast"
+)
 
 // ProgressUpdatedV1 is pyrite.workeffort.ProgressUpdated version 1.
 type ProgressUpdatedV1 struct {
@@ -32,7 +31,7 @@ type ProgressUpdatedV3 struct {
 }
 
 // ErrOutOfRange means a computed field does not fit its Avro type.
-var ErrOutOfRange = errors.New("upcast: value out of range")
+var ErrOutOfRange = errors.New("workeffort: value out of range")
 
 // ProgressUpdatedV1ToV2 sets delta = newProgress - oldProgress, as the seed's
 // upcastProgressUpdatedV1. A difference beyond Avro int's range wraps ErrOutOfRange.
@@ -53,16 +52,12 @@ func ProgressUpdatedV2ToV3(v ProgressUpdatedV2) (ProgressUpdatedV3, error) {
 	}, nil
 }
 
-// Default returns the chain of Pyrite's events: ProgressUpdated v1 to v2 and v2 to v3. Every
-// other step of every event is left to schema resolution.
-func Default() (*Chain, error) {
-	c := NewChain()
-	err := errors.Join(
-		Register(c, ProgressUpdated, 1, ProgressUpdatedV1ToV2),
-		Register(c, ProgressUpdated, 2, ProgressUpdatedV2ToV3),
+// Upcasts registers the WorkEffort steps on c: ProgressUpdated v1 to v2 and v2 to v3 (the
+// seed's upcasting example). Every other step of every WorkEffort event is left to schema
+// resolution.
+func Upcasts(c *upcast.Chain) error {
+	return errors.Join(
+		upcast.Register(c, TypeProgressUpdated, 1, ProgressUpdatedV1ToV2),
+		upcast.Register(c, TypeProgressUpdated, 2, ProgressUpdatedV2ToV3),
 	)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }

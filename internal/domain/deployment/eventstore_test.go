@@ -1,4 +1,4 @@
-package process_test
+package deployment_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
-	"github.com/pyrite-dev/pyrite/internal/process"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/store"
@@ -36,19 +36,19 @@ func newStoreBench(t *testing.T) *storeBench {
 	return &storeBench{e: e, url: url, cl: cl}
 }
 
-func (b *storeBench) manager(t *testing.T, app reactor.Appender, cfg process.Config) *process.Manager {
+func (b *storeBench) manager(t *testing.T, app reactor.Appender, cfg deployment.Config) *deployment.Manager {
 	t.Helper()
 	d := b.e.Deps()
 	d.Appender = app
 	cfg.SweepInterval, cfg.SweepAge = 50*time.Millisecond, 200*time.Millisecond
-	m, err := process.New(cfg, d)
+	m, err := deployment.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func (b *storeBench) run(t *testing.T, m *process.Manager) func() {
+func (b *storeBench) run(t *testing.T, m *deployment.Manager) func() {
 	return reactortest.Start(t, func(ctx context.Context) error { return m.Run(ctx, topics, reactortest.FastRetry(0)) })
 }
 
@@ -119,22 +119,22 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // version follows it.
 func TestDeploymentThroughEventStore(t *testing.T) {
 	b := newStoreBench(t)
-	m := b.manager(t, b.cl, process.Config{StepTimeout: 3 * time.Second, PollInterval: 20 * time.Millisecond})
+	m := b.manager(t, b.cl, deployment.Config{StepTimeout: 3 * time.Second, PollInterval: 20 * time.Millisecond})
 	b.run(t, m)
 	done := completed(b.e, t, "we-s")
 	b.e.Produce(t, done)
-	pid := process.ProcessID(reactortest.Header(done, bus.HeaderID))
+	pid := deployment.ProcessID(reactortest.Header(done, bus.HeaderID))
 	b.stream(t, pid, 1)
-	b.post(t, process.TypeTestsPassed, pid, fmt.Sprintf(`{"workEffortId":"we-s","processId":%q}`, pid))
+	b.post(t, deployment.TypeTestsPassed, pid, fmt.Sprintf(`{"workEffortId":"we-s","processId":%q}`, pid))
 	evs := b.stream(t, pid, 5)
-	want := []string{process.TypeRunTests, process.TypeTestsPassed, process.TypeRunBuild, process.TypeStepTimedOut, process.TypeProcessFailed}
+	want := []string{deployment.TypeRunTests, deployment.TypeTestsPassed, deployment.TypeRunBuild, deployment.TypeStepTimedOut, deployment.TypeProcessFailed}
 	if got := types(evs); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("stream %v, want %v", got, want)
 	}
 	checkStream(t, pid, evs)
 	waitFor(t, "the manager handled its stream", func() bool {
 		p := state(t, b.e, pid)
-		return p.State == process.StateTimedOut && p.StreamVersion == 5
+		return p.State == deployment.StateTimedOut && p.StreamVersion == 5
 	})
 }
 
@@ -145,14 +145,14 @@ func TestDeploymentThroughEventStore(t *testing.T) {
 func TestDeploymentTimeoutRacesIngestAppend(t *testing.T) {
 	b := newStoreBench(t)
 	// Deadlines pass at once; only the test fires them (the manager's own poll is an hour).
-	m := b.manager(t, b.cl, process.Config{StepTimeout: time.Millisecond, PollInterval: time.Hour})
+	m := b.manager(t, b.cl, deployment.Config{StepTimeout: time.Millisecond, PollInterval: time.Hour})
 	b.run(t, m)
 	const n = 10
 	pids := make([]string, n)
 	for i := range pids {
 		done := completed(b.e, t, fmt.Sprintf("we-r%d", i))
 		b.e.Produce(t, done)
-		pids[i] = process.ProcessID(reactortest.Header(done, bus.HeaderID))
+		pids[i] = deployment.ProcessID(reactortest.Header(done, bus.HeaderID))
 	}
 	for _, pid := range pids {
 		waitFor(t, pid+" handled its RunTests", func() bool {
@@ -164,7 +164,7 @@ func TestDeploymentTimeoutRacesIngestAppend(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if _, err := m.FireDue(t.Context()); err != nil && !errors.Is(err, process.ErrStreamMoved) {
+		if _, err := m.FireDue(t.Context()); err != nil && !errors.Is(err, deployment.ErrStreamMoved) {
 			t.Errorf("FireDue: %v", err)
 		}
 	}()
@@ -172,17 +172,17 @@ func TestDeploymentTimeoutRacesIngestAppend(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.post(t, process.TypeBuildComplete, pid, fmt.Sprintf(`{"workEffortId":"we","processId":%q,"artifact":"late"}`, pid))
+			b.post(t, deployment.TypeBuildComplete, pid, fmt.Sprintf(`{"workEffortId":"we","processId":%q,"artifact":"late"}`, pid))
 		}()
 	}
 	wg.Wait()
 	// Processes whose stream moved under the first poll are timed out by later ones.
 	waitFor(t, "every process timed out", func() bool {
-		if _, err := m.FireDue(t.Context()); err != nil && !errors.Is(err, process.ErrStreamMoved) {
+		if _, err := m.FireDue(t.Context()); err != nil && !errors.Is(err, deployment.ErrStreamMoved) {
 			t.Errorf("FireDue: %v", err)
 		}
 		for _, pid := range pids {
-			if p := state(t, b.e, pid); p.State != process.StateTimedOut || p.StreamVersion != 4 {
+			if p := state(t, b.e, pid); p.State != deployment.StateTimedOut || p.StreamVersion != 4 {
 				return false
 			}
 		}
@@ -192,9 +192,9 @@ func TestDeploymentTimeoutRacesIngestAppend(t *testing.T) {
 		evs := b.stream(t, pid, 4)
 		checkStream(t, pid, evs)
 		got := strings.Join(types(evs), ",")
-		timeout := process.TypeStepTimedOut + "," + process.TypeProcessFailed
-		if len(evs) != 4 || !strings.HasPrefix(got, process.TypeRunTests+",") || !strings.Contains(got, timeout) ||
-			!strings.Contains(got, process.TypeBuildComplete) {
+		timeout := deployment.TypeStepTimedOut + "," + deployment.TypeProcessFailed
+		if len(evs) != 4 || !strings.HasPrefix(got, deployment.TypeRunTests+",") || !strings.Contains(got, timeout) ||
+			!strings.Contains(got, deployment.TypeBuildComplete) {
 			t.Errorf("%s: stream %s", pid, got)
 		}
 	}
@@ -206,13 +206,13 @@ func TestDeploymentTimeoutRacesIngestAppend(t *testing.T) {
 func TestDeploymentTimeoutWrittenNotStored(t *testing.T) {
 	b := newStoreBench(t)
 	put := func(pid string) {
-		p := store.DeploymentProcess{ProcessID: pid, WorkEffortID: "we-" + pid, State: process.StateTesting, Step: process.StepTest,
-			CommandID: "cmd-" + pid, CommandType: process.TypeRunTests, Deadline: time.Now().Add(-time.Second), StartedAt: time.Now()}
-		if err := b.e.Store.Update(t.Context(), process.Group, func(tx *store.Tx) error { return tx.PutDeploymentProcess(&p) }); err != nil {
+		p := store.DeploymentProcess{ProcessID: pid, WorkEffortID: "we-" + pid, State: deployment.StateTesting, Step: deployment.StepTest,
+			CommandID: "cmd-" + pid, CommandType: deployment.TypeRunTests, Deadline: time.Now().Add(-time.Second), StartedAt: time.Now()}
+		if err := b.e.Store.Update(t.Context(), deployment.Group, func(tx *store.Tx) error { return tx.PutDeploymentProcess(&p) }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cfg := process.Config{StepTimeout: time.Minute, PollInterval: time.Hour}
+	cfg := deployment.Config{StepTimeout: time.Minute, PollInterval: time.Hour}
 	crashing := b.manager(t, reactortest.LostAnswer{A: b.cl}, cfg)
 
 	t.Run("the next poll stores it", func(t *testing.T) {
@@ -220,7 +220,7 @@ func TestDeploymentTimeoutWrittenNotStored(t *testing.T) {
 		if _, err := crashing.FireDue(t.Context()); err == nil {
 			t.Fatal("FireDue succeeded though the append's answer was lost")
 		}
-		if p := state(t, b.e, "p-poll"); p.State != process.StateTesting {
+		if p := state(t, b.e, "p-poll"); p.State != deployment.StateTesting {
 			t.Fatalf("state %s stored though the answer was lost", p.State)
 		}
 		fired, err := b.manager(t, b.cl, cfg).FireDue(t.Context())
@@ -229,10 +229,10 @@ func TestDeploymentTimeoutWrittenNotStored(t *testing.T) {
 		}
 		evs := b.stream(t, "p-poll", 2)
 		checkStream(t, "p-poll", evs)
-		if got := strings.Join(types(evs), ","); got != process.TypeStepTimedOut+","+process.TypeProcessFailed {
+		if got := strings.Join(types(evs), ","); got != deployment.TypeStepTimedOut+","+deployment.TypeProcessFailed {
 			t.Errorf("stream %s", got)
 		}
-		if p := state(t, b.e, "p-poll"); p.State != process.StateTimedOut {
+		if p := state(t, b.e, "p-poll"); p.State != deployment.StateTimedOut {
 			t.Errorf("state %s", p.State)
 		}
 	})
@@ -243,7 +243,7 @@ func TestDeploymentTimeoutWrittenNotStored(t *testing.T) {
 		}
 		// The manager's own polls lose their answers too: only the handler can store it.
 		b.run(t, b.manager(t, reactortest.LostAnswer{A: b.cl}, cfg))
-		waitFor(t, "p-handler timed out", func() bool { return state(t, b.e, "p-handler").State == process.StateTimedOut })
+		waitFor(t, "p-handler timed out", func() bool { return state(t, b.e, "p-handler").State == deployment.StateTimedOut })
 		b.e.Stable(t, 300*time.Millisecond, reactortest.DeploymentRaw)
 		evs := b.stream(t, "p-handler", 2)
 		checkStream(t, "p-handler", evs)

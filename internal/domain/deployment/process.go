@@ -1,4 +1,4 @@
-// Package process is the seed's DeploymentProcessManager, made durable: one consumer group
+// Package deployment is the Deployment aggregate: its module (Module) and the seed's DeploymentProcessManager, made durable: one consumer group
 // ("deployment") on the WorkEffort and Deployment events.
 //
 // A WorkEffort:Completed starts a process (its id derived from the event's ce_id) with the
@@ -23,7 +23,7 @@
 // ProcessFailed in one append expecting the process's stream at the version the manager has
 // handled (stored as stream_version), so a timeout is never decided on a stream that moved
 // on; see FireDue. Without it they are produced as raw records, numbered by position.
-package process
+package deployment
 
 import (
 	"cmp"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 // FuzzApply feeds arbitrary JSON-decoded data (outside input: events from any producer) to

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 // TestDescriptionNullStaysNull: a Created with "description": null folds to a state whose

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 var (

@@ -1,15 +1,19 @@
-package process_test
+package deployment_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
-	"github.com/pyrite-dev/pyrite/internal/process"
+	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
@@ -20,7 +24,7 @@ var topics = []string{reactortest.WorkEffortEvents, reactortest.DeploymentEvents
 
 func managerRun(t *testing.T, e *reactortest.Env, timeout time.Duration) func(ctx context.Context) error {
 	t.Helper()
-	m, err := process.New(process.Config{StepTimeout: timeout, Environment: "staging", PollInterval: 20 * time.Millisecond,
+	m, err := deployment.New(deployment.Config{StepTimeout: timeout, Environment: "staging", PollInterval: 20 * time.Millisecond,
 		SweepInterval: 50 * time.Millisecond, SweepAge: 200 * time.Millisecond}, e.Deps())
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +33,7 @@ func managerRun(t *testing.T, e *reactortest.Env, timeout time.Duration) func(ct
 }
 
 func completed(e *reactortest.Env, t *testing.T, id string) *kgo.Record {
-	r := e.Record(t, reactortest.WorkEffortEvents, process.TypeCompleted, id, 0, map[string]any{
+	r := e.Record(t, reactortest.WorkEffortEvents, deployment.TypeCompleted, id, 0, map[string]any{
 		"title": "T", "completedAt": time.Now(), "duration": int64(1), "ticketCount": 0, "assigneeEmail": nil})
 	r.Headers = append(r.Headers, kgo.RecordHeader{Key: bus.HeaderCorrelationID, Value: []byte("corr-" + id)})
 	return r
@@ -104,65 +108,79 @@ func TestDeploymentProcess(t *testing.T) {
 	e.StartReplays(t)
 	done := completed(e, t, "we-1")
 	e.Produce(t, done)
-	pid := process.ProcessID(reactortest.Header(done, bus.HeaderID))
+	pid := deployment.ProcessID(reactortest.Header(done, bus.HeaderID))
 	reactortest.Start(t, managerRun(t, e, 10*time.Second))
 
-	run := emitted(t, e, process.TypeRunTests, pid, 1)[0]
+	run := emitted(t, e, deployment.TypeRunTests, pid, 1)[0]
 	t.Run("RunTests starts the process", func(t *testing.T) {
 		if str(run, "workEffortId") != "we-1" || str(run, "processId") != pid || run.CorrelationID != "corr-we-1" ||
 			run.CausationID != reactortest.Header(done, bus.HeaderID) || string(run.Origin.Key) != pid {
 			t.Errorf("RunTests %+v %v", run, run.Data)
 		}
-		if p := state(t, e, pid); p.State != process.StateTesting || p.Step != process.StepTest || p.CommandID != run.ID || p.Deadline.IsZero() {
+		if p := state(t, e, pid); p.State != deployment.StateTesting || p.Step != deployment.StepTest || p.CommandID != run.ID || p.Deadline.IsZero() {
 			t.Errorf("state %+v", p)
 		}
+		v := view(t, e, pid, http.StatusOK)
+		if v.State != deployment.StateTesting || v.Deadline == nil || v.WorkEffortID != "we-1" ||
+			steps(v) != "test:running build:pending deploy:pending" || v.Steps[0].CommandID != run.ID {
+			t.Errorf("GET /v1/deployments/%s: %+v", pid, v)
+		}
 	})
-	passed := result(e, t, process.TypeTestsPassed, run, nil)
+	passed := result(e, t, deployment.TypeTestsPassed, run, nil)
 	e.Produce(t, passed)
-	build := emitted(t, e, process.TypeRunBuild, pid, 1)[0]
+	build := emitted(t, e, deployment.TypeRunBuild, pid, 1)[0]
 	t.Run("RunBuild after TestsPassed", func(t *testing.T) {
 		if build.CausationID != reactortest.Header(passed, bus.HeaderID) || build.CorrelationID != "corr-we-1" {
 			t.Errorf("RunBuild %+v", build)
 		}
 	})
-	e.Produce(t, result(e, t, process.TypeBuildComplete, build, map[string]any{"artifact": "img:42"}))
-	deploy := emitted(t, e, process.TypeRunDeploy, pid, 1)[0]
+	e.Produce(t, result(e, t, deployment.TypeBuildComplete, build, map[string]any{"artifact": "img:42"}))
+	deploy := emitted(t, e, deployment.TypeRunDeploy, pid, 1)[0]
 	t.Run("RunDeploy after BuildComplete", func(t *testing.T) {
 		if str(deploy, "artifact") != "img:42" || str(deploy, "environment") != "staging" {
 			t.Errorf("RunDeploy data %v", deploy.Data)
 		}
 	})
-	e.Produce(t, result(e, t, process.TypeDeployed, deploy, map[string]any{"artifact": "img:42", "environment": "staging"}))
+	e.Produce(t, result(e, t, deployment.TypeDeployed, deploy, map[string]any{"artifact": "img:42", "environment": "staging"}))
 	t.Run("finishes on Deployed", func(t *testing.T) {
-		p := waitState(t, e, pid, process.StateCompleted)
+		p := waitState(t, e, pid, deployment.StateCompleted)
 		if !p.Deadline.IsZero() {
 			t.Errorf("completed process keeps a deadline %v", p.Deadline)
 		}
+		v := view(t, e, pid, http.StatusOK)
+		if v.State != deployment.StateCompleted || v.Deadline != nil || v.Artifact != "img:42" || v.Environment != "staging" ||
+			steps(v) != "test:done build:done deploy:done" {
+			t.Errorf("GET /v1/deployments/%s: %+v", pid, v)
+		}
+		view(t, e, "no-such-process", http.StatusNotFound)
 	})
 
 	t.Run("a failed step fails the process and compensates", func(t *testing.T) {
 		done := completed(e, t, "we-2")
 		e.Produce(t, done)
-		pid := process.ProcessID(reactortest.Header(done, bus.HeaderID))
-		run := emitted(t, e, process.TypeRunTests, pid, 1)[0]
-		failed := result(e, t, process.TypeTestsFailed, run, map[string]any{"reason": "3 tests failed"})
+		pid := deployment.ProcessID(reactortest.Header(done, bus.HeaderID))
+		run := emitted(t, e, deployment.TypeRunTests, pid, 1)[0]
+		failed := result(e, t, deployment.TypeTestsFailed, run, map[string]any{"reason": "3 tests failed"})
 		e.Produce(t, failed)
-		comp := emitted(t, e, process.TypeProcessFailed, pid, 1)[0]
-		if str(comp, "step") != process.StepTest || str(comp, "reason") != "3 tests failed" ||
-			str(comp, "failedEventType") != process.TypeTestsFailed || str(comp, "failedEventId") != reactortest.Header(failed, bus.HeaderID) {
+		comp := emitted(t, e, deployment.TypeProcessFailed, pid, 1)[0]
+		if str(comp, "step") != deployment.StepTest || str(comp, "reason") != "3 tests failed" ||
+			str(comp, "failedEventType") != deployment.TypeTestsFailed || str(comp, "failedEventId") != reactortest.Header(failed, bus.HeaderID) {
 			t.Errorf("ProcessFailed %v", comp.Data)
 		}
-		waitState(t, e, pid, process.StateFailed)
+		waitState(t, e, pid, deployment.StateFailed)
+		if v := view(t, e, pid, http.StatusOK); v.Deadline != nil || steps(v) != "test:failed build:pending deploy:pending" || v.Reason == "" {
+			t.Errorf("GET /v1/deployments/%s: %+v", pid, v)
+		}
 		// A late success changes nothing.
-		e.Produce(t, result(e, t, process.TypeTestsPassed, run, nil))
+		e.Produce(t, result(e, t, deployment.TypeTestsPassed, run, nil))
 		e.Stable(t, 300*time.Millisecond, reactortest.DeploymentRaw)
-		if n := len(reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), process.TypeRunBuild)); n != 1 {
+		if n := len(reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), deployment.TypeRunBuild)); n != 1 {
 			t.Errorf("%d RunBuild commands, want only we-1's", n)
 		}
 	})
 	t.Run("undecodable records reach the dead-letter topic", func(t *testing.T) {
 		e.Produce(t, &kgo.Record{Topic: reactortest.DeploymentEvents, Key: []byte("p-x"), Value: []byte{0, 0, 0, 0, 99, 1}})
-		dlq := e.DLQ(t, process.Group, 1)
+		dlq := e.DLQ(t, deployment.Group, 1)
 		if reactortest.Header(dlq[0], bus.HeaderDLQReason) != bus.ReasonUnknownSchema || string(dlq[0].Key) != "p-x" {
 			t.Errorf("dead letter %s: %s", dlq[0].Key, reactortest.Header(dlq[0], bus.HeaderDLQReason))
 		}
@@ -194,41 +212,41 @@ func survivesRestarts(t *testing.T, e *reactortest.Env) {
 	const timeout = 3 * time.Second
 	done := completed(e, t, "we-3")
 	e.Produce(t, done)
-	pid := process.ProcessID(reactortest.Header(done, bus.HeaderID))
+	pid := deployment.ProcessID(reactortest.Header(done, bus.HeaderID))
 
 	stop := reactortest.Start(t, managerRun(t, e, timeout))
-	run := emitted(t, e, process.TypeRunTests, pid, 1)[0]
+	run := emitted(t, e, deployment.TypeRunTests, pid, 1)[0]
 	stop()
-	e.Produce(t, result(e, t, process.TypeTestsPassed, run, nil))
+	e.Produce(t, result(e, t, deployment.TypeTestsPassed, run, nil))
 	stop = reactortest.Start(t, managerRun(t, e, timeout))
-	emitted(t, e, process.TypeRunBuild, pid, 1)
+	emitted(t, e, deployment.TypeRunBuild, pid, 1)
 	stop()
 	p := state(t, e, pid)
-	if p.State != process.StateBuilding {
+	if p.State != deployment.StateBuilding {
 		t.Fatalf("state %s after RunBuild", p.State)
 	}
 	// Down past the deadline: nothing fires while nothing runs.
 	time.Sleep(time.Until(p.Deadline) + 200*time.Millisecond)
-	if n := len(reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), process.TypeStepTimedOut)); n != 0 {
+	if n := len(reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), deployment.TypeStepTimedOut)); n != 0 {
 		t.Fatalf("%d timeouts while the manager was down", n)
 	}
 	restarted := time.Now()
 	reactortest.Start(t, managerRun(t, e, timeout))
-	to := emitted(t, e, process.TypeStepTimedOut, pid, 1)[0]
-	comp := emitted(t, e, process.TypeProcessFailed, pid, 1)[0]
+	to := emitted(t, e, deployment.TypeStepTimedOut, pid, 1)[0]
+	comp := emitted(t, e, deployment.TypeProcessFailed, pid, 1)[0]
 	d := reactor.Data(to.Data)
 	deadline, _ := d.Time("deadline")
 	at, _ := d.Time("timedOutAt")
-	if str(to, "step") != process.StepBuild || !deadline.Equal(p.Deadline) || at.Before(restarted.Truncate(time.Millisecond)) ||
+	if str(to, "step") != deployment.StepBuild || !deadline.Equal(p.Deadline) || at.Before(restarted.Truncate(time.Millisecond)) ||
 		str(to, "commandId") != p.CommandID || to.CausationID != p.CommandID || to.CorrelationID != "corr-we-3" {
 		t.Errorf("StepTimedOut %+v %v (deadline %v, restarted %v)", to, to.Data, p.Deadline, restarted)
 	}
-	if str(comp, "failedEventType") != process.TypeStepTimedOut || str(comp, "failedEventId") != to.ID || str(comp, "step") != process.StepBuild {
+	if str(comp, "failedEventType") != deployment.TypeStepTimedOut || str(comp, "failedEventId") != to.ID || str(comp, "step") != deployment.StepBuild {
 		t.Errorf("ProcessFailed %v", comp.Data)
 	}
-	waitState(t, e, pid, process.StateTimedOut)
+	waitState(t, e, pid, deployment.StateTimedOut)
 	e.Stable(t, 200*time.Millisecond, reactortest.DeploymentRaw)
-	if n := len(reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), process.TypeStepTimedOut)); n != 1 {
+	if n := len(reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), deployment.TypeStepTimedOut)); n != 1 {
 		t.Errorf("%d timeouts, want 1", n)
 	}
 }
@@ -245,25 +263,25 @@ func TestDeploymentNoDuplicateCommands(t *testing.T) {
 	e.Produce(t, recs...)
 	for _, at := range []int{5, 15, 25} {
 		stop := reactortest.Start(t, managerRun(t, e, time.Minute))
-		emitted(t, e, process.TypeRunTests, "", at)
+		emitted(t, e, deployment.TypeRunTests, "", at)
 		stop()
 	}
 	stop := reactortest.Start(t, managerRun(t, e, time.Minute))
-	emitted(t, e, process.TypeRunTests, "", 30)
+	emitted(t, e, deployment.TypeRunTests, "", 30)
 	stop()
 	before := e.Count(t, reactortest.DeploymentRaw)
 
-	e.ForgetPositions(t, process.Group)
-	e.Rewind(t, process.Group, reactortest.WorkEffortEvents)
+	e.ForgetPositions(t, deployment.Group)
+	e.Rewind(t, deployment.Group, reactortest.WorkEffortEvents)
 	stop = reactortest.Start(t, managerRun(t, e, time.Minute))
-	e.WaitCommitted(t, process.Group, reactortest.WorkEffortEvents)
+	e.WaitCommitted(t, deployment.Group, reactortest.WorkEffortEvents)
 	e.Stable(t, 300*time.Millisecond, reactortest.DeploymentRaw)
 	stop()
 	if after := e.Count(t, reactortest.DeploymentRaw); after != before {
 		t.Errorf("redelivery wrote %d more records", after-before)
 	}
 	ids := map[string]map[string]bool{}
-	for _, ev := range reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), process.TypeRunTests) {
+	for _, ev := range reactortest.OfType(e.Events(t, reactortest.DeploymentRaw), deployment.TypeRunTests) {
 		we := str(ev, "workEffortId")
 		if ids[we] == nil {
 			ids[we] = map[string]bool{}
@@ -275,4 +293,32 @@ func TestDeploymentNoDuplicateCommands(t *testing.T) {
 			t.Errorf("we-%d: %d RunTests ids, want 1", i, n)
 		}
 	}
+}
+
+// view answers GET /v1/deployments/{id} from the process manager's store, wanting status.
+func view(t *testing.T, e *reactortest.Env, id string, status int) deployment.View {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(deployment.QueryPath, deployment.Query(e.Store))
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/deployments/"+id, nil))
+	if rec.Code != status {
+		t.Fatalf("GET /v1/deployments/%s: %d, want %d: %s", id, rec.Code, status, rec.Body)
+	}
+	var v deployment.View
+	if status == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v
+}
+
+// steps reads a view's steps as "name:status ...".
+func steps(v deployment.View) string {
+	parts := make([]string, len(v.Steps))
+	for i, s := range v.Steps {
+		parts[i] = s.Name + ":" + s.Status
+	}
+	return strings.Join(parts, " ")
 }

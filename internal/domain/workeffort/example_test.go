@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 func ExampleApply() {
