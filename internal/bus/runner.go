@@ -59,7 +59,10 @@ type RunnerConfig struct {
 	// Batch receives the events of a partition in batches (projections), instead of Bus.
 	Batch BatchHandler
 	// BatchSize and BatchWait bound a batch: at most BatchSize events, collected for at
-	// most BatchWait after the first. Defaults 500 and 50ms.
+	// most BatchWait after the first. Defaults 5000 and 50ms: a projection writes each
+	// aggregate's row once per batch and commits once, so a backlog is applied in large
+	// transactions (the upcaster's transactions are up to 5000 records too); a batch is
+	// only as large as what is waiting, so a trickle is still applied at once.
 	BatchSize int
 	BatchWait time.Duration
 	// MaxAttempts is how many deliveries a record gets for a transiently failing handler,
@@ -74,7 +77,8 @@ type RunnerConfig struct {
 	// their context is canceled. Default 5s.
 	HandlerGrace time.Duration
 	// MaxBuffered is how many fetched records a partition may have waiting before fetching
-	// from it pauses. Default 1000.
+	// from it pauses. Default 1000, and twice BatchSize with Batch (so that the next batch
+	// is fetched while one is applied).
 	MaxBuffered int
 	// MaxParkedPerKey bounds the records of one key that wait behind its record being
 	// retried (see the package comment); one more makes the whole partition wait for that
@@ -98,7 +102,7 @@ type RunnerConfig struct {
 
 // Runner defaults.
 const (
-	DefaultBatchSize     = 500
+	DefaultBatchSize     = 5000
 	DefaultBatchWait     = 50 * time.Millisecond
 	DefaultMaxAttempts   = 5
 	DefaultRetryDelay    = time.Second
@@ -180,6 +184,9 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	def(&c.BatchSize, DefaultBatchSize)
 	def(&c.MaxAttempts, DefaultMaxAttempts)
+	if c.Batch != nil {
+		def(&c.MaxBuffered, max(DefaultMaxBuffered, 2*c.BatchSize)) // after BatchSize
+	}
 	def(&c.MaxBuffered, DefaultMaxBuffered)
 	def(&c.MaxParkedPerKey, DefaultMaxParked)
 	def(&c.MaxDeadKeys, DefaultMaxDeadKeys)
