@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -377,6 +378,7 @@ type rssWatch struct {
 }
 
 func newRSSWatch() *rssWatch {
+	debug.FreeOSMemory() // what earlier iterations left is not this one's
 	w := &rssWatch{base: readRSS(), done: make(chan struct{})}
 	w.wg.Add(1)
 	go func() {
