@@ -330,7 +330,12 @@ func (b *Bus) deliver(ctx context.Context, ev *Event, only, held []string, mode 
 	subs, mws := b.subs, b.mws
 	b.mu.RUnlock()
 
-	e := ev.Clone()
+	e := ev
+	if len(mws) > 0 || mode == asyncGo {
+		// A middleware may change its event in place, and an async handler may outlive
+		// Publish: both get a copy. A Runner without middleware hands its own event on.
+		e = ev.Clone()
+	}
 	for i, mw := range mws {
 		out, err := b.callMiddleware(ctx, mw, e)
 		if err != nil {
