@@ -314,7 +314,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		// pauses the partition, and franz-go drops the rest of the fetch, to be
 		// fetched again later. With franz-go's default (1 MiB) the runner spent
 		// most of its time in that pause and refetch (BenchmarkRunner in
-		// bench/watermill: 16k against 75k to 117k records/s with 128 KiB).
+		// bench/watermill: 16k against 75k to 117k records/s with 128 KiB). A
+		// larger record still comes: a broker always returns a partition's first
+		// batch whole.
 		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 	}
 	if r.cfg.Positions != nil {
