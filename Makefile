@@ -35,9 +35,13 @@ crash:
 	PYRITE_CRASH_EVENTS=$(CRASH_EVENTS) PYRITE_CRASH_AGGREGATES=$(CRASH_AGGREGATES) PYRITE_CRASH_KILLS=$(CRASH_KILLS) \
 	  $(GO) test -count $(CRASH_RUNS) -failfast -timeout 0 -run '^TestCrashMatrix' -v ./internal/crashtest
 
-## bench: every benchmark, each beside its baseline in the same run
+## bench: every benchmark, each beside its baseline in the same run: the main module's, then
+## bench/watermill's (Pyrite's runner and producer beside Watermill's, its own module so that
+## Watermill stays out of the main module's dependencies). BENCH picks benchmarks by name.
+BENCH ?= .
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./...
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 0 ./...
+	cd bench/watermill && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 0 ./...
 
 ## lint: go vet and staticcheck
 lint:

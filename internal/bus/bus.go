@@ -277,6 +277,35 @@ func (b *Bus) Publish(ctx context.Context, ev *Event) ([]Result, error) {
 	return b.deliver(ctx, ev, nil, nil, asyncGo)
 }
 
+// wants reports whether publishing an event of type typ could do more than count it: a
+// subscription matches typ, a middleware might change the type, or the debug log keeps
+// events. A Runner does not decode the records of a type its bus does not want (it routes
+// on the ce_type header).
+func (b *Bus) wants(typ string) bool {
+	if len(b.ring) > 0 { // set by New only
+		return true
+	}
+	b.mu.RLock()
+	subs, mws := b.subs, b.mws
+	b.mu.RUnlock()
+	if len(mws) > 0 {
+		return true
+	}
+	for _, s := range subs {
+		if s.pat.match(typ) {
+			return true
+		}
+	}
+	return false
+}
+
+// unwanted counts an event that a Runner did not decode because no handler wanted it, as
+// Publish would have counted it.
+func (b *Bus) unwanted(typ string) {
+	b.published.Add(1)
+	b.metrics.published(b.name, typ)
+}
+
 // asyncMode says what deliver does with async subscriptions.
 type asyncMode int
 
@@ -301,7 +330,12 @@ func (b *Bus) deliver(ctx context.Context, ev *Event, only, held []string, mode 
 	subs, mws := b.subs, b.mws
 	b.mu.RUnlock()
 
-	e := ev.Clone()
+	e := ev
+	if len(mws) > 0 || mode == asyncGo {
+		// A middleware may change its event in place, and an async handler may outlive
+		// Publish: both get a copy. A Runner without middleware hands its own event on.
+		e = ev.Clone()
+	}
 	for i, mw := range mws {
 		out, err := b.callMiddleware(ctx, mw, e)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,9 +28,10 @@ import (
 // the type, Time from the record timestamp. Registry outages are transient errors; every
 // other failure is permanent.
 type CodecDecoder struct {
-	codec   *codec.Codec
-	types   Types
-	readers map[string]*codec.Schema // subject -> newest local version
+	codec    *codec.Codec
+	types    Types
+	readers  map[string]*codec.Schema // subject -> newest local version
+	subjects sync.Map                 // event type -> subject, as types said
 }
 
 // Types maps between event types and registry subjects; *topology.Topology
@@ -54,6 +56,18 @@ func NewCodecDecoder(c *codec.Codec, types Types, local []schemas.File) (*CodecD
 		d.readers[f.Subject] = s
 	}
 	return d, nil
+}
+
+// subject is types.Subject(typ), remembered: it is asked for every record.
+func (d *CodecDecoder) subject(typ string) (string, error) {
+	if s, ok := d.subjects.Load(typ); ok {
+		return s.(string), nil
+	}
+	s, err := d.types.Subject(typ)
+	if err == nil {
+		d.subjects.Store(typ, s)
+	}
+	return s, err
 }
 
 // Decode implements Decoder.
@@ -145,7 +159,7 @@ func (d *CodecDecoder) decode(ctx context.Context, rec *kgo.Record) (*Event, err
 			return nil, err
 		}
 		ev.Type = typ
-	} else if subject, err := d.types.Subject(typ); err != nil || subject != w.Subject {
+	} else if subject, err := d.subject(typ); err != nil || subject != w.Subject {
 		return nil, fmt.Errorf("%w: %s says %q but the value is a %s", ErrBadHeader, HeaderType, ev.Type, w.Subject)
 	}
 	if ev.AggregateID == "" {

@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,8 +189,13 @@ func isControlHeader(k string) bool {
 
 // stripControl returns hs without the runner's control headers, in a new slice.
 func stripControl(hs []kgo.RecordHeader) []kgo.RecordHeader {
-	out := make([]kgo.RecordHeader, 0, len(hs))
-	for _, h := range hs {
+	i := slices.IndexFunc(hs, func(h kgo.RecordHeader) bool { return isControlHeader(h.Key) })
+	if i < 0 {
+		return slices.Clip(hs) // nothing to strip (a source record): shared, and an append copies
+	}
+	out := make([]kgo.RecordHeader, i, len(hs))
+	copy(out, hs[:i])
+	for _, h := range hs[i+1:] {
 		if !isControlHeader(h.Key) {
 			out = append(out, h)
 		}

@@ -20,6 +20,10 @@
 //     the revoked partitions' workers stopped) and before Run returns. Delivery is at least
 //     once: after a crash or a lost partition, records after the last commit are delivered
 //     again.
+//   - Routing before decoding: a Bus runner reads a source record's ce_type header first and
+//     does not decode a record whose type no handler matches (when the bus has no middleware
+//     and keeps no debug log); such a record is marked and counted as published, and so is
+//     not dead-lettered by this group even if it could not be decoded.
 //   - Per-key order through retries: a source record whose handlers fail transiently parks
 //     its key (when the runner has a RetryTopic): it is delivered again after a capped,
 //     doubling delay to the failing handlers only, and the later records of the same key wait

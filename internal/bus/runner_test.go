@@ -824,3 +824,74 @@ func TestRunnerRunsOnce(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// countingDecoder counts the records it decodes.
+type countingDecoder struct {
+	testDecoder
+	mu    sync.Mutex
+	types []string
+}
+
+func (d *countingDecoder) Decode(ctx context.Context, rec *kgo.Record) (*bus.Event, error) {
+	d.mu.Lock()
+	for _, h := range rec.Headers {
+		if h.Key == bus.HeaderType {
+			d.types = append(d.types, string(h.Value))
+		}
+	}
+	d.mu.Unlock()
+	return d.testDecoder.Decode(ctx, rec)
+}
+
+func (d *countingDecoder) decoded() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.types)
+}
+
+// A Bus runner routes on ce_type before decoding: a record whose type no handler matches is
+// not decoded (even an undecodable one: it is no dead letter of this group), and is marked
+// and counted as published; records without ce_type, and every record of a bus with a
+// middleware (which may change the type) or a debug log, are still decoded.
+func TestRunnerRoutesOnTypeBeforeDecoding(t *testing.T) {
+	k := newKafka(t)
+	k.produce(0, "d-1", "Deployment:Started", "undecodable", "d2")
+	k.produce(0, "we-1", "WorkEffort:Started", "w1")
+	b := bus.New(bus.WithLogSize(0))
+	var rec recorder
+	on(t, b, "WorkEffort:*", func(_ context.Context, ev *bus.Event) error { rec.add(ev); return nil }, bus.Options{Name: "we"})
+	dec := &countingDecoder{}
+	stop := k.start(bus.RunnerConfig{Bus: b, Decoder: dec})
+	waitFor(t, "the WorkEffort event", func() bool { return rec.len() == 1 })
+	waitFor(t, "commits past every record", func() bool { return k.committed()[0] == 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dec.decoded(); !slices.Equal(got, []string{"WorkEffort:Started"}) {
+		t.Errorf("decoded %v, want only the WorkEffort record", got)
+	}
+	if st := b.Stats(); st.Published != 3 || st.Delivered != 1 || st.Errors != 0 {
+		t.Errorf("stats = %+v, want 3 published, 1 delivered", st)
+	}
+
+	// With a middleware, or a debug log, every record is decoded again.
+	for name, mk := range map[string]func() *bus.Bus{
+		"middleware": func() *bus.Bus {
+			b := bus.New(bus.WithLogSize(0))
+			b.Use(func(_ context.Context, ev *bus.Event) (*bus.Event, error) { return ev, nil })
+			return b
+		},
+		"log": func() *bus.Bus { return bus.New() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := mk()
+			on(t, b, "WorkEffort:*", func(context.Context, *bus.Event) error { return nil }, bus.Options{Name: "we"})
+			dec := &countingDecoder{}
+			stop := k.start(bus.RunnerConfig{Bus: b, Decoder: dec, Group: "all-" + name})
+			waitFor(t, "three decodes", func() bool { return len(dec.decoded()) == 3 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

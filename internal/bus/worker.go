@@ -416,6 +416,14 @@ func (r *Runner) sourceMode() asyncMode {
 // deliver is delivery number attempt of rec (from o) to the handlers only (nil: all).
 func (w *worker) deliver(rec *kgo.Record, o origin, attempt int, only []string, mode asyncMode) ([]*kgo.Record, *park, error) {
 	r := w.r
+	// Route on ce_type before decoding: a group decodes only the types its handlers match
+	// (the integration and deployment groups read every event of their topics but handle
+	// a few types). A record without ce_type takes its type from the decoded value.
+	if typ := headerValue(rec.Headers, HeaderType); only == nil && len(typ) > 0 && !r.cfg.Bus.wants(string(typ)) {
+		r.cfg.Bus.unwanted(string(typ))
+		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "ok")
+		return nil, nil, nil
+	}
 	ev, err := w.decode(rec)
 	if err != nil {
 		r.cfg.Metrics.record(r.cfg.Group, rec.Topic, "dlq")
