@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
@@ -161,23 +162,33 @@ func runPipeline(b *testing.B, fed string, n int) pipelineMetrics {
 	m.ceiling = float64(n) / (float64(n)/m.produce + float64(n)/m.consume)
 
 	// The stages, as runDev wires them.
+	mods, err := modules.Wire()
+	if err != nil {
+		b.Fatal(err)
+	}
+	projs, migrations, routes, err := modules.ReadModels(s.Topology)
+	if err != nil {
+		b.Fatal(err)
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(runCtx)
 	ingestLn, projLn, upLn := listen(b), listen(b), listen(b)
 	ingestURL, projURL := "http://"+ingestLn.Addr().String(), "http://"+projLn.Addr().String()
 	g.Go(func() error {
 		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
-			TxnPrefix: "pyrite-ingest-dev", Topology: s.Topology, Metrics: prometheus.NewRegistry()}))
+			TxnPrefix: "pyrite-ingest-dev", Topology: s.Topology, Chain: mods.Chain, Metrics: prometheus.NewRegistry(),
+			Config: ingest.Config{Folds: mods.Folds, Commands: mods.Commands}}))
 	})
 	g.Go(func() error {
 		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
-			Topology: s.Topology, Metrics: prometheus.NewRegistry(), Config: upcaster.Config{TransactionalID: "pyrite-upcaster-dev"},
+			Topology: s.Topology, Chain: mods.Chain, Metrics: prometheus.NewRegistry(), Config: upcaster.Config{TransactionalID: "pyrite-upcaster-dev"},
 			KafkaOpts: []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}}))
 	})
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
 			Store: b.TempDir() + "/projector.db", Topology: s.Topology, Metrics: prometheus.NewRegistry(), InstanceID: "pyrite-dev-projector",
-			Reactors: projector.Reactors{Integration: true, Deployment: true, EventStore: eventstore.ClientConfig{URL: ingestURL}}}))
+			Schemas: mods.Schemas, Projections: projs, StoreOptions: migrations, Routes: routes,
+			Reactors: projector.Reactors{Integration: true, Domain: modules.Reactors(), EventStore: eventstore.ClientConfig{URL: ingestURL}}}))
 	})
 	defer func() {
 		cancel()

@@ -44,7 +44,7 @@ type Options struct {
 	CacheSize int           // LRU entries in front of reads; default 10,000
 	Drain     time.Duration // how long in-flight requests may take on shutdown
 	// BatchSize and BatchWait bound the events applied per transaction;
-	// defaults are the runner's (500 events, 50 ms).
+	// defaults are the runner's (bus.DefaultBatchSize events, 50 ms).
 	BatchSize int
 	BatchWait time.Duration
 	// InstanceID, when set, makes the runner a static group member
