@@ -1,12 +1,14 @@
 package saga_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,10 +191,79 @@ func TestGitHubSagaSIGKILL(t *testing.T) {
 	c.kill(t)
 
 	c = startChild(t, e, f)
-	waitEvents(t, e, saga.TypeIssueCreated, len(ids))
+	// Repeats (records whose delete a kill cut off, sent again by the sweep once SweepAge
+	// old) count on raw too: wait for every work effort's event, then for the outbox to
+	// drain, before asking raw to stay quiet.
+	waitEffortsOnRaw(t, e, saga.TypeIssueCreated, ids)
+	waitOutboxEmpty(t, e, saga.Group)
 	e.Stable(t, 300*time.Millisecond, reactortest.WorkEffortRaw)
 	c.stop(t)
 	assertOneIssueEach(t, f, reactortest.OfType(e.Events(t, reactortest.WorkEffortRaw), saga.TypeIssueCreated), ids)
+	assertRepeatsExact(t, e.Consume(t, reactortest.WorkEffortRaw, int(e.Count(t, reactortest.WorkEffortRaw))))
+}
+
+// waitEffortsOnRaw waits until raw holds an event of typ for every work effort of ids.
+func waitEffortsOnRaw(t *testing.T, e *reactortest.Env, typ string, ids []string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		seen := map[string]bool{}
+		for _, ev := range reactortest.OfType(e.Events(t, reactortest.WorkEffortRaw), typ) {
+			seen[ev.AggregateID] = true
+		}
+		missing := 0
+		for _, id := range ids {
+			if !seen[id] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d work efforts have no %s on raw", missing, len(ids), typ)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitOutboxEmpty waits until consumer's outbox holds no record.
+func waitOutboxEmpty(t *testing.T, e *reactortest.Env, consumer string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		recs, err := e.Store.Outbox(t.Context(), consumer, store.OutboxFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records still in the %s outbox", len(recs), consumer)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assertRepeatsExact checks the direct outbox path's promise: a record written to raw
+// again after a crash is an exact repeat (key, value and every header, in order), which the
+// upcaster's duplicate guard drops, so the events topic holds it once.
+func assertRepeatsExact(t *testing.T, recs []*kgo.Record) {
+	t.Helper()
+	first := map[string]*kgo.Record{}
+	for _, r := range recs {
+		id := reactortest.Header(r, bus.HeaderID)
+		f, seen := first[id]
+		if !seen {
+			first[id] = r
+			continue
+		}
+		if !bytes.Equal(f.Key, r.Key) || !bytes.Equal(f.Value, r.Value) || !slices.EqualFunc(f.Headers, r.Headers,
+			func(a, b kgo.RecordHeader) bool { return a.Key == b.Key && bytes.Equal(a.Value, b.Value) }) {
+			t.Errorf("ce_id %s at offsets %d and %d differs: the upcaster would upcast both", id, f.Offset, r.Offset)
+		}
+	}
 }
 
 // TestGitHubSagaSIGKILLThroughEventStore: the saga process appends through ingest's event
