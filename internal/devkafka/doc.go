@@ -59,6 +59,17 @@
 // version downgrade, software name and cluster checks and its features);
 // a v0 handshake still reaches kfake, which closes the connection.
 //
+// What the embedded broker serves to read_committed consumers: kfake leaves
+// a partition's aborted transactions out of a Fetch answer when the
+// request's byte limit (MaxBytes) cuts the answer inside that partition, so
+// the consumer takes the aborted records it got as committed (franz-go,
+// KafkaJS and librdkafka alike). Listen raises the MaxBytes of every
+// read_committed Fetch request to the largest int32 before kfake reads it:
+// each partition's answer then ends at its own limit (PartitionMaxBytes),
+// where kfake does list the aborted transactions, and the answer is bounded
+// by the sum of those limits (TestListenKeepsAbortedRecordsOut). The event
+// store decides transactions by their markers besides (internal/eventstore).
+//
 // Start is for one broker in one process whose clients all start after it:
 // it aborts every open transaction it finds, which is right only because
 // no producer can be alive across the broker's own restart. Against a

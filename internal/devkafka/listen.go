@@ -3,24 +3,38 @@ package devkafka
 import (
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
+	"io"
+	"math"
 	"net"
+	"slices"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Listen is the option that serves the embedded broker on ln, over TLS with
-// cfg when cfg is not nil (use it in place of kfake.ListenFn and kfake.TLS),
-// and that makes every ApiVersions answer list SaslHandshake from version 0,
-// as real Kafka does (see the package doc). kfake computes each answer,
-// version downgrade, client software name check and KIP-1242 cluster check
-// included; only that one field of a successful answer changes on its way
-// to the client. A SaslHandshake v0 still reaches kfake, which refuses it.
+// cfg when cfg is not nil (use it in place of kfake.ListenFn and kfake.TLS).
+// It amends two things on their way between client and broker (see the
+// package doc), and nothing else:
 //
-// It does so on a plain broker too: the list describes the protocol the
-// broker speaks, which real Kafka answers alike on every listener, and one
-// path for both keeps the secure one exercised by every plain run.
+//   - every ApiVersions answer lists SaslHandshake from version 0, as real
+//     Kafka does. kfake computes each answer, version downgrade, client
+//     software name check and KIP-1242 cluster check included; only that
+//     one field of a successful answer changes on its way to the client. A
+//     SaslHandshake v0 still reaches kfake, which refuses it.
+//   - a read_committed Fetch request reaches kfake without a limit of its
+//     own (MaxBytes), so each partition's answer ends at that partition's
+//     limit, never at the request's: kfake leaves a partition's aborted
+//     transactions out of the answer when the request's limit cuts it, and
+//     a read_committed consumer then takes an aborted record as committed.
+//     The answer stays bounded by the partitions' limits (PartitionMaxBytes).
+//
+// It does so on a plain broker too: real Kafka answers alike on every
+// listener, and one path for both keeps the secure one exercised by every
+// plain run.
 //
 // kfake asks for a listener once per broker, so Listen is for one broker.
 func Listen(ln net.Listener, cfg *tls.Config) kfake.Opt {
@@ -42,27 +56,74 @@ func (l handshakeListener) Accept() (net.Conn, error) {
 }
 
 // handshakeConn is a broker's side of a client connection (after TLS): it
-// notes the ApiVersions requests the broker reads and rewrites their answers
-// as the broker writes them. kfake reads a connection's requests in one
-// goroutine and writes its answers, one whole frame per Write, in another.
+// hands the broker the client's requests a whole frame at a time, amending
+// read_committed Fetch requests and noting ApiVersions requests, and
+// rewrites the ApiVersions answers as the broker writes them. kfake reads a
+// connection's requests in one goroutine and writes its answers, one whole
+// frame per Write, in another.
 type handshakeConn struct {
 	net.Conn
-	heads requestHeads // read side only
+	frame []byte // read side only: the current request frame
+	in    []byte // read side only: what the broker has yet to read of it
+	err   error  // read side only: the error after in
 
 	mu      sync.Mutex
 	pending map[int32]int16 // correlation ID -> version of an unanswered ApiVersions request
 }
 
+// maxFrame is the largest request handled a frame at a time; a larger size
+// goes to the broker as it comes (kfake refuses it) and the connection is
+// passed through from then on.
+const maxFrame = 256 << 20
+
 func (c *handshakeConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.heads.scan(p[:n], func(key, version int16, corr int32) {
-		if key == int16(kmsg.ApiVersions) {
-			c.mu.Lock()
-			c.pending[corr] = version
-			c.mu.Unlock()
+	if len(c.in) == 0 && c.err == nil {
+		c.in, c.err = c.next()
+	}
+	if len(c.in) == 0 {
+		if c.err == errPassThrough {
+			return c.Conn.Read(p)
 		}
-	})
-	return n, err
+		return 0, c.err
+	}
+	n := copy(p, c.in)
+	c.in = c.in[n:]
+	return n, nil
+}
+
+var errPassThrough = errors.New("devkafka: pass through")
+
+// next reads the client's next request frame and returns it as the broker
+// is to read it, with the error that follows it (a frame cut short by the
+// client goes to the broker as far as it came).
+func (c *handshakeConn) next() ([]byte, error) {
+	c.frame = append(c.frame[:0], 0, 0, 0, 0)
+	if n, err := io.ReadFull(c.Conn, c.frame); err != nil {
+		return c.frame[:n], err
+	}
+	size := int32(binary.BigEndian.Uint32(c.frame))
+	if size < 0 || size > maxFrame {
+		return c.frame, errPassThrough
+	}
+	c.frame = slices.Grow(c.frame, int(size))[:4+size]
+	if n, err := io.ReadFull(c.Conn, c.frame[4:]); err != nil {
+		return c.frame[:4+n], err
+	}
+	if size < 8 {
+		return c.frame, nil // the broker fails to parse it and closes the connection
+	}
+	key, version := int16(binary.BigEndian.Uint16(c.frame[4:])), int16(binary.BigEndian.Uint16(c.frame[6:]))
+	switch key {
+	case int16(kmsg.ApiVersions):
+		c.mu.Lock()
+		c.pending[int32(binary.BigEndian.Uint32(c.frame[8:]))] = version
+		c.mu.Unlock()
+	case int16(kmsg.Fetch):
+		if out, ok := unlimitReadCommitted(c.frame, version); ok {
+			c.frame = out
+		}
+	}
+	return c.frame, nil
 }
 
 func (c *handshakeConn) Write(p []byte) (int, error) {
@@ -117,34 +178,34 @@ func listHandshakeV0(frame []byte, version int16) ([]byte, bool) {
 	return out, true
 }
 
-// requestHeads follows the bytes a client sends and hands each request's
-// head (after the 4-byte size: API key, version, correlation ID) to a
-// function, however the bytes are split across reads.
-type requestHeads struct {
-	head [12]byte
-	have int   // bytes of the current head seen
-	skip int64 // bytes of the current request after its head still to come
-}
-
-func (r *requestHeads) scan(p []byte, fn func(key, version int16, corr int32)) {
-	for len(p) > 0 {
-		if r.skip > 0 {
-			n := int(min(r.skip, int64(len(p))))
-			r.skip -= int64(n)
-			p = p[n:]
-			continue
-		}
-		n := copy(r.head[r.have:], p)
-		r.have += n
-		p = p[n:]
-		if r.have < len(r.head) {
-			return
-		}
-		r.have = 0
-		// A size below the head's 8 bytes is a request the broker fails to
-		// parse; it closes the connection, so what follows does not matter.
-		r.skip = max(int64(binary.BigEndian.Uint32(r.head[:4]))-8, 0)
-		fn(int16(binary.BigEndian.Uint16(r.head[4:6])), int16(binary.BigEndian.Uint16(r.head[6:8])),
-			int32(binary.BigEndian.Uint32(r.head[8:12])))
+// unlimitReadCommitted returns frame, a Fetch request of version, with its
+// MaxBytes raised to the largest int32 if it reads committed records, and
+// whether it changed anything. A request that does not parse is left as it
+// is for the broker to refuse.
+func unlimitReadCommitted(frame []byte, version int16) ([]byte, bool) {
+	req := kmsg.FetchRequest{Version: version}
+	if version < 4 || version > req.MaxVersion() { // IsolationLevel came with v4
+		return nil, false
 	}
+	// The request header: size, key, version, correlation ID, client ID,
+	// then tagged fields when the request is flexible.
+	r := kbin.Reader{Src: frame[12:]}
+	r.NullableString()
+	if req.IsFlexible() {
+		for n := r.Uvarint(); n > 0; n-- {
+			r.Uvarint()
+			r.Span(int(r.Uvarint()))
+		}
+	}
+	if !r.Ok() {
+		return nil, false
+	}
+	head := len(frame) - len(r.Src)
+	if err := req.ReadFrom(r.Src); err != nil || req.IsolationLevel != 1 || req.MaxBytes == math.MaxInt32 {
+		return nil, false
+	}
+	req.MaxBytes = math.MaxInt32
+	out := req.AppendTo(append(make([]byte, 0, len(frame)), frame[:head]...))
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	return out, true
 }

@@ -2,6 +2,7 @@ package devkafka
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -9,11 +10,13 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pyrite-dev/pyrite/internal/certs"
@@ -262,34 +265,123 @@ func isReset(err error) bool {
 	return errors.As(err, &op) && !op.Timeout()
 }
 
-// TestRequestHeads: the request heads are found however the client's bytes
-// are split across reads.
-func TestRequestHeads(t *testing.T) {
-	f := kmsg.NewRequestFormatter(kmsg.FormatterClientID("devkafka-test"))
-	var stream []byte
-	type head struct {
-		key, version int16
-		corr         int32
+// TestListenReadsSplitRequests: requests reach the broker whole and in
+// order however the client's bytes are split across writes, and the
+// ApiVersions answers among them are patched.
+func TestListenReadsSplitRequests(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var want []head
-	for i, r := range []kmsg.Request{apiVersionsReq(3, "a", "1", nil, -1), kmsg.NewPtrMetadataRequest(),
-		apiVersionsReq(0, "", "", nil, -1), kmsg.NewPtrSASLHandshakeRequest()} {
-		r.SetVersion(min(r.GetVersion(), r.MaxVersion()))
-		stream = append(stream, f.AppendRequest(nil, r, int32(100+i))...)
-		want = append(want, head{r.Key(), r.GetVersion(), int32(100 + i)})
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1), Listen(ln, nil))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, chunk := range []int{1, 3, 7, 12, 13, len(stream)} {
-		var (
-			r   requestHeads
-			got []head
-		)
+	t.Cleanup(cl.Close)
+	addr := cl.ListenAddrs()[0]
+	reqs := []kmsg.Request{apiVersionsReq(3, "a", "1", nil, -1), kmsg.NewPtrMetadataRequest(),
+		apiVersionsReq(0, "", "", nil, -1), apiVersionsReq(4, "b", "2", nil, -1)}
+	for _, chunk := range []int{1, 3, 7, 12, 13, 1 << 20} {
+		c := dialRaw(t, addr, nil)
+		f := kmsg.NewRequestFormatter(kmsg.FormatterClientID("devkafka-test"))
+		var stream []byte
+		for i, r := range reqs {
+			r.SetVersion(min(r.GetVersion(), r.MaxVersion()))
+			stream = append(stream, f.AppendRequest(nil, r, int32(100+i))...)
+		}
 		for rest := stream; len(rest) > 0; {
 			n := min(chunk, len(rest))
-			r.scan(bytes.Clone(rest[:n]), func(key, version int16, corr int32) { got = append(got, head{key, version, corr}) })
+			if _, err := c.conn.Write(rest[:n]); err != nil {
+				t.Fatal(err)
+			}
 			rest = rest[n:]
 		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("chunks of %d: %v, want %v", chunk, got, want)
+		for i, r := range reqs {
+			corr, body, err := c.answer()
+			if err != nil || corr != int32(100+i) {
+				t.Fatalf("chunks of %d: answer %d: correlation %d, %v", chunk, i, corr, err)
+			}
+			if r.Key() == int16(kmsg.ApiVersions) {
+				if h := handshakeRange(apiVersions(t, body, r.GetVersion())); h == nil || h.MinVersion != 0 {
+					t.Errorf("chunks of %d: answer %d lists SaslHandshake as %+v", chunk, i, h)
+				}
+			}
+		}
+	}
+}
+
+// TestListenKeepsAbortedRecordsOut: a read_committed consumer whose fetch
+// limit cuts an answer right after an aborted transaction must still drop
+// that transaction's records. kfake alone serves them as committed (it
+// leaves the aborted transactions of the partition the limit cut out of the
+// answer); through Listen the limit never cuts, and they stay out.
+func TestListenKeepsAbortedRecordsOut(t *testing.T) {
+	for _, listen := range []bool{false, true} {
+		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(1, "t")}
+		if listen {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, Listen(ln, nil))
+		}
+		c, err := kfake.NewCluster(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		brokers := kgo.SeedBrokers(c.ListenAddrs()...)
+		value := bytes.Repeat([]byte("v"), 1000)
+		plain, err := kgo.NewClient(brokers, kgo.ProducerBatchCompression(kgo.NoCompression()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer plain.Close()
+		txn, err := kgo.NewClient(brokers, kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.TransactionalID("devkafka-test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer txn.Close()
+		ctx := t.Context()
+		// committed, aborted (with its ABORT marker), committed: each batch about 1,070 bytes.
+		if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "t", Key: []byte("committed-1"), Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.ProduceSync(ctx, &kgo.Record{Topic: "t", Key: []byte("aborted"), Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil {
+			t.Fatal(err)
+		}
+		if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "t", Key: []byte("committed-2"), Value: value}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		// A request limit that takes the first two batches and the marker, not the third.
+		cons, err := kgo.NewClient(brokers, kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxBytes(2500))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Close()
+		var keys []string
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		for len(keys) < 2 || (len(keys) < 3 && keys[len(keys)-1] != "committed-2") {
+			fs := cons.PollFetches(pctx)
+			if pctx.Err() != nil {
+				break
+			}
+			fs.EachRecord(func(r *kgo.Record) { keys = append(keys, string(r.Key)) })
+		}
+		cancel()
+		aborted := slices.Contains(keys, "aborted")
+		switch {
+		case listen && (aborted || !slices.Equal(keys, []string{"committed-1", "committed-2"})):
+			t.Errorf("through Listen: read %v, want committed-1, committed-2", keys)
+		case !listen && !aborted:
+			t.Errorf("kfake alone: read %v without the aborted record: kfake keeps the aborted transactions of a cut answer now, and Listen's Fetch amendment can go", keys)
 		}
 	}
 }
