@@ -62,20 +62,21 @@ node-deps: $(NODE_DIR)/node_modules/.package-lock.json
 $(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
 	npm ci --prefix $(NODE_DIR) --no-audit --no-fund
 
+# debian-tool: the recipe that installs Debian's package $(1) (its command has the same name)
+# when it is missing, as root, or else stops naming the one command to run; $(2) says what needs it.
+define debian-tool
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(1); \
+	  else \
+	    echo "make test needs $(1) for $(2); run: sudo apt-get update && sudo apt-get install -y $(1)" >&2; exit 1; \
+	  fi; }
+endef
+
 # chromium: Debian's chromium for the board's browser test; nothing when it is there.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
-	  else \
-	    echo "make test needs Chromium for the board's browser test; run: sudo apt-get update && sudo apt-get install -y chromium" >&2; exit 1; \
-	  fi; }
+	$(call debian-tool,chromium,the board's browser test)
 
 # kcat: Debian's kcat (librdkafka 2.0.2) for the interop test against `pyrite dev --secure`; nothing when it is there.
 kcat:
-	@command -v kcat >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y kcat; \
-	  else \
-	    echo "make test needs kcat for the secure interop test; run: sudo apt-get update && sudo apt-get install -y kcat" >&2; exit 1; \
-	  fi; }
+	$(call debian-tool,kcat,the secure interop test)
