@@ -109,7 +109,7 @@ func (c *cfg) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.MetricsAuth, "metrics-auth", c.env.Bool("PYRITE_METRICS_AUTH", false),
 		"with --auth-file, GET /metrics also needs one of its tokens (/healthz and /readyz stay open) (env PYRITE_METRICS_AUTH)")
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
-		"static group member id: a restart within the session timeout keeps the partitions without a rebalance; unique per instance, "+
+		"static group member id: a restart after a crash, within the session timeout, keeps the partitions without a rebalance; a clean stop leaves the group; unique per instance, "+
 			"and keep --advertise the same across restarts (the others learn addresses at rebalances) (env PYRITE_INSTANCE_ID)")
 }
 

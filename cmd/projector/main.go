@@ -227,7 +227,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&c.CacheSize, "cache-size", 10_000, "work efforts kept in the read cache (0 turns it off)")
 	fs.IntVar(&c.BatchSize, "batch-size", 500, "most events applied in one database transaction")
 	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""),
-		"static consumer-group member id (e.g. the pod name): a restarted instance takes its partitions back at once; unique per instance (env PYRITE_INSTANCE_ID; empty: dynamic membership)")
+		"static consumer-group member id (e.g. the pod name): an instance restarted after a crash takes its partitions back at once; a clean stop leaves the group, so its partitions move; unique per instance (env PYRITE_INSTANCE_ID; empty: dynamic membership)")
 	fs.StringVar(&c.AuthFile, "auth-file", config.Env("PYRITE_AUTH_FILE", ""),
 		`JSON file of bearer tokens, {"tokens": [{"token", "principal"}]}: the query API and the live stream (everything under /v1/) then need one of them; empty: open (env PYRITE_AUTH_FILE)`)
 	fs.BoolVar(&c.MetricsAuth, "metrics-auth", c.env.Bool("PYRITE_METRICS_AUTH", false),

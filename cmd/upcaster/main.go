@@ -80,7 +80,7 @@ func parse(args []string, stderr io.Writer) (*cfg, error) {
 	fs.StringVar(&c.Profile, "profile", config.Env("PYRITE_PROFILE", "dev"), "topology profile: dev or production (env PYRITE_PROFILE)")
 	fs.StringVar(&c.Group, "group", config.Env("PYRITE_UPCASTER_GROUP", upcaster.DefaultConsumerGroup), "Kafka consumer group shared by every upcaster instance (env PYRITE_UPCASTER_GROUP)")
 	fs.StringVar(&c.TxnID, "txn-id", config.Env("PYRITE_TXN_ID", "pyrite-upcaster-"+host), "transactional id: keep it stable across restarts of an instance and unique across instances (env PYRITE_TXN_ID)")
-	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""), "static group membership id: a restarted instance takes its partitions back without a rebalance; empty for dynamic membership (env PYRITE_INSTANCE_ID)")
+	fs.StringVar(&c.InstanceID, "instance-id", config.Env("PYRITE_INSTANCE_ID", ""), "static group membership id: an instance restarted after a crash takes its partitions back without a rebalance; a clean stop leaves the group; empty for dynamic membership (env PYRITE_INSTANCE_ID)")
 	fs.StringVar(&c.Mode, "mode", string(upcaster.Transactional), "transactional (exactly once) or at-least-once (for comparison)")
 	fs.DurationVar(&c.LatestRefresh, "latest-refresh", upcaster.DefaultLatestRefresh, "how long the newest version of a type is cached before the registry is asked again: a newly registered version becomes the output version within this interval")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 45*time.Second, "consumer group session timeout: how long a silent instance keeps its partitions")
