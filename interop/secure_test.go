@@ -188,14 +188,7 @@ func TestLibrdkafkaSecure(t *testing.T) {
 		}
 	})
 	t.Run("wrong CA", func(t *testing.T) {
-		other, err := certs.NewCA("another CA")
-		if err != nil {
-			t.Fatal(err)
-		}
-		otherCA := filepath.Join(t.TempDir(), "other-ca.pem")
-		if err := os.WriteFile(otherCA, other.CertPEM, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		otherCA := otherCAFile(t)
 		c, err := kafka.NewConsumer(withGroup(s.librdkafkaConfig(admin.User, admin.Password, otherCA)))
 		if err != nil {
 			t.Fatal(err)
@@ -291,17 +284,25 @@ func TestKcatSecure(t *testing.T) {
 		}
 	})
 	t.Run("wrong CA", func(t *testing.T) {
-		other, err := certs.NewCA("another CA")
-		if err != nil {
-			t.Fatal(err)
-		}
-		otherCA := filepath.Join(t.TempDir(), "other-ca.pem")
-		if err := os.WriteFile(otherCA, other.CertPEM, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		otherCA := otherCAFile(t)
 		out, err := s.kcatRun(t, kcat, admin.Password, otherCA, "-L", "-m", "10")
 		if err == nil || !strings.Contains(out, "certificate verify failed") {
 			t.Fatalf("kcat -L trusting another CA: %v, want the TLS handshake to fail on the certificate\n%s", err, out)
 		}
 	})
+}
+
+// otherCAFile writes the certificate of a CA the secure stack's certificates
+// do not come from, and returns its path.
+func otherCAFile(t *testing.T) string {
+	t.Helper()
+	other, err := certs.NewCA("another CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(path, other.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
