@@ -14,6 +14,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
@@ -299,7 +300,7 @@ func TestDeploymentNoDuplicateCommands(t *testing.T) {
 func view(t *testing.T, e *reactortest.Env, id string, status int) deployment.View {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(deployment.QueryPath, deployment.Query(e.Store))
+	mux.Handle(deployment.QueryPath, deployment.Query(projector.Reads{Store: e.Store}))
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/deployments/"+id, nil))
 	if rec.Code != status {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
@@ -77,11 +78,12 @@ func ViewOf(p store.DeploymentProcess) View {
 	return v
 }
 
-// Query serves QueryPath from st: 200 with the View, 404 for an unknown process.
-func Query(st *store.Store) http.Handler {
+// Query serves QueryPath from the projector's store: 200 with the View, 404 for an unknown
+// process.
+func Query(rd projector.Reads) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		p, found, err := st.DeploymentProcess(r.Context(), id)
+		p, found, err := rd.Store.DeploymentProcess(r.Context(), id)
 		switch {
 		case err != nil:
 			problem(w, http.StatusInternalServerError, "store-error", "Store error", err.Error())
