@@ -10,6 +10,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/saga"
+	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
 // List returns the aggregates Pyrite runs, in the order their topics are declared.
@@ -47,3 +48,13 @@ func (r Reactors) Specs() []reactor.Spec {
 // Dev returns the reactors that need no outside service, with their defaults, as pyrite dev
 // runs them: the deployment process manager.
 func Dev() Reactors { return Reactors{Deployment: &deployment.Config{}} }
+
+// Topology declares profile p's topology for List's aggregates and their groups, with opts
+// after them; every main and CLI command that names topics or groups declares it so.
+func Topology(p topology.Profile, opts ...topology.Option) (*topology.Topology, error) {
+	w, err := Wire()
+	if err != nil {
+		return nil, err
+	}
+	return topology.New(p, append(w.Topology(), opts...)...)
+}
