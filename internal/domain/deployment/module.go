@@ -13,12 +13,14 @@ const Aggregate = "Deployment"
 
 // Module describes the Deployment aggregate. Its schemas have a single version each, so it has
 // no upcast steps; it has no fold and no commands (its commands are the process manager's).
-// Its read model is the process manager's state of each process, served by QueryPath; the
-// process manager (Reactor) writes it, so it has no projection or tables of its own.
+// Its read model is the process manager's state of each process (deployment_processes, its
+// migrations), served by QueryPath; the process manager (Reactor) writes it, so it has no
+// projection.
 func Module() domain.Module {
 	return domain.Module{
 		Aggregate: Aggregate,
-		ReadModel: &projector.ReadModel{Name: Group, Routes: []projector.Route{{Pattern: QueryPath, Handler: Query}}},
+		ReadModel: &projector.ReadModel{Name: Group, Migrations: Migrations(),
+			Routes: []projector.Route{{Pattern: QueryPath, Handler: Query}}},
 	}
 }
 

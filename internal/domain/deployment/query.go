@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/projector"
-	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
 // QueryPath is the deployment read model's route: the process manager's state of one
@@ -43,7 +42,7 @@ type StepView struct {
 }
 
 // ViewOf returns the read model of a process as the process manager stored it.
-func ViewOf(p store.DeploymentProcess) View {
+func ViewOf(p Process) View {
 	v := View{ID: p.ProcessID, WorkEffortID: p.WorkEffortID, State: p.State, Artifact: p.Artifact,
 		Environment: p.Environment, Reason: p.Reason, CorrelationID: p.CorrelationID,
 		StartedAt: p.StartedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(), Version: p.Version}
@@ -83,7 +82,7 @@ func ViewOf(p store.DeploymentProcess) View {
 func Query(rd projector.Reads) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		p, found, err := rd.Store.DeploymentProcess(r.Context(), id)
+		p, found, err := LoadProcess(r.Context(), rd.Store, id)
 		switch {
 		case err != nil:
 			problem(w, http.StatusInternalServerError, "store-error", "Store error", err.Error())
