@@ -1,0 +1,4 @@
+-- Released as "ALTER TABLE work_efforts ADD COLUMN description_null ...". The work_efforts
+-- table is now the WorkEffort module's (internal/domain/workeffort/migrations, which creates
+-- it with description_null when missing); the version stays so that databases an earlier
+-- build migrated keep opening. It does nothing.

@@ -1,0 +1,5 @@
+-- Released as "ALTER TABLE deployment_processes ADD COLUMN stream_version BIGINT". The
+-- deployment_processes table is now the deployment module's
+-- (internal/domain/deployment/migrations, which creates it with stream_version when missing);
+-- the version stays so that databases an earlier build migrated keep opening. It does
+-- nothing.
