@@ -7,8 +7,8 @@
 -- Until the state moved into this module the store's own migrations created this table
 -- (store migrations 0002 and 0005): on a database they migrated, the table and its indexes
 -- exist already and this migration only records itself. (A database last migrated before store
--- migration 0005 has the table without stream_version, which this migration does not add: open it
--- once with a build that still has the store's 0005.)
+-- migration 0005 has the table without stream_version, which this migration does not add: open it once
+-- with a build from before the read models moved into their modules, which applies 0005.)
 CREATE TABLE IF NOT EXISTS deployment_processes (
     process_id      TEXT    NOT NULL PRIMARY KEY,
     work_effort_id  TEXT    NOT NULL,

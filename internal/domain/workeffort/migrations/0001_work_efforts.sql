@@ -6,8 +6,8 @@
 -- Until the read model moved into this module the store's own migrations created this table
 -- (store migrations 0001 and 0004): on a database they migrated, the table and its index
 -- exist already and this migration only records itself. (A database last migrated before store
--- migration 0004 has the table without description_null, which this migration does not add: open it
--- once with a build that still has the store's 0004.)
+-- migration 0004 has the table without description_null, which this migration does not add: open it once
+-- with a build from before the read models moved into their modules, which applies 0004.)
 CREATE TABLE IF NOT EXISTS work_efforts (
     id                  TEXT    NOT NULL PRIMARY KEY,
     title               TEXT    NOT NULL DEFAULT '',
