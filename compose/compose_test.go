@@ -412,7 +412,7 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 		}},
 		{name: "projector", run: func(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
 			return projector.Run(ctx, ln, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology, Metrics: reg, Logger: log,
-				Store: filepath.Join(t.TempDir(), "projector.db"), BatchWait: 10 * time.Millisecond,
+				Store: filepath.Join(t.TempDir(), "projector.db"), BatchWait: 10 * time.Millisecond, ReadModels: s.ReadModels,
 				KafkaOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)},
 				Reactors: projector.Reactors{
 					Webhooks: webhook.Config{Subscriptions: subs},

@@ -330,7 +330,7 @@ func runStack(t *testing.T, s *stacktest.Stack, kopts []kgo.Opt) string {
 		}},
 		{"projector", func(ctx context.Context, ln net.Listener) error {
 			return projector.Run(ctx, ln, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL, Topology: s.Topology,
-				Metrics: prometheus.NewRegistry(), Logger: log, Store: filepath.Join(t.TempDir(), "projector.db"),
+				ReadModels: s.ReadModels, Metrics: prometheus.NewRegistry(), Logger: log, Store: filepath.Join(t.TempDir(), "projector.db"),
 				BatchWait: 10 * time.Millisecond, KafkaOpts: kopts,
 				Reactors: projector.Reactors{
 					Integration: true, Webhooks: webhook.Config{Subscriptions: subs}, WebhookAttempts: 2,

@@ -72,7 +72,7 @@ func TestEffectivelyOnceAcrossSIGKILL(t *testing.T) {
 			}
 			defer st.Close()
 			for id, w := range want {
-				got, ok, err := st.WorkEffort(context.Background(), id)
+				got, ok, err := workeffort.Get(context.Background(), st, id)
 				if err != nil || !ok {
 					t.Fatalf("%s: found %v, err %v", id, ok, err)
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/projector"
@@ -180,13 +181,15 @@ func (c *cfg) reactors() (projector.Reactors, error) {
 		WebhookAttempts: c.WebhookAttempts,
 		Retry:           reactor.Retry{MaxAttempts: c.Attempts, Delay: c.RetryDelay, MaxDelay: c.MaxRetryDelay},
 	}
+	var mr modules.Reactors
 	if c.Deployment {
-		r.Domain = append(r.Domain, deployment.Reactor(deployment.Config{StepTimeout: c.DeployTimeout, Environment: c.DeployEnv, PollInterval: c.DeployPoll}))
+		mr.Deployment = &deployment.Config{StepTimeout: c.DeployTimeout, Environment: c.DeployEnv, PollInterval: c.DeployPoll}
 	}
 	if c.GitHub.Enabled() {
-		r.GitHub = c.GitHub
-		r.GitHub.Backoff = c.RetryDelay
+		mr.GitHub = c.GitHub
+		mr.GitHub.Backoff = c.RetryDelay
 	}
+	r.Domain = mr.Specs()
 	if c.WebhooksFile != "" {
 		data, err := os.ReadFile(c.WebhooksFile)
 		if err != nil {
@@ -254,10 +257,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	projs, migrations, routes, err := modules.ReadModels(topo)
-	if err != nil {
-		return err
-	}
 	log := tracing.NewLogger(stderr, nil)
 	tr, err := tracing.New(ctx, tc)
 	if err != nil {
@@ -288,7 +287,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Metrics: reg, Logger: log,
 		CacheSize: c.CacheSize, BatchSize: c.BatchSize, InstanceID: c.InstanceID,
 		Reactors: reactors, Schemas: mods.Schemas,
-		Projections: projs, StoreOptions: migrations, Routes: routes,
-		KafkaOpts: append(c.Compression.KafkaOpts(), tr.KafkaOpts(projector.WorkEfforts)...),
+		ReadModels: mods.ReadModels,
+		KafkaOpts:  append(c.Compression.KafkaOpts(), tr.KafkaOpts(workeffort.Projection)...),
 	})
 }

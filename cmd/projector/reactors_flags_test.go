@@ -6,12 +6,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/saga"
 )
 
 func TestReactorFlagsHaveHelpAndEnv(t *testing.T) {
@@ -56,7 +59,7 @@ func TestReactorFlags(t *testing.T) {
 		{name: "defaults: integration and deployment on, the rest off",
 			check: func(t *testing.T, c *cfg) {
 				r, err := c.reactors()
-				if err != nil || !r.Integration || len(r.Domain) != 1 || r.Domain[0].Group != deployment.Group || r.SMTP.Enabled() || r.GitHub.Enabled() || len(r.Webhooks.Subscriptions) != 0 {
+				if err != nil || !r.Integration || len(r.Domain) != 1 || r.Domain[0].Group != deployment.Group || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) != 0 {
 					t.Errorf("reactors %+v, %v", r, err)
 				}
 			}},
@@ -74,8 +77,12 @@ func TestReactorFlags(t *testing.T) {
 			env:  map[string]string{"PYRITE_GITHUB_TOKEN": "tok"},
 			args: []string{"--github-repo", "o/r"},
 			check: func(t *testing.T, c *cfg) {
-				if r, err := c.reactors(); err != nil || r.GitHub.Token != "tok" || r.GitHub.Repository != "o/r" {
-					t.Errorf("github %+v, %v", r.GitHub, err)
+				r, err := c.reactors()
+				if err != nil || c.GitHub.Token != "tok" || c.GitHub.Repository != "o/r" {
+					t.Errorf("github %+v, %v", c.GitHub, err)
+				}
+				if groups := specGroups(r.Domain); !slices.Contains(groups, saga.Group) {
+					t.Errorf("reactors %v run no GitHub saga", groups)
 				}
 			}},
 		{name: "event store URL from the environment, token from a file",
@@ -143,4 +150,13 @@ func TestReactorFlags(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	})
+}
+
+// specGroups are the groups of specs.
+func specGroups(specs []reactor.Spec) []string {
+	var out []string
+	for _, s := range specs {
+		out = append(out, s.Group)
+	}
+	return out
 }

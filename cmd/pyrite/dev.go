@@ -192,10 +192,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	projs, migrations, routes, err := modules.ReadModels(topo)
-	if err != nil {
-		return err
-	}
 	adm, err := kgo.NewClient(append(sd.conn("admin"), kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return err
@@ -288,12 +284,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return named("projector", projector.Run(gctx, projLn, projector.Options{
 			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
 			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Schemas: mods.Schemas,
-			Projections: projs, StoreOptions: migrations, Routes: routes,
-			Metrics: prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
+			ReadModels: mods.ReadModels,
+			Metrics:    prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those. The process manager
 			// appends through ingest's event store.
-			Reactors: projector.Reactors{Integration: true, Domain: modules.Reactors(),
+			Reactors: projector.Reactors{Integration: true, Domain: modules.Dev().Specs(),
 				EventStore: eventstore.ClientConfig{URL: "http://" + ingestLn.Addr().String(), Token: sd.eventStoreToken()}},
 			KafkaOpts: kopts,
 		}))

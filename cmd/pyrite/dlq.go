@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -168,7 +169,7 @@ func (f *dlqFlags) open(group string, errs ...error) (brokers kafkaTarget, topic
 
 // dlqTopic returns the dead-letter topic of a declared group.
 func dlqTopic(group string) (string, error) {
-	top, err := topology.New(topology.Dev) // names only; sizes do not matter
+	top, err := modules.Topology(topology.Dev) // names only; sizes do not matter
 	if err != nil {
 		return "", err
 	}
@@ -809,7 +810,7 @@ func skip(ctx context.Context, brokers kafkaTarget, group, topic string, picked 
 // declared without one (the upcaster: its dead letters go back to their raw topic, which only
 // the upcaster consumes).
 func redriveTopic(group string) (string, bool) {
-	top, err := topology.New(topology.Dev) // names only
+	top, err := modules.Topology(topology.Dev) // names only
 	if err != nil {
 		return "", false
 	}

@@ -37,7 +37,7 @@ func TestDLQRedriveIntoProjection(t *testing.T) {
 	go func() {
 		done <- projector.Run(ctx, ln, projector.Options{
 			Brokers: s.Brokers, Registry: s.RegistryURL, Store: filepath.Join(t.TempDir(), "p.db"), Topology: s.Topology,
-			Metrics: prometheus.NewRegistry(), CacheSize: -1, BatchWait: 10 * time.Millisecond,
+			ReadModels: s.ReadModels, Metrics: prometheus.NewRegistry(), CacheSize: -1, BatchWait: 10 * time.Millisecond,
 			KafkaOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)},
 		})
 	}()

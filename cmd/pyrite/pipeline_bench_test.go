@@ -166,10 +166,6 @@ func runPipeline(b *testing.B, fed string, n int) pipelineMetrics {
 	if err != nil {
 		b.Fatal(err)
 	}
-	projs, migrations, routes, err := modules.ReadModels(s.Topology)
-	if err != nil {
-		b.Fatal(err)
-	}
 	runCtx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(runCtx)
 	ingestLn, projLn, upLn := listen(b), listen(b), listen(b)
@@ -187,8 +183,8 @@ func runPipeline(b *testing.B, fed string, n int) pipelineMetrics {
 	g.Go(func() error {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
 			Store: b.TempDir() + "/projector.db", Topology: s.Topology, Metrics: prometheus.NewRegistry(), InstanceID: "pyrite-dev-projector",
-			Schemas: mods.Schemas, Projections: projs, StoreOptions: migrations, Routes: routes,
-			Reactors: projector.Reactors{Integration: true, Domain: modules.Reactors(), EventStore: eventstore.ClientConfig{URL: ingestURL}}}))
+			Schemas: mods.Schemas, ReadModels: mods.ReadModels,
+			Reactors: projector.Reactors{Integration: true, Domain: modules.Dev().Specs(), EventStore: eventstore.ClientConfig{URL: ingestURL}}}))
 	})
 	defer func() {
 		cancel()

@@ -11,9 +11,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/domain"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -25,17 +27,22 @@ func projectionCommands() []command {
 	}
 }
 
-// projectionTopics returns the topics a store-positioned projection reads.
-func projectionTopics(top *topology.Topology, name string) ([]string, error) {
-	switch name {
-	case store.WorkEffortProjection:
-		agg, err := top.Aggregate("WorkEffort")
-		if err != nil {
-			return nil, err
-		}
-		return []string{agg.EventsTopic()}, nil
+// rebuildable returns the modules' projection named name, how to rebuild it and the topics
+// it reads.
+func rebuildable(w domain.Wiring, top *topology.Topology, name string) (store.Rebuildable, []string, error) {
+	p, ok := w.Projection(name)
+	if !ok || p.Rebuild == nil {
+		return store.Rebuildable{}, nil, fmt.Errorf("%w: %q is not a projection that can be rebuilt (projections: %s)", errUsage, name, strings.Join(w.Rebuildable(), ", "))
 	}
-	return nil, fmt.Errorf("%w: %q is not a projection that can be rebuilt (projections: %s)", errUsage, name, strings.Join(store.Rebuildable(), ", "))
+	topics := p.Topics
+	for _, a := range p.Aggregates {
+		t, err := top.EventsTopic(a)
+		if err != nil {
+			return store.Rebuildable{}, nil, err
+		}
+		topics = append(topics, t)
+	}
+	return *p.Rebuild, topics, nil
 }
 
 const rebuildUsage = `
@@ -93,11 +100,15 @@ func runProjectionRebuild(ctx context.Context, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	top, err := topology.New(topology.Dev) // routing only
+	mods, err := modules.Wire()
 	if err != nil {
 		return err
 	}
-	topics, err := projectionTopics(top, name)
+	top, err := topology.New(topology.Dev, mods.Topology()...) // routing only
+	if err != nil {
+		return err
+	}
+	spec, topics, err := rebuildable(mods, top, name)
 	if err != nil {
 		return err
 	}
@@ -105,12 +116,19 @@ func runProjectionRebuild(ctx context.Context, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	local = append(local, mods.Schemas...)
 	dec, err := bus.NewCodecDecoder(codec.Dial(strings.TrimRight(f.registry, "/")), top, local)
 	if err != nil {
 		return err
 	}
+	var migrations []store.Option // the read models' tables, in case this opens the store first
+	for _, rm := range mods.ReadModels {
+		if rm.Migrations != nil {
+			migrations = append(migrations, store.WithMigrations(rm.Name, rm.Migrations))
+		}
+	}
 	octx, cancel := context.WithTimeout(ctx, f.timeout)
-	st, err := store.Open(octx, *storeURL)
+	st, err := store.Open(octx, *storeURL, migrations...)
 	cancel()
 	if err != nil {
 		return err
@@ -129,7 +147,7 @@ func runProjectionRebuild(ctx context.Context, args []string, stdout, stderr io.
 	}
 	seed := map[store.TopicPartition]int64{}
 	starts.each(func(t string, p int32, off int64) { seed[store.TopicPartition{Topic: t, Partition: p}] = off })
-	rb, err := st.StartRebuild(ctx, name, store.RebuildOptions{Restart: *restart, From: *from, Start: seed})
+	rb, err := st.StartRebuild(ctx, spec, store.RebuildOptions{Restart: *restart, From: *from, Start: seed})
 	if errors.Is(err, store.ErrRebuildInProgress) {
 		return fmt.Errorf("%w (--restart)", err)
 	}

@@ -43,7 +43,7 @@ func TestProjectionRebuild(t *testing.T) {
 	go func() {
 		projDone <- projector.Run(ctx, ln, projector.Options{
 			Brokers: s.Brokers, Registry: s.RegistryURL, Store: dbPath, Topology: s.Topology,
-			Metrics: prometheus.NewRegistry(), CacheSize: -1, BatchSize: 50, BatchWait: 10 * time.Millisecond,
+			ReadModels: s.ReadModels, Metrics: prometheus.NewRegistry(), CacheSize: -1, BatchSize: 50, BatchWait: 10 * time.Millisecond,
 			KafkaOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)},
 		})
 	}()
@@ -183,15 +183,15 @@ func TestProjectionRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if g, err := st.Generation(t.Context(), store.WorkEffortProjection); err != nil || g != 1 {
+	if g, err := st.Generation(t.Context(), workeffort.Projection); err != nil || g != 1 {
 		t.Errorf("generation %d, %v", g, err)
 	}
-	if page, _, err := st.ListWorkEfforts(t.Context(), "", store.MaxListLimit, ""); err != nil || len(page) != n+20 {
+	if page, _, err := workeffort.List(t.Context(), st, "", workeffort.MaxListLimit, ""); err != nil || len(page) != n+20 {
 		t.Errorf("%d work efforts after the rebuild (%v), want %d", len(page), err, n+20)
 	}
 
 	t.Run("one rebuild at a time", func(t *testing.T) {
-		rb, err := st.StartRebuild(t.Context(), store.WorkEffortProjection, store.RebuildOptions{})
+		rb, err := st.StartRebuild(t.Context(), workeffort.Rebuildable(), store.RebuildOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +234,8 @@ func TestProjectionRebuild(t *testing.T) {
 func TestRebuildCatchesUpWithTheLiveProjection(t *testing.T) {
 	s := stacktest.Start(t)
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "projector.db"))
+	rm := workeffort.ReadModel()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "projector.db"), store.WithMigrations(rm.Name, rm.Migrations))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,12 +255,12 @@ func TestRebuildCatchesUpWithTheLiveProjection(t *testing.T) {
 	for _, r := range first {
 		live = append(live, toEvent(r, "WorkEffort:Created", 1))
 	}
-	if err := st.ApplyBatch(ctx, store.WorkEffortProjection, live, store.ApplyWorkEffort); err != nil {
+	if err := st.ApplyBatch(ctx, workeffort.Projection, live, workeffort.ApplyEvent); err != nil {
 		t.Fatal(err)
 	}
 
 	top, adm := s.Topology, s.Admin
-	topics, err := projectionTopics(top, store.WorkEffortProjection)
+	_, topics, err := rebuildable(s.Wiring, top, workeffort.Projection)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestRebuildCatchesUpWithTheLiveProjection(t *testing.T) {
 	}
 	seed := map[store.TopicPartition]int64{}
 	starts.each(func(tp string, p int32, off int64) { seed[store.TopicPartition{Topic: tp, Partition: p}] = off })
-	rb, err := st.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{Start: seed})
+	rb, err := st.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{Start: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +300,7 @@ func TestRebuildCatchesUpWithTheLiveProjection(t *testing.T) {
 			for _, r := range more {
 				evs = append(evs, toEvent(r, "WorkEffort:Created", 1))
 			}
-			if err := st.ApplyBatch(ctx, store.WorkEffortProjection, evs, store.ApplyWorkEffort); err != nil {
+			if err := st.ApplyBatch(ctx, workeffort.Projection, evs, workeffort.ApplyEvent); err != nil {
 				t.Error(err)
 			}
 		}}
@@ -313,7 +314,7 @@ func TestRebuildCatchesUpWithTheLiveProjection(t *testing.T) {
 		t.Errorf("applied %d, skipped %d; want 10 and the undecodable one", reb.applied, reb.skipped)
 	}
 	for _, r := range append(first, more...) {
-		if got, ok, err := st.WorkEffort(ctx, string(r.Key)); err != nil || !ok || got.Title != "Title "+string(r.Key) {
+		if got, ok, err := workeffort.Get(ctx, st, string(r.Key)); err != nil || !ok || got.Title != "Title "+string(r.Key) {
 			t.Errorf("%s after the swap: %+v, %v, %v", r.Key, got, ok, err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 )
@@ -127,7 +128,7 @@ func runReadersRegister(ctx context.Context, args []string, stdout, stderr io.Wr
 	if *version < 1 {
 		errs = append(errs, errors.New("--version is required (a version number from 1)"))
 	}
-	top, err := topology.New(topology.Dev)
+	top, err := modules.Topology(topology.Dev)
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
-	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
@@ -184,7 +184,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // manager keeps its decisions (state, outbox) in the same transactions as its positions, so
 // reading its events again would decide them a second time: there is no replay for it.
 func storePositioned(group, to string) error {
-	top, err := topology.New(topology.Dev) // names only
+	mods, err := modules.Wire()
+	if err != nil {
+		return err
+	}
+	top, err := topology.New(topology.Dev, mods.Topology()...) // names only
 	if err != nil {
 		return err
 	}
@@ -192,7 +196,7 @@ func storePositioned(group, to string) error {
 	if err != nil || !g.StorePositions {
 		return nil // an undeclared group may still have Kafka offsets to move
 	}
-	if slices.Contains(store.Rebuildable(), group) {
+	if slices.Contains(mods.Rebuildable(), group) {
 		return fmt.Errorf("%w: %s is a projection whose positions live in its store, not in Kafka; moving its offsets would change nothing: use 'pyrite projection rebuild %s --from %s'",
 			errRefused, group, group, to)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/config"
@@ -497,7 +498,7 @@ type viewer struct {
 }
 
 func newViewer(registry string) (*viewer, error) {
-	top, err := topology.New(topology.Dev) // routing only; sizes do not matter
+	top, err := modules.Topology(topology.Dev) // routing only; sizes do not matter
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/kafkaconn"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -74,7 +75,7 @@ func (f *topologyFlags) connect() (*topology.Topology, *kadm.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	top, err := topology.New(p)
+	top, err := modules.Topology(p)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/projector"
@@ -53,6 +54,7 @@ func runChildProjector() int {
 		Brokers: strings.Split(os.Getenv("PYRITE_BROKERS"), ","), Registry: os.Getenv("PYRITE_REGISTRY"),
 		Store: os.Getenv("PYRITE_STORE"), Topology: topo, Metrics: prometheus.NewRegistry(),
 		BatchWait: 10 * time.Millisecond, InstanceID: "board-test-projector",
+		ReadModels: []projector.ReadModel{workeffort.ReadModel()},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -300,7 +302,7 @@ func TestSecureBoardInBrowser(t *testing.T) {
 	projURL := startComponent(t, ctx, &wg, func(ctx context.Context, ln net.Listener) error {
 		return projector.Run(ctx, ln, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
 			Store: filepath.Join(t.TempDir(), "projector.db"), Topology: s.Topology, Metrics: prometheus.NewRegistry(),
-			BatchWait: 10 * time.Millisecond, Auth: auth})
+			BatchWait: 10 * time.Millisecond, Auth: auth, ReadModels: s.ReadModels})
 	})
 	waitReady(t, ingestURL)
 	waitReady(t, projURL)

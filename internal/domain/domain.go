@@ -2,7 +2,8 @@
 // An aggregate (WorkEffort, Deployment, a team's own) is one package below internal/domain
 // that describes itself as a Module; the mains list the modules (cmd/internal/modules) and
 // hand what each generic package needs to it: the upcast steps to the upcaster and the event
-// store, the fold and the commands to ingest, the aggregates to the topology.
+// store, the fold and the commands to ingest, the aggregates to the topology, the read models
+// to the projector.
 //
 // The generic packages (store, eventstore, projector, upcast, upcaster, bus, codec, ingest,
 // topology) import neither this package nor any module: dependencies point from the modules to
@@ -18,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
+	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -44,6 +46,9 @@ type Module struct {
 	// Groups are the consumer groups of the aggregate's projections and reactors, declared in
 	// the topology with their dead-letter (and retry) topics.
 	Groups []topology.Group
+	// ReadModel is the aggregate's read model: its tables' migrations, its projections (each
+	// fed by the topology group named like it) and its query routes.
+	ReadModel *projector.ReadModel
 }
 
 // Chain returns one upcast chain holding every module's steps. Two modules registering a step
@@ -127,6 +132,8 @@ type Wiring struct {
 	Schemas []schemas.File
 	// Groups are the modules' consumer groups (topology.WithGroups).
 	Groups []topology.Group
+	// ReadModels are the modules' read models (projector.Options.ReadModels).
+	ReadModels []projector.ReadModel
 }
 
 // Wire derives the Wiring of mods, reporting every problem at once.
@@ -138,6 +145,9 @@ func Wire(mods []Module) (Wiring, error) {
 	w.Commands, errs[2] = Commands(mods)
 	for _, m := range mods {
 		w.Groups = append(w.Groups, m.Groups...)
+		if m.ReadModel != nil {
+			w.ReadModels = append(w.ReadModels, *m.ReadModel)
+		}
 		if m.Schemas == nil {
 			continue
 		}
@@ -148,6 +158,32 @@ func Wire(mods []Module) (Wiring, error) {
 		w.Schemas = append(w.Schemas, files...)
 	}
 	return w, errors.Join(errs[:]...)
+}
+
+// Projection returns the modules' projection named name, and false when none is.
+func (w Wiring) Projection(name string) (projector.Projection, bool) {
+	for _, rm := range w.ReadModels {
+		for _, p := range rm.Projections {
+			if p.Name == name {
+				return p, true
+			}
+		}
+	}
+	return projector.Projection{}, false
+}
+
+// Rebuildable returns the names of the modules' projections that pyrite projection rebuild
+// can rebuild, in the modules' order.
+func (w Wiring) Rebuildable() []string {
+	var out []string
+	for _, rm := range w.ReadModels {
+		for _, p := range rm.Projections {
+			if p.Rebuild != nil {
+				out = append(out, p.Name)
+			}
+		}
+	}
+	return out
 }
 
 // Topology returns the topology options that declare the modules' aggregates and groups.

@@ -2,19 +2,21 @@ package projector
 
 import (
 	"container/list"
+	"strings"
 	"sync"
-
-	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
-// cache is a bounded LRU of work efforts in front of the store. Entries are
-// evicted when an event of their aggregate is applied (through a bus
-// subscription), so a read after a commit never sees an older state.
+// Cache is a bounded LRU of read models in front of the store, for the query routes of
+// domain modules (Reads.Cache), keyed by aggregate and aggregate ID. The projector evicts an
+// entry when an event of its aggregate is applied (through a subscription to the applied
+// events), and every entry when a rebuild of a projection is swapped in, so a read after a
+// commit never sees an older state.
 //
-// A read that missed takes the cache's epoch before asking the store and
-// puts its answer back only if no invalidation happened meanwhile: a read
-// racing a commit cannot put back a state older than the commit.
-type cache struct {
+// A read that missed takes the cache's epoch (Get) before asking the store and puts its answer
+// back (Put) only if no eviction happened meanwhile: a read racing a commit cannot put back a
+// state older than the commit. Safe for concurrent use; a nil or zero-sized Cache caches
+// nothing.
+type Cache struct {
 	mu    sync.Mutex
 	max   int
 	ll    *list.List
@@ -23,57 +25,71 @@ type cache struct {
 }
 
 type cacheEntry struct {
-	id string
-	st workeffort.State
+	key   string
+	model any
 }
 
-func newCache(max int) *cache {
-	return &cache{max: max, ll: list.New(), items: map[string]*list.Element{}}
+// NewCache returns a Cache of at most max entries (0 caches nothing).
+func NewCache(max int) *Cache {
+	return &Cache{max: max, ll: list.New(), items: map[string]*list.Element{}}
 }
 
-// get returns the cached state of id, or the epoch to pass to put.
-func (c *cache) get(id string) (workeffort.State, uint64, bool) {
+func cacheKey(aggregate, id string) string { return aggregate + ":" + id }
+
+// Get returns the cached read model of the aggregate's id, or false and the epoch to pass to
+// Put.
+func (c *Cache) Get(aggregate, id string) (model any, epoch uint64, ok bool) {
+	if c == nil {
+		return nil, 0, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[id]; ok {
+	if e, ok := c.items[cacheKey(aggregate, id)]; ok {
 		c.ll.MoveToFront(e)
-		return e.Value.(*cacheEntry).st, c.epoch, true
+		return e.Value.(*cacheEntry).model, c.epoch, true
 	}
-	return workeffort.State{}, c.epoch, false
+	return nil, c.epoch, false
 }
 
-// put stores st unless something was invalidated since epoch was read.
-func (c *cache) put(id string, st workeffort.State, epoch uint64) {
+// Put stores model unless something was evicted since epoch was read.
+func (c *Cache) Put(aggregate, id string, model any, epoch uint64) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.max <= 0 || c.epoch != epoch {
 		return
 	}
-	if e, ok := c.items[id]; ok {
-		e.Value.(*cacheEntry).st = st
+	key := cacheKey(aggregate, id)
+	if e, ok := c.items[key]; ok {
+		e.Value.(*cacheEntry).model = model
 		c.ll.MoveToFront(e)
 		return
 	}
-	c.items[id] = c.ll.PushFront(&cacheEntry{id: id, st: st})
+	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, model: model})
 	for c.ll.Len() > c.max {
 		old := c.ll.Back()
 		c.ll.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).id)
+		delete(c.items, old.Value.(*cacheEntry).key)
 	}
 }
 
-func (c *cache) invalidate(id string) {
+// evict drops the entry of the aggregate of eventType ("<Aggregate>:<Name>") and id.
+func (c *Cache) evict(eventType, id string) {
+	aggregate, _, _ := strings.Cut(eventType, ":")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
-	if e, ok := c.items[id]; ok {
+	key := cacheKey(aggregate, id)
+	if e, ok := c.items[key]; ok {
 		c.ll.Remove(e)
-		delete(c.items, id)
+		delete(c.items, key)
 	}
 }
 
-// clear drops every entry (after a rebuild swapped the read model).
-func (c *cache) clear() {
+// clear drops every entry (after a rebuild swapped a read model).
+func (c *Cache) clear() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
@@ -81,7 +97,7 @@ func (c *cache) clear() {
 	clear(c.items)
 }
 
-func (c *cache) len() int {
+func (c *Cache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ll.Len()

@@ -4,32 +4,56 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
 func TestCacheEpochRefusesStalePuts(t *testing.T) {
-	c := newCache(2)
-	_, epoch, ok := c.get("a")
+	c := NewCache(2)
+	_, epoch, ok := c.Get("A", "a")
 	if ok {
 		t.Fatal("empty cache hit")
 	}
-	c.invalidate("a") // a commit lands while the read is in flight
-	c.put("a", workeffort.State{ID: "a", Version: 1}, epoch)
-	if _, _, ok := c.get("a"); ok {
-		t.Fatal("a read older than an invalidation was cached")
+	c.evict("A:Changed", "a") // a commit lands while the read is in flight
+	c.Put("A", "a", 1, epoch)
+	if _, _, ok := c.Get("A", "a"); ok {
+		t.Fatal("a read older than an eviction was cached")
 	}
-	_, epoch, _ = c.get("a")
+	_, epoch, _ = c.Get("A", "a")
 	for _, id := range []string{"a", "b", "c"} {
-		c.put(id, workeffort.State{ID: id}, epoch)
+		c.Put("A", id, id, epoch)
 	}
 	if c.len() != 2 {
 		t.Fatalf("cache holds %d entries, bound 2", c.len())
 	}
-	if _, _, ok := c.get("a"); ok {
+	if _, _, ok := c.Get("A", "a"); ok {
 		t.Error("the least recently used entry was kept")
+	}
+}
+
+// TestCacheEvictsByAggregate: an applied event evicts its own aggregate's entry of its id, not
+// another aggregate's entry of the same id.
+func TestCacheEvictsByAggregate(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := New(st, nil, 10, nil, nil)
+	_, epoch, _ := p.Cache().Get("A", "x")
+	p.Cache().Put("A", "x", "a's x", epoch)
+	p.Cache().Put("B", "x", "b's x", epoch)
+	if _, err := p.Bus().Publish(context.Background(), &bus.Event{Type: "B:Changed", AggregateID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := p.Cache().Get("B", "x"); ok {
+		t.Error("B's x survived an applied B event of x")
+	}
+	if v, _, ok := p.Cache().Get("A", "x"); !ok || v != "a's x" {
+		t.Errorf("A's x = %v %v after a B event, want it kept", v, ok)
 	}
 }
 
@@ -37,20 +61,22 @@ func TestCacheEpochRefusesStalePuts(t *testing.T) {
 // the read cache, so no read serves a row of the replaced read model.
 func TestRebuildDropsTheCache(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	things := fstest.MapFS{"0001_things.sql": {Data: []byte("CREATE TABLE things (id TEXT NOT NULL PRIMARY KEY);")}}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "p.db"), store.WithMigrations("things", things))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	p := New(st, nil, 10, nil, nil)
-	p.Register(Projection{Name: store.WorkEffortProjection})
-	_, epoch, _ := p.cache.get("we-1")
-	p.cache.put("we-1", workeffort.State{ID: "we-1", Version: 7}, epoch)
+	p.Register(Projection{Name: "things"})
+	_, epoch, _ := p.cache.Get("Thing", "t-1")
+	p.cache.Put("Thing", "t-1", 7, epoch)
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go p.WatchGenerations(wctx, 10*time.Millisecond)
-	r, err := st.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{From: "test"})
+	r, err := st.StartRebuild(ctx, store.Rebuildable{Projection: "things", Table: "things", Key: "id",
+		Apply: func(string) func(*store.Tx, store.Event) error { return nil }}, store.RebuildOptions{From: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

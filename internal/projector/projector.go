@@ -1,12 +1,14 @@
 // Package projector runs Pyrite's projections: named read models, each fed
 // by its own consumer group through a bus.Runner, stored in SQLite or
-// PostgreSQL, and served by the query API of DESIGN.md section 5.
+// PostgreSQL, and served by their query routes (DESIGN.md section 5). The
+// read models are the domain modules' (ReadModel): the projector knows none.
 //
 // Guarantees: effectively once. A batch of events and the Kafka positions
 // after it commit in one database transaction, and on assignment the runner
 // starts from the stored positions, so a crash never double-applies or skips
-// an event. Per-aggregate order holds: one worker per partition. Reads go
-// through an LRU cache evicted by a bus subscription to the applied events.
+// an event. Per-aggregate order holds: one worker per partition. Query routes
+// may read through an LRU cache (Cache) evicted by a bus subscription to the
+// applied events.
 //
 // Run also records, before any group consumes, the reader schema each group decodes
 // each type with on pyrite.readers (internal/readers), and serves readAll
@@ -34,14 +36,19 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
-// WorkEfforts is the name and consumer group of the WorkEffort projection.
-const WorkEfforts = "work-efforts"
-
 // Projection is one read model fed by one consumer group.
 type Projection struct {
-	Name   string
-	Group  string
-	Topics []string
+	// Name is the projection's name: its positions are stored under it, and Run feeds it by
+	// the topology group of the same name.
+	Name  string
+	Group string
+	// Aggregates name the aggregates whose events topics feed it, in order; Run sets Topics
+	// from them when Topics is empty.
+	Aggregates []string
+	Topics     []string
+	// Stream makes GET /v1/stream serve the projection's applied events with their read
+	// models (Model, Load). At most one projection of a projector streams.
+	Stream bool
 	// Apply folds one event into the read model inside the batch's
 	// transaction.
 	Apply func(tx *store.Tx, ev store.Event) error
@@ -52,13 +59,16 @@ type Projection struct {
 	// Load, when set, returns the read model of an aggregate as stored and
 	// the aggregate version it holds, for stream clients that resume.
 	Load func(ctx context.Context, st *store.Store, aggregateID string) (model any, version int64, found bool, err error)
+	// Rebuild, when set, is how pyrite projection rebuild rebuilds the read model beside the
+	// live one (store.StartRebuild); nil: it cannot be rebuilt.
+	Rebuild *store.Rebuildable
 }
 
 // Projector applies projections to a store and answers queries.
 type Projector struct {
 	store  *store.Store
 	adm    *kadm.Client // for end offsets (lag)
-	cache  *cache
+	cache  *Cache
 	events *bus.Bus // applied events, for cache invalidation and live subscribers
 	stream *Stream  // GET /v1/stream, when attached
 	log    *slog.Logger
@@ -79,7 +89,7 @@ func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger, reg
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Projector{
-		store: st, adm: adm, cache: newCache(cacheSize), log: log,
+		store: st, adm: adm, cache: NewCache(cacheSize), log: log,
 		events: bus.New(bus.WithName("projector-applied")),
 		states: map[string]string{},
 		gens:   map[string]int64{},
@@ -92,13 +102,16 @@ func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger, reg
 	if reg != nil {
 		reg.MustRegister(p.latency)
 	}
-	// The seed's cache invalidation: a subscription to the aggregate's events.
-	_, _ = p.events.On("WorkEffort:*", func(_ context.Context, ev *bus.Event) error {
-		p.cache.invalidate(ev.AggregateID)
+	// The seed's cache invalidation: a subscription to the applied events.
+	_, _ = p.events.On("*", func(_ context.Context, ev *bus.Event) error {
+		p.cache.evict(ev.Type, ev.AggregateID)
 		return nil
 	}, bus.Options{Name: "cache-invalidation", Priority: 100})
 	return p
 }
+
+// Cache returns the read cache the query routes may read through.
+func (p *Projector) Cache() *Cache { return p.cache }
 
 // Bus returns the bus on which every applied event is published after its
 // batch committed.
@@ -265,9 +278,6 @@ func (p *Projector) Statuses(ctx context.Context) ([]Status, error) {
 	}
 	return out, nil
 }
-
-// waitBound caps ?minVersion waits.
-const waitBound = 10 * time.Second
 
 // WatchGenerations drops the read cache whenever a rebuild of a registered
 // projection is swapped in (pyrite projection rebuild, possibly from another

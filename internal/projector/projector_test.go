@@ -44,7 +44,7 @@ func startProjectorOpts(t testing.TB, s *stacktest.Stack, storeURL string, batch
 	done := make(chan error, 1)
 	go func() {
 		done <- projector.Run(ctx, ln, projector.Options{
-			Brokers: s.Brokers, Registry: s.RegistryURL, Store: storeURL, Topology: s.Topology,
+			Brokers: s.Brokers, Registry: s.RegistryURL, Store: storeURL, Topology: s.Topology, ReadModels: s.ReadModels,
 			Metrics: prometheus.NewRegistry(), BatchWait: 10 * time.Millisecond, BatchSize: batchSize,
 		})
 	}()

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
@@ -89,13 +90,15 @@ func TestRunStartsReactors(t *testing.T) {
 		return projector.Run(ctx, ln, projector.Options{
 			Brokers: e.Brokers, Registry: e.RegistryURL, Store: e.StoreURL, Topology: e.Topology,
 			Metrics: prometheus.NewRegistry(), BatchWait: 10 * time.Millisecond,
-			Routes: []projector.Route{{Pattern: deployment.QueryPath, Handler: deployment.Query}},
+			ReadModels: e.ReadModels,
 			Reactors: projector.Reactors{
 				Integration: true,
-				Domain:      []reactor.Spec{deployment.Reactor(deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond})},
-				Webhooks:    webhook.Config{Subscriptions: subs},
-				GitHub:      saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond},
-				Retry:       reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
+				Domain: []reactor.Spec{
+					deployment.Reactor(deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond}),
+					workeffort.GitHubSaga(saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond}),
+				},
+				Webhooks: webhook.Config{Subscriptions: subs},
+				Retry:    reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
 			},
 		})
 	})

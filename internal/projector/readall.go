@@ -120,14 +120,14 @@ func (ra *ReadAll) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, err := parseCursor(q.Get("from"), ra.topics)
 	if err != nil {
-		writeProblem(w, http.StatusBadRequest, "Bad cursor", err.Error(), "from")
+		WriteProblem(w, http.StatusBadRequest, "Bad cursor", err.Error(), "from")
 		return
 	}
 	limit := DefaultReadAllLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxReadAllLimit {
-			writeProblem(w, http.StatusBadRequest, "Bad limit", fmt.Sprintf("limit must be an integer from 1 to %d", MaxReadAllLimit), "limit")
+			WriteProblem(w, http.StatusBadRequest, "Bad limit", fmt.Sprintf("limit must be an integer from 1 to %d", MaxReadAllLimit), "limit")
 			return
 		}
 		limit = n
@@ -138,7 +138,7 @@ func (ra *ReadAll) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if !bus.Match(t, t) {
-			writeProblem(w, http.StatusBadRequest, "Bad types", fmt.Sprintf("%q is not an event type or pattern", t), "types")
+			WriteProblem(w, http.StatusBadRequest, "Bad types", fmt.Sprintf("%q is not an event type or pattern", t), "types")
 			return
 		}
 		types = append(types, t)
@@ -148,10 +148,10 @@ func (ra *ReadAll) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	page, err := ra.read(ctx, from, types, limit)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
-		writeProblem(w, http.StatusServiceUnavailable, "Kafka unavailable", err.Error(), "")
+		WriteProblem(w, http.StatusServiceUnavailable, "Kafka unavailable", err.Error(), "")
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	WriteJSON(w, http.StatusOK, page)
 }
 
 // read takes up to limit matching events after from.

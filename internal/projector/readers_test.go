@@ -32,7 +32,7 @@ func TestGroupsRecordTheirReaders(t *testing.T) {
 	go func() {
 		done <- projector.Run(ctx, ln, projector.Options{
 			Brokers: s.Brokers, Registry: s.RegistryURL, Store: filepath.Join(t.TempDir(), "p.db"), Topology: s.Topology,
-			Metrics: prometheus.NewRegistry(), InstanceID: "proj-1",
+			ReadModels: s.ReadModels, Metrics: prometheus.NewRegistry(), InstanceID: "proj-1",
 			Reactors: projector.Reactors{Integration: true, Domain: []reactor.Spec{deployment.Reactor(deployment.Config{})}},
 		})
 	}()

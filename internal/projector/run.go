@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,11 +25,9 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/readers"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
-	"github.com/pyrite-dev/pyrite/internal/upcaster"
 	"github.com/pyrite-dev/pyrite/internal/webhook"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
@@ -65,29 +64,44 @@ type Options struct {
 	Auth *httpauth.Tokens
 	// MetricsAuth makes GET /metrics want one of Auth's tokens too.
 	MetricsAuth bool
-	// Projections are the domain modules' projections, each fed by its own consumer group
-	// (a topology group named like the projection) beside the WorkEffort projection; their
-	// tables come from store.WithMigrations (StoreOptions).
-	Projections []Projection
+	// ReadModels are the domain modules' read models: their tables' migrations, their
+	// projections (each fed by its own consumer group, the topology group named like it) and
+	// their query routes (behind the read token). The projector runs no other.
+	ReadModels []ReadModel
 	// Schemas are the domain modules' own schema files (domain.Wiring.Schemas): the newest
 	// version of each is the reader schema its events are decoded with.
 	Schemas []schemas.File
-	// StoreOptions are passed to store.Open (the modules' migrations).
-	StoreOptions []store.Option
-	// Routes are the domain modules' read-model routes, served beside the query API
-	// (behind the same read token).
-	Routes []Route
 	// Reactors says which reactors, sagas and process managers run beside
 	// the projection, each as its own consumer group; the zero value runs
 	// none.
 	Reactors Reactors
 }
 
+// ReadModel is a domain module's read model as the projector runs it.
+type ReadModel struct {
+	// Name records Migrations in the store (store.WithMigrations), usually the module's
+	// aggregate or projection name; it must not change once released.
+	Name string
+	// Migrations are the read model's tables (NNNN_name.sql files), applied by store.Open.
+	Migrations fs.FS
+	// Projections fill the tables.
+	Projections []Projection
+	// Routes serve them.
+	Routes []Route
+}
+
 // Route is a query route of a domain module's read model: Pattern as http.ServeMux takes it
-// ("GET /v1/deployments/{id}"), the handler built on the projector's store.
+// ("GET /v1/deployments/{id}"), the handler built on what the projector reads with.
 type Route struct {
 	Pattern string
-	Handler func(st *store.Store) http.Handler
+	Handler func(r Reads) http.Handler
+}
+
+// Reads is what a query route reads with: the projector's store and its read cache (evicted
+// as events are applied and when a rebuild is swapped in).
+type Reads struct {
+	Store *store.Store
+	Cache *Cache
 }
 
 // Reactors configures the side effects of DESIGN.md section 6. Each one
@@ -104,17 +118,14 @@ type Reactors struct {
 	// one subscriber before it is dead-lettered (default Retry.MaxAttempts).
 	Webhooks        webhook.Config
 	WebhookAttempts int
-	// GitHub runs the GitHub saga (group "github") when its Repository is
-	// set.
-	GitHub saga.Config
-	// Domain are the domain modules' sagas and process managers (e.g. the deployment
-	// process manager, deployment.Reactor), each its own consumer group.
+	// Domain are the domain modules' sagas and process managers (the GitHub saga, the
+	// deployment process manager), each its own consumer group.
 	Domain []reactor.Spec
 	// Retry is how the groups retry failing events (runner defaults when
 	// zero).
 	Retry reactor.Retry
-	// EventStore, when its URL is set (ingest's base URL), makes the GitHub
-	// saga and the deployment process manager append their events through
+	// EventStore, when its URL is set (ingest's base URL), makes the sagas
+	// and process managers (Domain) append their events through
 	// ingest's event store (POST /v1/eventstore/append), so each gets its
 	// aggregate version and a repeated one is a duplicate; its Token must
 	// allow their types. Empty: they produce raw records straight to Kafka.
@@ -123,7 +134,7 @@ type Reactors struct {
 
 // enabled reports whether any side effect runs.
 func (r Reactors) enabled() bool {
-	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || r.GitHub.Enabled() || len(r.Domain) > 0
+	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || len(r.Domain) > 0
 }
 
 // Run opens the store (applying migrations), runs every projection's
@@ -138,7 +149,13 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Drain <= 0 {
 		o.Drain = 10 * time.Second
 	}
-	st, err := store.Open(ctx, o.Store, o.StoreOptions...)
+	var storeOpts []store.Option
+	for _, rm := range o.ReadModels {
+		if rm.Migrations != nil {
+			storeOpts = append(storeOpts, store.WithMigrations(rm.Name, rm.Migrations))
+		}
+	}
+	st, err := store.Open(ctx, o.Store, storeOpts...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -171,66 +188,59 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	p := New(st, kadm.NewClient(adminCl), o.CacheSize, o.Logger, reg)
 
-	agg, err := o.Topology.Aggregate("WorkEffort")
-	if err != nil {
-		return err
-	}
-	group, err := o.Topology.Group(WorkEfforts)
-	if err != nil {
-		return err
-	}
-	proj := Projection{
-		Name: WorkEfforts, Group: group.Name, Topics: []string{agg.EventsTopic()},
-		Apply: store.ApplyWorkEffort, Model: workEffortModel, Load: loadWorkEffort,
-	}
-	p.Register(proj)
-	initial, err := st.Positions(ctx, proj.Name)
-	if err != nil {
-		return fmt.Errorf("projector store: %w", err)
-	}
-	stream := NewStream(proj.Name, initial, NewStreamSource(st, proj, dec, append(seeds(o), o.KafkaOpts...)...), o.Stream, reg)
-	p.AttachStream(stream)
-	runner, err := bus.NewRunner(bus.RunnerConfig{
-		Group:     group.Name,
-		Topics:    proj.Topics,
-		DLQTopic:  group.DLQTopic(),
-		Decoder:   dec,
-		Batch:     p.Batch(proj),
-		BatchSize: o.BatchSize,
-		BatchWait: o.BatchWait,
-		Positions: p.Positions(proj),
-		// Dead letters redriven to this group only (pyrite dlq redrive).
-		RetryTopic: group.RetryTopic(),
-		Metrics:    metrics,
-		Logger:     o.Logger,
-	}, kafkaOpts(o)...)
-	if err != nil {
-		return err
-	}
-
-	type moduleRun struct {
+	type projRun struct {
 		name   string
 		runner *bus.Runner
 	}
-	var moduleRuns []moduleRun
-	groups := []readers.Group{{Name: group.Name, Topics: proj.Topics}}
-	for _, mp := range o.Projections {
-		mg, err := o.Topology.Group(mp.Name)
-		if err != nil {
-			return fmt.Errorf("projection %s: %w", mp.Name, err)
+	var (
+		runs    []projRun
+		groups  []readers.Group
+		stream  *Stream
+		streamd string // the streamed projection
+		routes  []Route
+	)
+	for _, rm := range o.ReadModels {
+		routes = append(routes, rm.Routes...)
+		for _, proj := range rm.Projections {
+			mg, err := o.Topology.Group(proj.Name)
+			if err != nil {
+				return fmt.Errorf("projection %s: %w", proj.Name, err)
+			}
+			proj.Group = mg.Name
+			if len(proj.Topics) == 0 {
+				for _, a := range proj.Aggregates {
+					t, err := o.Topology.EventsTopic(a)
+					if err != nil {
+						return fmt.Errorf("projection %s: %w", proj.Name, err)
+					}
+					proj.Topics = append(proj.Topics, t)
+				}
+			}
+			p.Register(proj)
+			if proj.Stream {
+				if stream != nil {
+					return fmt.Errorf("projections %s and %s both stream: GET /v1/stream serves one", streamd, proj.Name)
+				}
+				initial, err := st.Positions(ctx, proj.Name)
+				if err != nil {
+					return fmt.Errorf("projector store: %w", err)
+				}
+				stream = NewStream(proj.Name, initial, NewStreamSource(st, proj, dec, append(seeds(o), o.KafkaOpts...)...), o.Stream, reg)
+				streamd = proj.Name
+				p.AttachStream(stream)
+			}
+			r, err := bus.NewRunner(bus.RunnerConfig{
+				Group: mg.Name, Topics: proj.Topics, DLQTopic: mg.DLQTopic(), Decoder: dec,
+				Batch: p.Batch(proj), BatchSize: o.BatchSize, BatchWait: o.BatchWait, Positions: p.Positions(proj),
+				// Dead letters redriven to this group only (pyrite dlq redrive).
+				RetryTopic: mg.RetryTopic(), Metrics: metrics, Logger: o.Logger,
+			}, kafkaOpts(o)...)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, projRun{proj.Name, r})
+			groups = append(groups, readers.Group{Name: mg.Name, Topics: proj.Topics})
 		}
-		mp.Group = mg.Name
-		p.Register(mp)
-		r, err := bus.NewRunner(bus.RunnerConfig{
-			Group: mg.Name, Topics: mp.Topics, DLQTopic: mg.DLQTopic(), Decoder: dec,
-			Batch: p.Batch(mp), BatchSize: o.BatchSize, BatchWait: o.BatchWait, Positions: p.Positions(mp),
-			RetryTopic: mg.RetryTopic(), Metrics: metrics, Logger: o.Logger,
-		}, kafkaOpts(o)...)
-		if err != nil {
-			return err
-		}
-		moduleRuns = append(moduleRuns, moduleRun{mp.Name, r})
-		groups = append(groups, readers.Group{Name: mg.Name, Topics: mp.Topics})
 	}
 
 	var side *sideEffects
@@ -251,17 +261,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { p.WatchGenerations(gctx, 2*time.Second); return nil })
-	g.Go(func() error {
-		p.SetState(proj.Name, "running")
-		err := runner.Run(gctx)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			p.SetState(proj.Name, "failed: "+err.Error())
-			return fmt.Errorf("projection %s: %w", proj.Name, err)
-		}
-		p.SetState(proj.Name, "stopped")
-		return nil
-	})
-	for _, mr := range moduleRuns {
+	for _, mr := range runs {
 		g.Go(func() error {
 			p.SetState(mr.name, "running")
 			err := mr.runner.Run(gctx)
@@ -282,7 +282,7 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 		if err := adminCl.Ping(ctx); err != nil {
 			return fmt.Errorf("kafka: %w", err)
 		}
-		if _, err := st.Positions(ctx, proj.Name); err != nil {
+		if _, err := st.Projections(ctx); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		if replays != nil {
@@ -300,16 +300,18 @@ func Run(ctx context.Context, ln net.Listener, o Options) error {
 	}
 	api := http.NewServeMux()
 	api.Handle("/", p.Handler())
-	for _, rt := range o.Routes {
-		api.Handle(rt.Pattern, rt.Handler(st))
+	for _, rt := range routes {
+		api.Handle(rt.Pattern, rt.Handler(Reads{Store: st, Cache: p.Cache()}))
 	}
 	api.Handle("GET /v1/events", NewReadAll(o.Brokers, eventsTopics, dec, append(slices.Clip(o.Conn), o.KafkaOpts...)...))
 	o.Logger.Info("projector listening", "addr", ln.Addr().String(), "store", st.Kind())
-	g.Go(func() error {
-		<-gctx.Done()
-		stream.Close() // streams end so that they do not hold the drain up
-		return nil
-	})
+	if stream != nil {
+		g.Go(func() error {
+			<-gctx.Done()
+			stream.Close() // streams end so that they do not hold the drain up
+			return nil
+		})
+	}
 	g.Go(func() error {
 		h := withBoard(p, o, kadm.NewClient(adminCl), api)
 		if o.Auth != nil { // the query API, readAll, the stream and the board's data
@@ -422,14 +424,6 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		}
 		errs = append(errs, err)
 	}
-	if r.GitHub.Enabled() {
-		s, err := saga.New(r.GitHub, d)
-		if err == nil {
-			runs = append(runs, func(ctx context.Context) error { return s.Run(ctx, []string{workEfforts}, r.Retry) })
-			groups = append(groups, readers.Group{Name: saga.Group, Topics: []string{workEfforts}})
-		}
-		errs = append(errs, err)
-	}
 	for _, spec := range r.Domain {
 		var topics []string
 		for _, a := range spec.Aggregates {
@@ -481,15 +475,26 @@ func (se *sideEffects) start(ctx context.Context, g *errgroup.Group, conn []kgo.
 	})
 }
 
+// upcasterGroup is the upcaster's consumer group (upcaster.DefaultConsumerGroup, which a test
+// keeps it equal to): the projector does not import the upcaster, whose tests wire the domain
+// modules, which import the projector.
+const upcasterGroup = "pyrite-upcaster"
+
 // withBoard serves the live board beside api (the query API, readAll and the stream).
 func withBoard(p *Projector, o Options, adm *kadm.Client, api http.Handler) http.Handler {
+	projected := map[string]bool{}
+	for _, rm := range o.ReadModels {
+		for _, proj := range rm.Projections {
+			projected[proj.Name] = true
+		}
+	}
 	var stages []board.Stage
 	for _, g := range o.Topology.Groups() {
 		group := g.Name
-		switch g.Name {
-		case "upcaster":
-			group = upcaster.DefaultConsumerGroup
-		case WorkEfforts:
+		switch {
+		case g.Name == "upcaster":
+			group = upcasterGroup
+		case projected[g.Name]:
 			group = "" // its lag is the projection's, from the store
 		}
 		stages = append(stages, board.Stage{Name: g.Name, Group: group, DLQTopic: g.DLQTopic()})

@@ -325,20 +325,20 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, err := parseFilter(q)
 	if err != nil {
-		writeProblem(w, http.StatusBadRequest, "Bad types", err.Error(), "types")
+		WriteProblem(w, http.StatusBadRequest, "Bad types", err.Error(), "types")
 		return
 	}
 	var from position
 	if last := cmp.Or(r.Header.Get("Last-Event-ID"), q.Get("lastEventId")); last != "" {
 		if from, err = parsePosition(last); err != nil {
-			writeProblem(w, http.StatusBadRequest, "Bad Last-Event-ID", err.Error(), "Last-Event-ID")
+			WriteProblem(w, http.StatusBadRequest, "Bad Last-Event-ID", err.Error(), "Last-Event-ID")
 			return
 		}
 	}
 	select {
 	case <-s.closed.Done():
 		w.Header().Set("Retry-After", "1")
-		writeProblem(w, http.StatusServiceUnavailable, "Shutting down", "the stream is closed", "")
+		WriteProblem(w, http.StatusServiceUnavailable, "Shutting down", "the stream is closed", "")
 		return
 	default:
 	}
@@ -354,7 +354,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stored, err := s.src.Positions(ctx)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
-		writeProblem(w, http.StatusServiceUnavailable, "Positions unavailable", err.Error(), "")
+		WriteProblem(w, http.StatusServiceUnavailable, "Positions unavailable", err.Error(), "")
 		return
 	}
 	h := w.Header()

@@ -87,7 +87,7 @@ func expectLine(t *testing.T, lines <-chan string, prefix string, within time.Du
 func TestStreamProtocols(t *testing.T) {
 	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
 		t.Run(proto, func(t *testing.T) {
-			st := NewStream(WorkEfforts, nil, idleSource{}, StreamConfig{}, nil)
+			st := NewStream("work-efforts", nil, idleSource{}, StreamConfig{}, nil)
 			defer st.Close()
 			url, cl := streamServer(t, st, proto, server.ReadTimeout, server.WriteTimeout)
 			lines := sseLines(t, cl, url, proto)
@@ -110,7 +110,7 @@ func TestStreamOutlivesReadTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
 		t.Run(proto, func(t *testing.T) {
-			st := NewStream(WorkEfforts, nil, idleSource{}, StreamConfig{Heartbeat: time.Hour}, nil)
+			st := NewStream("work-efforts", nil, idleSource{}, StreamConfig{Heartbeat: time.Hour}, nil)
 			defer st.Close()
 			url, cl := streamServer(t, st, proto, timeout, timeout)
 			lines := sseLines(t, cl, url, proto)

@@ -99,20 +99,3 @@ func (s *projectionSource) Replay(ctx context.Context, from, to map[store.TopicP
 	}
 	return nil
 }
-
-// loadWorkEffort is the WorkEffort projection's Load.
-func loadWorkEffort(ctx context.Context, st *store.Store, id string) (any, int64, bool, error) {
-	we, found, err := st.WorkEffort(ctx, id)
-	if err != nil || !found {
-		return nil, 0, found, err
-	}
-	return we, we.Version, true, nil
-}
-
-// workEffortModel is the WorkEffort projection's Model.
-func workEffortModel(tx *store.Tx, ev store.Event) any {
-	if we, ok := tx.WorkEffort(ev.AggregateID); ok {
-		return we
-	}
-	return nil
-}

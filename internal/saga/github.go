@@ -86,6 +86,10 @@ type Config struct {
 	// defaults 10s and 30s.
 	SweepInterval time.Duration
 	SweepAge      time.Duration
+	// Description, when set, returns the work effort's description for the issue's body
+	// ("" for none); the WorkEffort module sets it from its read model. A failure leaves the
+	// description out.
+	Description func(ctx context.Context, workEffortID string) (string, error)
 }
 
 // Enabled reports whether a repository is configured.
@@ -304,8 +308,10 @@ func (s *Saga) createOnce(ctx context.Context, id, title string, ev *bus.Event) 
 		body += " at " + ev.Time.UTC().Format(time.RFC3339)
 	}
 	body += ".\n\n"
-	if we, ok, err := s.d.Store.WorkEffort(ctx, id); err == nil && ok && we.Description != nil && *we.Description != "" {
-		body += *we.Description + "\n\n"
+	if s.cfg.Description != nil {
+		if d, err := s.cfg.Description(ctx, id); err == nil && d != "" {
+			body += d + "\n\n"
+		}
 	}
 	body += Marker(id) + "\n"
 	issue, _, err := s.gh.Issues.Create(ctx, s.owner, s.repo, &github.IssueRequest{Title: &title, Body: &body})

@@ -38,7 +38,7 @@ type Tx struct {
 	batch      []Event
 	before     []func() error
 	after      []func()
-	we         *weBatch // ApplyWorkEffort's rows, loaded once per batch
+	values     map[any]any // SetValue's
 }
 
 // Context returns the context of the ApplyBatch call.

@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-
-	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 )
 
 // Sentinel errors. Callers branch with errors.Is.
@@ -16,17 +14,14 @@ var (
 	// store refuses to run on a schema it does not know.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this build")
 	// ErrInvalidEvent means an event passed to ApplyBatch lacks what the store needs (a topic,
-	// a non-negative partition and offset; for ApplyWorkEffort an aggregate ID). Permanent.
+	// a non-negative partition and offset), or one a projection's apply function rejects for
+	// what it holds (wrap it: fmt.Errorf("%w: ...", ErrInvalidEvent)). Permanent.
 	ErrInvalidEvent = errors.New("store: invalid event")
 	// ErrPositionConflict means another transaction moved the projection's stored position of
 	// a partition while this batch was being applied (a second consumer still working on a
 	// partition after a rebalance). The batch was rolled back; the caller re-reads Positions
 	// and seeks there, or gives the partition up.
 	ErrPositionConflict = errors.New("store: projection position moved concurrently")
-	// ErrInvalidCursor means a List cursor was not produced by this store.
-	ErrInvalidCursor = errors.New("store: invalid cursor")
-	// ErrInvalidStatus means a List status filter is not one of the work-effort statuses.
-	ErrInvalidStatus = errors.New("store: invalid status")
 	// ErrVersionNotReached means WaitVersion's context ended before the requested version was
 	// applied; the error also wraps the context's error.
 	ErrVersionNotReached = errors.New("store: version not reached")
@@ -49,8 +44,6 @@ func (e *ApplyError) Error() string {
 
 func (e *ApplyError) Unwrap() error { return e.Err }
 
-// Permanent reports whether the failure is in the event itself (ErrInvalidEvent or
-// workeffort.ErrInvalidData) rather than in the database: retrying will not help.
-func (e *ApplyError) Permanent() bool {
-	return errors.Is(e.Err, ErrInvalidEvent) || errors.Is(e.Err, workeffort.ErrInvalidData)
-}
+// Permanent reports whether the failure is in the event itself (ErrInvalidEvent) rather than
+// in the database: retrying will not help.
+func (e *ApplyError) Permanent() bool { return errors.Is(e.Err, ErrInvalidEvent) }

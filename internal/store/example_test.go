@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
+	"testing/fstest"
 
-	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
+// A projection of a domain module: its table comes with WithMigrations, its apply function
+// folds each event in the batch's transaction, and its positions commit with it.
 func ExampleStore_ApplyBatch() {
 	dir, err := os.MkdirTemp("", "pyrite-store-example")
 	if err != nil {
@@ -19,31 +20,37 @@ func ExampleStore_ApplyBatch() {
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	s, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "projector.db"))
+	tables := fstest.MapFS{"0001_counts.sql": {Data: []byte("CREATE TABLE counts (id TEXT NOT NULL PRIMARY KEY, n BIGINT NOT NULL);")}}
+	s, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "projector.db"), store.WithMigrations("counts", tables))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer s.Close()
 
-	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 	events := []store.Event{
-		{Type: workeffort.TypeCreated, AggregateID: "we-1", AggregateVersion: 1, Time: at,
-			Data:  map[string]any{"title": "Ship it", "description": nil, "createdAt": at, "assignee": nil},
-			Topic: "pyrite.workeffort.events", Partition: 2, Offset: 40},
-		{Type: workeffort.TypeProgressUpdated, AggregateID: "we-1", AggregateVersion: 2, Time: at,
-			Data:  map[string]any{"oldProgress": 0, "newProgress": 25, "delta": 25, "formatted": "25%"},
-			Topic: "pyrite.workeffort.events", Partition: 2, Offset: 41},
+		{Type: "Counter:Bumped", AggregateID: "c-1", Topic: "pyrite.counter.events", Partition: 2, Offset: 40},
+		{Type: "Counter:Bumped", AggregateID: "c-1", Topic: "pyrite.counter.events", Partition: 2, Offset: 41},
 	}
-	if err := s.ApplyBatch(ctx, store.WorkEffortProjection, events, store.ApplyWorkEffort); err != nil {
+	apply := func(tx *store.Tx, ev store.Event) error {
+		_, err := tx.Exec("INSERT INTO counts (id, n) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET n = counts.n + 1", ev.AggregateID)
+		return err
+	}
+	if err := s.ApplyBatch(ctx, "counts", events, apply); err != nil {
 		fmt.Println(err)
 		return
 	}
-	we, _, _ := s.WorkEffort(ctx, "we-1")
-	pos, _ := s.Positions(ctx, store.WorkEffortProjection)
-	fmt.Println(we.Title, we.Status, we.Progress, we.Version)
+	// Delivered again (a redelivery after a crash): skipped below the stored position.
+	if err := s.ApplyBatch(ctx, "counts", events, apply); err != nil {
+		fmt.Println(err)
+		return
+	}
+	var n int
+	_ = s.QueryRow(ctx, "SELECT n FROM counts WHERE id = $1", "c-1").Scan(&n)
+	pos, _ := s.Positions(ctx, "counts")
+	fmt.Println(n)
 	fmt.Println(pos)
 	// Output:
-	// Ship it planned 25 2
-	// map[{pyrite.workeffort.events 2}:42]
+	// 2
+	// map[{pyrite.counter.events 2}:42]
 }

@@ -11,7 +11,7 @@ import (
 // store's own; a reopen applies nothing again and a new file is applied on the next open.
 func TestWithMigrations(t *testing.T) {
 	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			files := fstest.MapFS{
 				"0001_things.sql": {Data: []byte("CREATE TABLE things (id TEXT NOT NULL PRIMARY KEY, n BIGINT NOT NULL);")},
 			}
@@ -34,9 +34,32 @@ func TestWithMigrations(t *testing.T) {
 			}
 			// A bad migration fails Open and leaves nothing of its transaction.
 			files["0003_bad.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE broken (;")}
-			if _, err := store.Open(t.Context(), b.url, store.WithMigrations("things", files)); err == nil {
+			if _, err := store.Open(t.Context(), b.URL, store.WithMigrations("things", files)); err == nil {
 				t.Fatal("Open with a broken migration succeeded")
 			}
 		})
 	}
+}
+
+// TestMigrate applies a module's migrations on an open store once: again, or at the next Open
+// with WithMigrations, they are not run a second time (they would fail: the table exists).
+func TestMigrate(t *testing.T) {
+	forEach(t, func(t *testing.T, b backend, s *store.Store) {
+		files := fstest.MapFS{
+			"0001_things.sql": {Data: []byte("CREATE TABLE things (id TEXT NOT NULL PRIMARY KEY);")},
+		}
+		for range 2 {
+			if err := s.Migrate(t.Context(), "things", files); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Query(t.Context(), "SELECT id FROM things"); err != nil {
+			t.Fatalf("no things table after Migrate: %v", err)
+		}
+		open(t, b, store.WithMigrations("things", files))
+		files["0002_bad.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE broken (;")}
+		if err := s.Migrate(t.Context(), "things", files); err == nil {
+			t.Fatal("Migrate with a broken migration succeeded")
+		}
+	})
 }

@@ -39,7 +39,8 @@ import (
 
 // Rebuild errors. Callers branch with errors.Is.
 var (
-	// ErrNotRebuildable means the projection has no rebuild support (see Rebuildable).
+	// ErrNotRebuildable means the Rebuildable handed to StartRebuild lacks a projection,
+	// a table, a key or an apply function.
 	ErrNotRebuildable = errors.New("store: projection cannot be rebuilt")
 	// ErrRebuildInProgress means a rebuild of the projection was started and neither swapped
 	// nor aborted: it is still running elsewhere, or it was interrupted. RebuildOptions.Restart
@@ -84,24 +85,18 @@ func compareTP(a, b TopicPartition) int {
 	return int(a.Partition - b.Partition)
 }
 
-// rebuildSpec says how to rebuild one projection.
-type rebuildSpec struct {
-	table string // live table
-	key   string // its primary key column
-	// apply returns the projection's fold writing to table.
-	apply func(table string) func(tx *Tx, ev Event) error
+// Rebuildable says how to rebuild one projection; its domain module declares it.
+type Rebuildable struct {
+	// Projection is the projection's name (its positions are stored under it).
+	Projection string
+	// Table is the live table and Key its primary key column. A rebuild fills a shadow table
+	// with the same columns, constraints and secondary indexes.
+	Table, Key string
+	// Apply returns the projection's apply function writing to table instead of Table (the
+	// same fold; it must not wake WaitVersion, as the shadow's rows are not read until the
+	// swap).
+	Apply func(table string) func(tx *Tx, ev Event) error
 }
-
-func rebuildSpecOf(projection string) (rebuildSpec, bool) {
-	switch projection {
-	case WorkEffortProjection:
-		return rebuildSpec{table: "work_efforts", key: "id", apply: applyWorkEffortTo}, true
-	}
-	return rebuildSpec{}, false
-}
-
-// Rebuildable returns the names of the projections StartRebuild can rebuild.
-func Rebuildable() []string { return []string{WorkEffortProjection} }
 
 const (
 	shadowSuffix  = "_rebuild"
@@ -127,26 +122,26 @@ type RebuildOptions struct {
 type Rebuild struct {
 	s          *Store
 	projection string
-	spec       rebuildSpec
+	spec       Rebuildable
 	shadow     string // shadow table
 	positions  string // projection name of the shadow's positions
 	started    int64  // started_at, the rebuild's token
 	apply      func(*Tx, Event) error
 }
 
-// StartRebuild creates empty shadow tables for projection and seeds their positions with
-// o.Start. It fails with ErrNotRebuildable for a projection it does not know and with
+// StartRebuild creates an empty shadow table for spec's projection and seeds its positions
+// with o.Start. It fails with ErrNotRebuildable when spec is incomplete and with
 // ErrRebuildInProgress when an earlier rebuild was neither swapped nor aborted (unless
 // o.Restart).
-func (s *Store) StartRebuild(ctx context.Context, projection string, o RebuildOptions) (*Rebuild, error) {
-	spec, ok := rebuildSpecOf(projection)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q (rebuildable: %s)", ErrNotRebuildable, projection, strings.Join(Rebuildable(), ", "))
+func (s *Store) StartRebuild(ctx context.Context, spec Rebuildable, o RebuildOptions) (*Rebuild, error) {
+	projection := spec.Projection
+	if projection == "" || spec.Table == "" || spec.Key == "" || spec.Apply == nil {
+		return nil, fmt.Errorf("%w: %q needs a projection, a table, a key and an apply function", ErrNotRebuildable, projection)
 	}
 	r := &Rebuild{
 		s: s, projection: projection, spec: spec,
-		shadow: spec.table + shadowSuffix, positions: rebuildPrefix + projection,
-		apply: spec.apply(spec.table + shadowSuffix),
+		shadow: spec.Table + shadowSuffix, positions: rebuildPrefix + projection,
+		apply: spec.Apply(spec.Table + shadowSuffix),
 	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -209,20 +204,20 @@ func (s *Store) forUpdate() string {
 }
 
 // createShadow creates shadow with the live table's columns, defaults and constraints.
-func (s *Store) createShadow(ctx context.Context, tx *sql.Tx, spec rebuildSpec, shadow string) error {
+func (s *Store) createShadow(ctx context.Context, tx *sql.Tx, spec Rebuildable, shadow string) error {
 	if s.kind == Postgres {
-		if _, err := tx.ExecContext(ctx, "CREATE TABLE "+shadow+" (LIKE "+spec.table+
+		if _, err := tx.ExecContext(ctx, "CREATE TABLE "+shadow+" (LIKE "+spec.Table+
 			" INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING IDENTITY)"); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, "ALTER TABLE "+shadow+" ADD PRIMARY KEY ("+spec.key+")")
+		_, err := tx.ExecContext(ctx, "ALTER TABLE "+shadow+" ADD PRIMARY KEY ("+spec.Key+")")
 		return err
 	}
 	var ddl string
-	if err := tx.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1", spec.table).Scan(&ddl); err != nil {
-		return fmt.Errorf("read the definition of %s: %w", spec.table, err)
+	if err := tx.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = $1", spec.Table).Scan(&ddl); err != nil {
+		return fmt.Errorf("read the definition of %s: %w", spec.Table, err)
 	}
-	renamed, err := renameCreateTable(ddl, spec.table, shadow)
+	renamed, err := renameCreateTable(ddl, spec.Table, shadow)
 	if err != nil {
 		return err
 	}
@@ -275,7 +270,7 @@ func (r *Rebuild) Swap(ctx context.Context) error {
 	defer tx.Rollback()
 	if s.kind == Postgres {
 		// Wait for batches in flight on the live tables, and hold off new ones until commit.
-		if _, err := tx.ExecContext(ctx, "LOCK TABLE "+r.spec.table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE "+r.spec.Table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return fail(err)
 		}
 	}
@@ -305,17 +300,17 @@ func (r *Rebuild) Swap(ctx context.Context) error {
 	if len(behind) > 0 {
 		return &BehindError{Projection: r.projection, Partitions: behind}
 	}
-	indexes, err := s.secondaryIndexes(ctx, tx, r.spec.table)
+	indexes, err := s.secondaryIndexes(ctx, tx, r.spec.Table)
 	if err != nil {
 		return fail(err)
 	}
 	pkey := ""
 	if s.kind == Postgres {
-		if err := tx.QueryRowContext(ctx, "SELECT conname FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'p'", r.spec.table).Scan(&pkey); err != nil {
-			return fail(fmt.Errorf("primary key of %s: %w", r.spec.table, err))
+		if err := tx.QueryRowContext(ctx, "SELECT conname FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'p'", r.spec.Table).Scan(&pkey); err != nil {
+			return fail(fmt.Errorf("primary key of %s: %w", r.spec.Table, err))
 		}
 	}
-	stmts := []string{"DROP TABLE " + r.spec.table, "ALTER TABLE " + r.shadow + " RENAME TO " + r.spec.table}
+	stmts := []string{"DROP TABLE " + r.spec.Table, "ALTER TABLE " + r.shadow + " RENAME TO " + r.spec.Table}
 	if pkey != "" {
 		stmts = append(stmts, "ALTER INDEX "+r.shadow+"_pkey RENAME TO "+pkey)
 	}

@@ -279,7 +279,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("store: migration %d_%s: %w", m.version, m.name, err)
 		}
 	}
-	if err := s.migrateModules(ctx, tx); err != nil {
+	if err := s.migrateModules(ctx, tx, s.modules); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -311,9 +311,9 @@ type moduleMigrations struct {
 	fsys   fs.FS
 }
 
-// migrateModules applies every module migration newer than the module's recorded version.
-func (s *Store) migrateModules(ctx context.Context, tx *sql.Tx) error {
-	if len(s.modules) == 0 {
+// migrateModules applies every migration of mods newer than its module's recorded version.
+func (s *Store) migrateModules(ctx context.Context, tx *sql.Tx, mods []moduleMigrations) error {
+	if len(mods) == 0 {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS module_migrations (
@@ -325,7 +325,7 @@ func (s *Store) migrateModules(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("store: migrate modules: %w", err)
 	}
 	now := s.now().UnixMilli()
-	for _, mm := range s.modules {
+	for _, mm := range mods {
 		ms, err := readMigrations(mm.fsys, ".")
 		if err != nil {
 			return fmt.Errorf("store: migrations of %s: %w", mm.module, err)
@@ -348,6 +348,30 @@ func (s *Store) migrateModules(ctx context.Context, tx *sql.Tx) error {
 				return fmt.Errorf("store: migration %s %d_%s: %w", mm.module, m.version, m.name, err)
 			}
 		}
+	}
+	return nil
+}
+
+// Migrate applies a domain module's migrations on an open store, as WithMigrations does at
+// Open (in one transaction, serialized with every other migration): for a component that
+// owns tables of its own (a process manager's state) and may run on a store opened without
+// them. Applying the same migrations again, here or at Open, applies nothing.
+func (s *Store) Migrate(ctx context.Context, module string, fsys fs.FS) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate %s: %w", module, err)
+	}
+	defer tx.Rollback()
+	if s.kind == Postgres {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLock)); err != nil {
+			return fmt.Errorf("store: migrate %s: lock: %w", module, err)
+		}
+	}
+	if err := s.migrateModules(ctx, tx, []moduleMigrations{{module, fsys}}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate %s: %w", module, err)
 	}
 	return nil
 }

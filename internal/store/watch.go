@@ -65,3 +65,7 @@ func (w *watcher) count() int {
 	}
 	return n
 }
+
+// Waiters returns how many WaitVersion calls are waiting now (tests wait for one to be
+// registered before they commit what wakes it).
+func (s *Store) Waiters() int { return s.watch.count() }

@@ -28,7 +28,10 @@ type Aggregate struct {
 
 // DefaultAggregates are the aggregates of DESIGN.md: WorkEffort (including
 // the GitHub saga's events) and Deployment (the deployment process's
-// commands and results).
+// commands and results). New declares them when no option declares others;
+// the mains and the CLI declare their domain modules' aggregates instead
+// (DeclareAggregates, through cmd/internal/modules), so this default only
+// serves callers that declare none, such as the generic packages' tests.
 func DefaultAggregates() []Aggregate {
 	return []Aggregate{{Name: "WorkEffort"}, {Name: "Deployment"}}
 }

@@ -28,7 +28,7 @@ type storeBench struct {
 }
 
 func newStoreBench(t *testing.T) *storeBench {
-	e := reactortest.New(t)
+	e := migrated(t, reactortest.New(t))
 	url, cl := e.Ingest(t)
 	reactortest.Start(t, func(ctx context.Context) error {
 		return e.Forward(ctx, reactortest.DeploymentRaw, reactortest.DeploymentEvents)
@@ -156,7 +156,7 @@ func TestDeploymentTimeoutRacesIngestAppend(t *testing.T) {
 	}
 	for _, pid := range pids {
 		waitFor(t, pid+" handled its RunTests", func() bool {
-			p, ok, _ := b.e.Store.DeploymentProcess(t.Context(), pid)
+			p, ok, _ := deployment.LoadProcess(t.Context(), b.e.Store, pid)
 			return ok && p.StreamVersion == 1
 		})
 	}
@@ -206,9 +206,9 @@ func TestDeploymentTimeoutRacesIngestAppend(t *testing.T) {
 func TestDeploymentTimeoutWrittenNotStored(t *testing.T) {
 	b := newStoreBench(t)
 	put := func(pid string) {
-		p := store.DeploymentProcess{ProcessID: pid, WorkEffortID: "we-" + pid, State: deployment.StateTesting, Step: deployment.StepTest,
+		p := deployment.Process{ProcessID: pid, WorkEffortID: "we-" + pid, State: deployment.StateTesting, Step: deployment.StepTest,
 			CommandID: "cmd-" + pid, CommandType: deployment.TypeRunTests, Deadline: time.Now().Add(-time.Second), StartedAt: time.Now()}
-		if err := b.e.Store.Update(t.Context(), deployment.Group, func(tx *store.Tx) error { return tx.PutDeploymentProcess(&p) }); err != nil {
+		if err := b.e.Store.Update(t.Context(), deployment.Group, func(tx *store.Tx) error { return deployment.PutProcess(tx, &p) }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 )
 
@@ -12,8 +13,15 @@ const Aggregate = "Deployment"
 
 // Module describes the Deployment aggregate. Its schemas have a single version each, so it has
 // no upcast steps; it has no fold and no commands (its commands are the process manager's).
+// Its read model is the process manager's state of each process (deployment_processes, its
+// migrations), served by QueryPath; the process manager (Reactor) writes it, so it has no
+// projection.
 func Module() domain.Module {
-	return domain.Module{Aggregate: Aggregate}
+	return domain.Module{
+		Aggregate: Aggregate,
+		ReadModel: &projector.ReadModel{Name: Group, Migrations: Migrations(),
+			Routes: []projector.Route{{Pattern: QueryPath, Handler: Query}}},
+	}
 }
 
 // Reactor is the deployment process manager (group "deployment", on the WorkEffort and

@@ -63,7 +63,7 @@ const (
 	TypeProcessFailed = "Deployment:ProcessFailed"
 )
 
-// Process states (store.DeploymentProcess.State).
+// Process states (Process.State).
 const (
 	StateTesting   = "testing"
 	StateBuilding  = "building"
@@ -138,9 +138,13 @@ func New(cfg Config, d reactor.Deps) (*Manager, error) {
 	return m, nil
 }
 
-// Run consumes topics (the WorkEffort and Deployment events topics) as the "deployment"
-// group, fires due deadlines and sweeps the outbox, until ctx ends.
+// Run creates the state's tables if they are missing (Migrate), then consumes topics (the
+// WorkEffort and Deployment events topics) as the "deployment" group, fires due deadlines and
+// sweeps the outbox, until ctx ends.
 func (m *Manager) Run(ctx context.Context, topics []string, retry reactor.Retry) error {
+	if err := Migrate(ctx, m.d.Store); err != nil {
+		return err
+	}
 	r, err := m.d.BatchRunner(Group, topics, m.handler, retry)
 	if err != nil {
 		return err
@@ -189,7 +193,7 @@ const aggregatePrefix = "Deployment:"
 
 // observe records in p that the manager handled ev, when ev is an event of p's stream
 // with a version above what p knew; it reports whether p changed.
-func observe(p *store.DeploymentProcess, ev *bus.Event) bool {
+func observe(p *Process, ev *bus.Event) bool {
 	if ev.AggregateID != p.ProcessID || ev.AggregateVersion <= p.StreamVersion {
 		return false
 	}
@@ -200,7 +204,7 @@ func observe(p *store.DeploymentProcess, ev *bus.Event) bool {
 // seen records the stream version of an event of a process's stream that decides nothing
 // (the manager's own commands, ProcessFailed).
 func (m *Manager) seen(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
-	p, found, err := m.d.Store.DeploymentProcess(ctx, ev.AggregateID)
+	p, found, err := LoadProcess(ctx, m.d.Store, ev.AggregateID)
 	if err != nil || !found || !observe(&p, ev) {
 		return nil, err
 	}
@@ -212,7 +216,7 @@ func (m *Manager) seen(ctx context.Context, ev *bus.Event) (reactor.Apply, error
 // where a timeout is decided, so one appended but not stored (a crash, a lost answer)
 // still ends the process, before any later result of the stream is looked at.
 func (m *Manager) timedOut(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
-	p, found, err := m.d.Store.DeploymentProcess(ctx, ev.AggregateID)
+	p, found, err := LoadProcess(ctx, m.d.Store, ev.AggregateID)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -234,12 +238,12 @@ func waiting(state string) bool {
 }
 
 // timedOutState is p after its step timed out.
-func timedOutState(p store.DeploymentProcess) store.DeploymentProcess {
+func timedOutState(p Process) Process {
 	p.State, p.Reason, p.Deadline = StateTimedOut, timeoutReason(p), time.Time{}
 	return p
 }
 
-func timeoutReason(p store.DeploymentProcess) string {
+func timeoutReason(p Process) string {
 	return fmt.Sprintf("step %s timed out at %s", p.Step, p.Deadline.Format(time.RFC3339))
 }
 
@@ -248,7 +252,7 @@ func source(ev *bus.Event) store.TopicPartition {
 }
 
 // command encodes a Run* command of process p, caused by cause.
-func (m *Manager) command(ctx context.Context, cause reactor.Cause, p store.DeploymentProcess, typ string, extra map[string]any) (*kgo.Record, error) {
+func (m *Manager) command(ctx context.Context, cause reactor.Cause, p Process, typ string, extra map[string]any) (*kgo.Record, error) {
 	data := map[string]any{"workEffortId": p.WorkEffortID, "processId": p.ProcessID}
 	for k, v := range extra {
 		data[k] = v
@@ -258,12 +262,12 @@ func (m *Manager) command(ctx context.Context, cause reactor.Cause, p store.Depl
 
 func (m *Manager) start(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
 	id := ProcessID(ev.ID)
-	if _, found, err := m.d.Store.DeploymentProcess(ctx, id); err != nil || found {
+	if _, found, err := LoadProcess(ctx, m.d.Store, id); err != nil || found {
 		return nil, err
 	}
 	cause := reactor.CauseOf(ev)
 	now := m.now()
-	p := store.DeploymentProcess{ProcessID: id, WorkEffortID: ev.AggregateID, State: StateTesting, Step: StepTest,
+	p := Process{ProcessID: id, WorkEffortID: ev.AggregateID, State: StateTesting, Step: StepTest,
 		CommandType: TypeRunTests, Deadline: now.Add(m.cfg.StepTimeout), CorrelationID: cause.CorrelationID, StartedAt: now}
 	rec, err := m.command(ctx, cause, p, TypeRunTests, nil)
 	if err != nil {
@@ -274,9 +278,9 @@ func (m *Manager) start(ctx context.Context, ev *bus.Event) (reactor.Apply, erro
 	return m.write(ev, &p, rec), nil
 }
 
-func (m *Manager) write(ev *bus.Event, p *store.DeploymentProcess, recs ...*kgo.Record) reactor.Apply {
+func (m *Manager) write(ev *bus.Event, p *Process, recs ...*kgo.Record) reactor.Apply {
 	return func(tx *store.Tx) error {
-		if err := tx.PutDeploymentProcess(p); err != nil {
+		if err := PutProcess(tx, p); err != nil {
 			return err
 		}
 		return m.outbox.Add(tx, source(ev), recs...)
@@ -289,7 +293,7 @@ func (m *Manager) result(ctx context.Context, ev *bus.Event) (reactor.Apply, err
 	if id == "" {
 		id = ev.AggregateID
 	}
-	p, found, err := m.d.Store.DeploymentProcess(ctx, id)
+	p, found, err := LoadProcess(ctx, m.d.Store, id)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +344,7 @@ func (m *Manager) result(ctx context.Context, ev *bus.Event) (reactor.Apply, err
 }
 
 // failed encodes the compensation event of p failing at its step.
-func (m *Manager) failed(ctx context.Context, cause reactor.Cause, p store.DeploymentProcess, reason, failedType, failedID string) (*kgo.Record, error) {
+func (m *Manager) failed(ctx context.Context, cause reactor.Cause, p Process, reason, failedType, failedID string) (*kgo.Record, error) {
 	var artifact any
 	if p.Artifact != "" {
 		artifact = p.Artifact
@@ -384,7 +388,7 @@ func (m *Manager) deadlines(ctx context.Context) {
 // reads from the stream that was never stored (Handle).
 func (m *Manager) FireDue(ctx context.Context) (int, error) {
 	now := m.now()
-	due, err := m.d.Store.DueDeploymentProcesses(ctx, now, 100)
+	due, err := DueProcesses(ctx, m.d.Store, now, 100)
 	if err != nil {
 		return 0, err
 	}
@@ -412,7 +416,7 @@ func (m *Manager) FireDue(ctx context.Context) (int, error) {
 }
 
 // timeoutEvents encodes StepTimedOut and ProcessFailed of p timing out at now.
-func (m *Manager) timeoutEvents(ctx context.Context, p store.DeploymentProcess, now time.Time) (timedOut, failed *kgo.Record, err error) {
+func (m *Manager) timeoutEvents(ctx context.Context, p Process, now time.Time) (timedOut, failed *kgo.Record, err error) {
 	// The cause of a timeout is the command nobody answered; its ids derive from it.
 	cause := reactor.Cause{ID: p.CommandID, CorrelationID: p.CorrelationID}
 	if cause.ID == "" {
@@ -430,19 +434,19 @@ func (m *Manager) timeoutEvents(ctx context.Context, p store.DeploymentProcess, 
 }
 
 // queueTimeout times p out through the outbox: state and events in one transaction.
-func (m *Manager) queueTimeout(ctx context.Context, p store.DeploymentProcess, now time.Time) (bool, error) {
+func (m *Manager) queueTimeout(ctx context.Context, p Process, now time.Time) (bool, error) {
 	timedOut, failed, err := m.timeoutEvents(ctx, p, now)
 	if err != nil {
 		return false, err
 	}
 	next := timedOutState(p)
 	err = m.d.Store.Update(ctx, Group, func(tx *store.Tx) error {
-		if err := tx.PutDeploymentProcess(&next); err != nil {
+		if err := PutProcess(tx, &next); err != nil {
 			return err
 		}
 		return m.outbox.Add(tx, store.TopicPartition{Partition: -1}, timedOut, failed)
 	})
-	if errors.Is(err, store.ErrConflict) {
+	if errors.Is(err, ErrConflict) {
 		return false, nil // a result (or another instance) got there first
 	}
 	return err == nil, err
@@ -457,7 +461,7 @@ const timeoutAttempts = 3
 var ErrStreamMoved = errors.New("deployment: process stream moved on")
 
 // appendTimeout times p out through the event store (see FireDue).
-func (m *Manager) appendTimeout(ctx context.Context, p store.DeploymentProcess, now time.Time) (bool, error) {
+func (m *Manager) appendTimeout(ctx context.Context, p Process, now time.Time) (bool, error) {
 	appended := false
 	for attempt := 1; ; attempt++ {
 		timedOut, failed, err := m.timeoutEvents(ctx, p, now)
@@ -479,11 +483,11 @@ func (m *Manager) appendTimeout(ctx context.Context, p store.DeploymentProcess, 
 			if p.StreamVersion >= 0 && len(res) == len(evs) {
 				next.StreamVersion = max(p.StreamVersion, res[len(res)-1].Version)
 			}
-			err = m.d.Store.Update(ctx, Group, func(tx *store.Tx) error { return tx.PutDeploymentProcess(&next) })
+			err = m.d.Store.Update(ctx, Group, func(tx *store.Tx) error { return PutProcess(tx, &next) })
 			if err == nil {
 				return true, nil
 			}
-			if !errors.Is(err, store.ErrConflict) {
+			if !errors.Is(err, ErrConflict) {
 				return false, err
 			}
 			// The handler wrote the process meanwhile (it may have applied this very
@@ -502,7 +506,7 @@ func (m *Manager) appendTimeout(ctx context.Context, p store.DeploymentProcess, 
 			return false, ctx.Err()
 		case <-t.C:
 		}
-		cur, found, err := m.d.Store.DeploymentProcess(ctx, p.ProcessID)
+		cur, found, err := LoadProcess(ctx, m.d.Store, p.ProcessID)
 		if err != nil {
 			return false, err
 		}

@@ -14,10 +14,10 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
-	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
 var topics = []string{reactortest.WorkEffortEvents, reactortest.DeploymentEvents}
@@ -74,16 +74,16 @@ func emitted(t *testing.T, e *reactortest.Env, typ, pid string, n int) []*bus.Ev
 	}
 }
 
-func state(t *testing.T, e *reactortest.Env, pid string) store.DeploymentProcess {
+func state(t *testing.T, e *reactortest.Env, pid string) deployment.Process {
 	t.Helper()
-	p, ok, err := e.Store.DeploymentProcess(t.Context(), pid)
+	p, ok, err := deployment.LoadProcess(t.Context(), e.Store, pid)
 	if err != nil || !ok {
 		t.Fatalf("process %s: found %v, %v", pid, ok, err)
 	}
 	return p
 }
 
-func waitState(t *testing.T, e *reactortest.Env, pid, want string) store.DeploymentProcess {
+func waitState(t *testing.T, e *reactortest.Env, pid, want string) deployment.Process {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -104,7 +104,7 @@ func str(ev *bus.Event, key string) string {
 }
 
 func TestDeploymentProcess(t *testing.T) {
-	e := reactortest.New(t)
+	e := migrated(t, reactortest.New(t))
 	e.StartReplays(t)
 	done := completed(e, t, "we-1")
 	e.Produce(t, done)
@@ -195,10 +195,10 @@ func TestDeploymentSurvivesRestarts(t *testing.T) {
 		name string
 		env  func(t *testing.T) *reactortest.Env
 	}{
-		{"sqlite", func(t *testing.T) *reactortest.Env { return reactortest.New(t) }},
+		{"sqlite", func(t *testing.T) *reactortest.Env { return migrated(t, reactortest.New(t)) }},
 		{"postgres", func(t *testing.T) *reactortest.Env {
 			url := stacktest.PostgresURL(t)
-			return reactortest.WithStack(t, stacktest.Start(t), url)
+			return migrated(t, reactortest.WithStack(t, stacktest.Start(t), url))
 		}},
 	}
 	for _, b := range backends {
@@ -255,7 +255,7 @@ func survivesRestarts(t *testing.T, e *reactortest.Env) {
 // at the end, makes every event come again (positions and offsets forgotten): each process
 // gets exactly one RunTests id and no command is emitted twice.
 func TestDeploymentNoDuplicateCommands(t *testing.T) {
-	e := reactortest.New(t)
+	e := migrated(t, reactortest.New(t))
 	var recs []*kgo.Record
 	for i := range 30 {
 		recs = append(recs, completed(e, t, fmt.Sprintf("we-%d", i)))
@@ -299,7 +299,7 @@ func TestDeploymentNoDuplicateCommands(t *testing.T) {
 func view(t *testing.T, e *reactortest.Env, id string, status int) deployment.View {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(deployment.QueryPath, deployment.Query(e.Store))
+	mux.Handle(deployment.QueryPath, deployment.Query(projector.Reads{Store: e.Store}))
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/deployments/"+id, nil))
 	if rec.Code != status {
@@ -321,4 +321,14 @@ func steps(v deployment.View) string {
 		parts[i] = s.Name + ":" + s.Status
 	}
 	return strings.Join(parts, " ")
+}
+
+// migrated creates the process manager's tables in e's store, as the projector does from the
+// module's read model, for tests that read or write them before a manager runs.
+func migrated(t *testing.T, e *reactortest.Env) *reactortest.Env {
+	t.Helper()
+	if err := deployment.Migrate(t.Context(), e.Store); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

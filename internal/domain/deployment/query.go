@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/store"
+	"github.com/pyrite-dev/pyrite/internal/projector"
 )
 
 // QueryPath is the deployment read model's route: the process manager's state of one
@@ -42,7 +42,7 @@ type StepView struct {
 }
 
 // ViewOf returns the read model of a process as the process manager stored it.
-func ViewOf(p store.DeploymentProcess) View {
+func ViewOf(p Process) View {
 	v := View{ID: p.ProcessID, WorkEffortID: p.WorkEffortID, State: p.State, Artifact: p.Artifact,
 		Environment: p.Environment, Reason: p.Reason, CorrelationID: p.CorrelationID,
 		StartedAt: p.StartedAt.UTC(), UpdatedAt: p.UpdatedAt.UTC(), Version: p.Version}
@@ -77,11 +77,12 @@ func ViewOf(p store.DeploymentProcess) View {
 	return v
 }
 
-// Query serves QueryPath from st: 200 with the View, 404 for an unknown process.
-func Query(st *store.Store) http.Handler {
+// Query serves QueryPath from the projector's store: 200 with the View, 404 for an unknown
+// process.
+func Query(rd projector.Reads) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		p, found, err := st.DeploymentProcess(r.Context(), id)
+		p, found, err := LoadProcess(r.Context(), rd.Store, id)
 		switch {
 		case err != nil:
 			problem(w, http.StatusInternalServerError, "store-error", "Store error", err.Error())

@@ -59,35 +59,24 @@ func IssuedV1ToV2(v IssuedV1) (IssuedV2, error) {
 	return IssuedV2{Customer: v.Customer, AmountCents: int64(c)}, nil
 }
 
-// Module describes the Invoice aggregate: its schemas, its upcast step and the consumer group
-// of its projection.
+// Module describes the Invoice aggregate: its schemas, its upcast step and its read model with
+// the consumer group of its projection.
 func Module() domain.Module {
-	sch, _ := fs.Sub(files, "schemas") // a constant path of the embedded tree
+	sch, _ := fs.Sub(files, "schemas") // constant paths of the embedded tree
+	mig, _ := fs.Sub(files, "migrations")
 	return domain.Module{
 		Aggregate: Aggregate,
 		Schemas:   sch,
 		Upcasts:   func(c *upcast.Chain) error { return upcast.Register(c, TypeIssued, 1, IssuedV1ToV2) },
 		Groups:    []topology.Group{{Name: Projection, Retry: true, StorePositions: true}},
+		ReadModel: &projector.ReadModel{
+			Name:        Projection,
+			Migrations:  mig,
+			Projections: []projector.Projection{{Name: Projection, Aggregates: []string{Aggregate}, Apply: apply}},
+			Routes:      []projector.Route{{Pattern: QueryPath, Handler: query}},
+		},
 	}
 }
-
-// Migrations are the projection's tables, for store.WithMigrations.
-func Migrations() fs.FS {
-	m, _ := fs.Sub(files, "migrations")
-	return m
-}
-
-// Projections returns the invoices projection on topics (the Invoice events topic).
-func Projections(top *topology.Topology) ([]projector.Projection, error) {
-	t, err := top.EventsTopic(Aggregate)
-	if err != nil {
-		return nil, err
-	}
-	return []projector.Projection{{Name: Projection, Topics: []string{t}, Apply: apply}}, nil
-}
-
-// Routes returns the projection's query route.
-func Routes() []projector.Route { return []projector.Route{{Pattern: QueryPath, Handler: query}} }
 
 // apply folds one event into the invoices table.
 func apply(tx *store.Tx, ev store.Event) error {
@@ -120,9 +109,9 @@ type View struct {
 	Version     int64      `json:"version"`
 }
 
-func query(st *store.Store) http.Handler {
+func query(rd projector.Reads) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := load(r.Context(), st, r.PathValue("id"))
+		v, err := load(r.Context(), rd.Store, r.PathValue("id"))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			http.Error(w, "no such invoice", http.StatusNotFound)

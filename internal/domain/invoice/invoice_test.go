@@ -18,7 +18,6 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/stacktest"
-	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/upcaster"
 )
 
@@ -48,10 +47,6 @@ func start(t *testing.T, run func(ctx context.Context, ln net.Listener) error) s
 // GET /v1/invoices/{id} serves the row.
 func TestInvoiceEndToEnd(t *testing.T) {
 	s := stacktest.Start(t, invoice.Module()) // the one line that lists the module
-	projections, err := invoice.Projections(s.Topology)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ingestURL := start(t, func(ctx context.Context, ln net.Listener) error {
 		return ingest.Run(ctx, ln, ingest.Options{Chain: s.Chain, Brokers: s.Brokers, Registry: s.RegistryURL,
 			TxnPrefix: "invoice-test", Topology: s.Topology, Metrics: prometheus.NewRegistry(), Drain: 5 * time.Second,
@@ -65,8 +60,7 @@ func TestInvoiceEndToEnd(t *testing.T) {
 		return projector.Run(ctx, ln, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
 			Store: filepath.Join(t.TempDir(), "projector.db"), Topology: s.Topology, Metrics: prometheus.NewRegistry(),
 			BatchWait: 10 * time.Millisecond, Drain: time.Second,
-			Schemas: s.Schemas, Projections: projections, Routes: invoice.Routes(),
-			StoreOptions: []store.Option{store.WithMigrations(invoice.Projection, invoice.Migrations())}})
+			Schemas: s.Schemas, ReadModels: s.ReadModels})
 	})
 
 	post := func(body string) {

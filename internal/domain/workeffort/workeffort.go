@@ -1,6 +1,7 @@
-// Package workeffort folds WorkEffort domain events into the entity's current state: the
-// seed's applyEvent, shared by the WorkEffort projection (internal/store) and, later, the
-// event store.
+// Package workeffort is the WorkEffort aggregate as a domain module (Module): the fold of its
+// events into the entity's current state (Apply, the seed's applyEvent), shared by the event
+// store's folds and commands and by its read model: the work_efforts table, the work-efforts
+// projection (ApplyEvent) and the query routes GET /v1/work-efforts[/{id}] (ReadModel).
 //
 // Guarantees:
 //   - Apply is a pure function: it never mutates its input and has no side effects, so it is

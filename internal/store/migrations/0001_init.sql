@@ -12,27 +12,7 @@ CREATE TABLE projection_positions (
     PRIMARY KEY (projection, topic, partition)
 );
 
--- The WorkEffort projection (internal/workeffort's fold).
-CREATE TABLE work_efforts (
-    id                  TEXT    NOT NULL PRIMARY KEY,
-    title               TEXT    NOT NULL DEFAULT '',
-    description         TEXT    NOT NULL DEFAULT '',
-    status              TEXT    NOT NULL,
-    progress            INTEGER NOT NULL DEFAULT 0,
-    created_at          BIGINT,
-    started_at          BIGINT,
-    completed_at        BIGINT,
-    version             BIGINT  NOT NULL,
-    github_issue        INTEGER,
-    github_issue_url    TEXT    NOT NULL DEFAULT '',
-    github_issue_closed INTEGER NOT NULL DEFAULT 0,
-    needs_manual_sync   INTEGER NOT NULL DEFAULT 0,
-    manual_sync_reason  TEXT    NOT NULL DEFAULT '',
-    assignee            TEXT    NOT NULL DEFAULT '',
-    updated_at          BIGINT
-);
-
-CREATE INDEX work_efforts_status_id ON work_efforts (status, id);
+-- A projection's own tables come from its domain module (WithMigrations).
 
 -- Events a consumer (reactor, saga) has handled, for deduplication by ce_id.
 CREATE TABLE processed_events (

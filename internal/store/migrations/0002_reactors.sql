@@ -42,25 +42,5 @@ CREATE TABLE github_issues (
     updated_at       BIGINT  NOT NULL
 );
 
--- The deployment process manager: one row per process. deadline_at is the durable deadline
--- of the step in progress (NULL when no step waits); version is for compare-and-set.
-CREATE TABLE deployment_processes (
-    process_id      TEXT    NOT NULL PRIMARY KEY,
-    work_effort_id  TEXT    NOT NULL,
-    state           TEXT    NOT NULL,
-    step            TEXT    NOT NULL DEFAULT '',
-    command_id      TEXT    NOT NULL DEFAULT '',
-    command_type    TEXT    NOT NULL DEFAULT '',
-    artifact        TEXT    NOT NULL DEFAULT '',
-    environment     TEXT    NOT NULL DEFAULT '',
-    deadline_at     BIGINT,
-    correlation_id  TEXT    NOT NULL DEFAULT '',
-    reason          TEXT    NOT NULL DEFAULT '',
-    version         BIGINT  NOT NULL,
-    started_at      BIGINT  NOT NULL,
-    updated_at      BIGINT  NOT NULL
-);
-
-CREATE INDEX deployment_processes_deadline ON deployment_processes (deadline_at);
-
-CREATE INDEX deployment_processes_work_effort ON deployment_processes (work_effort_id);
+-- The deployment process manager's state is its domain module's migration
+-- (internal/domain/deployment/migrations).

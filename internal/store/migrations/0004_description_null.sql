@@ -1,4 +1,4 @@
--- A work effort's description may be null (Created's description is ["null", "string"]):
--- description_null is 1 when it is, so the read model answers null rather than "". Rows
--- written before keep 0 (their description as stored).
-ALTER TABLE work_efforts ADD COLUMN description_null INTEGER NOT NULL DEFAULT 0;
+-- Released as "ALTER TABLE work_efforts ADD COLUMN description_null ...". The work_efforts
+-- table is now the WorkEffort module's (internal/domain/workeffort/migrations, which creates
+-- it with description_null when missing); the version stays so that databases an earlier
+-- build migrated keep opening. It does nothing.

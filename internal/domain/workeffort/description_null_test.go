@@ -1,4 +1,4 @@
-package store_test
+package workeffort_test
 
 import (
 	"testing"
@@ -16,11 +16,11 @@ func TestDescriptionNull(t *testing.T) {
 			p.ev("we-null", workeffort.TypeCreated, map[string]any{"title": "T", "description": nil, "createdAt": base}),
 			p.ev("we-empty", workeffort.TypeCreated, map[string]any{"title": "T", "description": "", "createdAt": base}),
 		}
-		if err := s.ApplyBatch(t.Context(), store.WorkEffortProjection, evs, store.ApplyWorkEffort); err != nil {
+		if err := s.ApplyBatch(t.Context(), workeffort.Projection, evs, workeffort.ApplyEvent); err != nil {
 			t.Fatal(err)
 		}
 		for id, wantNil := range map[string]bool{"we-null": true, "we-empty": false} {
-			we, ok, err := s.WorkEffort(t.Context(), id)
+			we, ok, err := workeffort.Get(t.Context(), s, id)
 			if err != nil || !ok {
 				t.Fatalf("%s: %v %v", id, ok, err)
 			}

@@ -1,4 +1,4 @@
-package store_test
+package workeffort_test
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/store"
+	"github.com/pyrite-dev/pyrite/internal/store/storetest"
 )
 
 // benchBatch is the number of events per ApplyBatch call in the benchmarks.
@@ -63,8 +64,8 @@ func BenchmarkApply(b *testing.B) {
 		setup string
 		apply func(tx *store.Tx, ev store.Event) error
 	}{
-		{name: "projection", apply: store.ApplyWorkEffort},
-		{name: "per-event", apply: store.ApplyWorkEffortPerEvent},
+		{name: "projection", apply: workeffort.ApplyEvent},
+		{name: "per-event", apply: workeffort.ApplyPerEvent},
 		{
 			name:  "raw-insert",
 			setup: "CREATE TABLE bench_raw (event_id TEXT PRIMARY KEY, aggregate_id TEXT NOT NULL, type TEXT NOT NULL, version BIGINT NOT NULL, at BIGINT NOT NULL)",
@@ -75,11 +76,11 @@ func BenchmarkApply(b *testing.B) {
 			},
 		},
 	}
-	for _, name := range backendNames() {
+	for _, name := range storetest.Names() {
 		b.Run(name, func(b *testing.B) {
 			for _, p := range peers {
 				b.Run(p.name, func(b *testing.B) {
-					be := newBackend(b, name) // fresh: nothing is skipped as already applied
+					be := storetest.New(b, name) // fresh: nothing is skipped as already applied
 					s := open(b, be)
 					if p.setup != "" {
 						if _, err := rawDB(b, be).ExecContext(b.Context(), p.setup); err != nil {

@@ -1,4 +1,4 @@
-package store_test
+package workeffort_test
 
 import (
 	"database/sql"
@@ -31,7 +31,7 @@ func columns(t *testing.T, db *sql.DB, table string) []string {
 func indexNames(t *testing.T, b backend, db *sql.DB, table string) []string {
 	t.Helper()
 	q := "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL ORDER BY name"
-	if b.name == "postgres" {
+	if b.Name == "postgres" {
 		q = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1 ORDER BY indexname"
 	}
 	rows, err := db.QueryContext(t.Context(), q, table)
@@ -65,7 +65,7 @@ func TestRebuildSwap(t *testing.T) {
 		for i := range 4 {
 			events = append(events, st.lifecycle(fmt.Sprintf("we-%d", i))...)
 		}
-		if err := s.ApplyBatch(ctx, store.WorkEffortProjection, events, store.ApplyWorkEffort); err != nil {
+		if err := s.ApplyBatch(ctx, workeffort.Projection, events, workeffort.ApplyEvent); err != nil {
 			t.Fatal(err)
 		}
 		// The live model went wrong (a bug in an old fold, a hand edit): the rebuild fixes it.
@@ -78,7 +78,7 @@ func TestRebuildSwap(t *testing.T) {
 		}
 
 		tp := store.TopicPartition{Topic: topic, Partition: 0}
-		r, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{From: "earliest", Start: map[store.TopicPartition]int64{tp: 0}})
+		r, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{From: "earliest", Start: map[store.TopicPartition]int64{tp: 0}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,10 +93,10 @@ func TestRebuildSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Reads answer from the live tables while the shadow fills.
-		if got, ok, err := s.WorkEffort(ctx, "we-1"); err != nil || !ok || got.Title != "corrupted" {
+		if got, ok, err := workeffort.Get(ctx, s, "we-1"); err != nil || !ok || got.Title != "corrupted" {
 			t.Fatalf("during the rebuild WorkEffort(we-1) = %q, %v, %v; want the live row", got.Title, ok, err)
 		}
-		if page, _, err := s.ListWorkEfforts(ctx, "", 10, ""); err != nil || len(page) != 4 {
+		if page, _, err := workeffort.List(ctx, s, "", 10, ""); err != nil || len(page) != 4 {
 			t.Fatalf("during the rebuild List = %d rows, %v", len(page), err)
 		}
 		// Redelivering an applied event to the shadow changes nothing.
@@ -109,16 +109,16 @@ func TestRebuildSwap(t *testing.T) {
 
 		want := fold(t, events...)
 		for id, w := range want {
-			got, ok, err := s.WorkEffort(ctx, id)
+			got, ok, err := workeffort.Get(ctx, s, id)
 			if err != nil || !ok || !reflect.DeepEqual(got, w) {
 				t.Errorf("after the swap WorkEffort(%s) = %+v, %v, %v\nwant %+v", id, got, ok, err, w)
 			}
 		}
-		pos, err := s.Positions(ctx, store.WorkEffortProjection)
+		pos, err := s.Positions(ctx, workeffort.Projection)
 		if err != nil || !reflect.DeepEqual(pos, map[store.TopicPartition]int64{tp: st.next}) {
 			t.Errorf("live positions after the swap = %v, %v; want %s[0] at %d", pos, err, topic, st.next)
 		}
-		if names, _ := s.Projections(ctx); !reflect.DeepEqual(names, []string{store.WorkEffortProjection}) {
+		if names, _ := s.Projections(ctx); !reflect.DeepEqual(names, []string{workeffort.Projection}) {
 			t.Errorf("Projections after the swap = %v: the shadow's positions are left", names)
 		}
 		if tableExists(t, db, "work_efforts_rebuild") {
@@ -127,7 +127,7 @@ func TestRebuildSwap(t *testing.T) {
 		if got := indexNames(t, b, db, "work_efforts"); !reflect.DeepEqual(got, liveIndexes) {
 			t.Errorf("indexes after the swap %v, before %v", got, liveIndexes)
 		}
-		if g, err := s.Generation(ctx, store.WorkEffortProjection); err != nil || g != 1 {
+		if g, err := s.Generation(ctx, workeffort.Projection); err != nil || g != 1 {
 			t.Errorf("Generation = %d, %v; want 1", g, err)
 		}
 
@@ -135,18 +135,18 @@ func TestRebuildSwap(t *testing.T) {
 			more := st.lifecycle("we-9")
 			// Its next batch overlaps what the shadow applied (it had the same position).
 			batch := append(events[len(events)-2:len(events):len(events)], more...)
-			if err := s.ApplyBatch(ctx, store.WorkEffortProjection, batch, store.ApplyWorkEffort); err != nil {
+			if err := s.ApplyBatch(ctx, workeffort.Projection, batch, workeffort.ApplyEvent); err != nil {
 				t.Fatal(err)
 			}
 			want := fold(t, append(slices.Clone(events), more...)...)
 			for _, id := range []string{"we-3", "we-9"} {
-				if got, _, _ := s.WorkEffort(ctx, id); !reflect.DeepEqual(got, want[id]) {
+				if got, _, _ := workeffort.Get(ctx, s, id); !reflect.DeepEqual(got, want[id]) {
 					t.Errorf("WorkEffort(%s) = %+v, want %+v", id, got, want[id])
 				}
 			}
 		})
 		t.Run("rebuilds again on the swapped tables, or aborts", func(t *testing.T) {
-			r2, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{})
+			r2, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,13 +160,13 @@ func TestRebuildSwap(t *testing.T) {
 			if got := indexNames(t, b, db, "work_efforts"); !reflect.DeepEqual(got, liveIndexes) {
 				t.Errorf("indexes after the second swap %v, before %v", got, liveIndexes)
 			}
-			if g, _ := s.Generation(ctx, store.WorkEffortProjection); g != 2 {
+			if g, _ := s.Generation(ctx, workeffort.Projection); g != 2 {
 				t.Errorf("Generation = %d, want 2", g)
 			}
-			if _, ok, _ := s.WorkEffort(ctx, "we-9"); ok {
+			if _, ok, _ := workeffort.Get(ctx, s, "we-9"); ok {
 				t.Error("we-9 is still there: its events were not in the second rebuild")
 			}
-			r3, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{})
+			r3, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,10 +179,10 @@ func TestRebuildSwap(t *testing.T) {
 			if tableExists(t, db, "work_efforts_rebuild") {
 				t.Error("Abort left the shadow table")
 			}
-			if g, _ := s.Generation(ctx, store.WorkEffortProjection); g != 2 {
+			if g, _ := s.Generation(ctx, workeffort.Projection); g != 2 {
 				t.Errorf("Generation after an abort = %d, want 2", g)
 			}
-			if got, _, _ := s.WorkEffort(ctx, "we-10"); got.Status != workeffort.StatusCompleted {
+			if got, _, _ := workeffort.Get(ctx, s, "we-10"); got.Status != workeffort.StatusCompleted {
 				t.Errorf("Abort touched the live model: we-10 = %+v", got)
 			}
 		})
@@ -194,7 +194,7 @@ func TestRebuildBehind(t *testing.T) {
 		ctx := t.Context()
 		st := newStream(2, 10)
 		events := append(st.lifecycle("we-a"), st.lifecycle("we-b")...)
-		r, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{})
+		r, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +202,7 @@ func TestRebuildBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The live projector is further along.
-		if err := s.ApplyBatch(ctx, store.WorkEffortProjection, events[:9], store.ApplyWorkEffort); err != nil {
+		if err := s.ApplyBatch(ctx, workeffort.Projection, events[:9], workeffort.ApplyEvent); err != nil {
 			t.Fatal(err)
 		}
 		err = r.Swap(ctx)
@@ -214,10 +214,10 @@ func TestRebuildBehind(t *testing.T) {
 		if want := map[store.TopicPartition]store.Behind{tp: {Shadow: 14, Live: 19}}; !reflect.DeepEqual(be.Partitions, want) {
 			t.Errorf("behind %v, want %v", be.Partitions, want)
 		}
-		if pos, _ := s.Positions(ctx, store.WorkEffortProjection); pos[tp] != 19 {
+		if pos, _ := s.Positions(ctx, workeffort.Projection); pos[tp] != 19 {
 			t.Errorf("a refused swap moved the live positions: %v", pos)
 		}
-		if g, _ := s.Generation(ctx, store.WorkEffortProjection); g != 0 {
+		if g, _ := s.Generation(ctx, workeffort.Projection); g != 0 {
 			t.Errorf("a refused swap counted a generation: %d", g)
 		}
 		if err := r.Apply(ctx, events[4:]); err != nil {
@@ -226,10 +226,10 @@ func TestRebuildBehind(t *testing.T) {
 		if err := r.Swap(ctx); err != nil {
 			t.Fatalf("Swap once caught up: %v", err)
 		}
-		if pos, _ := s.Positions(ctx, store.WorkEffortProjection); pos[tp] != st.next {
+		if pos, _ := s.Positions(ctx, workeffort.Projection); pos[tp] != st.next {
 			t.Errorf("positions after the swap %v, want %d", pos, st.next)
 		}
-		if got, _, _ := s.WorkEffort(ctx, "we-b"); !reflect.DeepEqual(got, fold(t, events...)["we-b"]) {
+		if got, _, _ := workeffort.Get(ctx, s, "we-b"); !reflect.DeepEqual(got, fold(t, events...)["we-b"]) {
 			t.Errorf("we-b = %+v", got)
 		}
 	})
@@ -242,20 +242,20 @@ func TestRebuildExclusive(t *testing.T) {
 			name string
 			run  func(t *testing.T)
 		}{
-			{"unknown projection", func(t *testing.T) {
-				if _, err := s.StartRebuild(ctx, "no-such", store.RebuildOptions{}); !errors.Is(err, store.ErrNotRebuildable) {
+			{"incomplete spec", func(t *testing.T) {
+				if _, err := s.StartRebuild(ctx, store.Rebuildable{Projection: "no-such"}, store.RebuildOptions{}); !errors.Is(err, store.ErrNotRebuildable) {
 					t.Errorf("StartRebuild = %v, want ErrNotRebuildable", err)
 				}
 			}},
 			{"second start refused, restart takes over", func(t *testing.T) {
-				first, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{})
+				first, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{}); !errors.Is(err, store.ErrRebuildInProgress) {
+				if _, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{}); !errors.Is(err, store.ErrRebuildInProgress) {
 					t.Fatalf("second StartRebuild = %v, want ErrRebuildInProgress", err)
 				}
-				second, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{Restart: true})
+				second, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{Restart: true})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -273,7 +273,7 @@ func TestRebuildExclusive(t *testing.T) {
 				}
 			}},
 			{"negative start offset", func(t *testing.T) {
-				_, err := s.StartRebuild(ctx, store.WorkEffortProjection, store.RebuildOptions{
+				_, err := s.StartRebuild(ctx, workeffort.Rebuildable(), store.RebuildOptions{
 					Start: map[store.TopicPartition]int64{{Topic: topic}: -1}})
 				if err == nil {
 					t.Error("StartRebuild accepted a negative start offset")
