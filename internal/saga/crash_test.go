@@ -174,8 +174,8 @@ func TestGitHubSagaSIGKILL(t *testing.T) {
 	}
 	c.kill(t)
 	f.releaseHang()
-	st, ok, err := e.Store.GitHubIssue(t.Context(), "we-3")
-	if err != nil || !ok || st.State != store.IssueCreating {
+	st, ok, err := saga.LoadIssue(t.Context(), e.Store, "we-3")
+	if err != nil || !ok || st.State != saga.IssueCreating {
 		t.Fatalf("we-3 after the kill: %+v (found %v, %v), want the intent only", st, ok, err)
 	}
 	if n := len(f.byWorkEffort("we-3")["we-3"]); n != 1 {

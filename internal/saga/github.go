@@ -165,6 +165,9 @@ func New(cfg Config, d reactor.Deps) (*Saga, error) {
 // Run consumes the WorkEffort events as the "github" group and sweeps the outbox, until ctx
 // ends; retry sets the in-place retry backoff of failing batches.
 func (s *Saga) Run(ctx context.Context, topics []string, retry reactor.Retry) error {
+	if err := Migrate(ctx, s.d.Store); err != nil {
+		return err
+	}
 	r, err := s.d.BatchRunner(Group, topics, s.handler, retry)
 	if err != nil {
 		return err
@@ -202,18 +205,18 @@ func Marker(workEffortID string) string {
 
 func (s *Saga) started(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
 	id := ev.AggregateID
-	cur, found, err := s.d.Store.GitHubIssue(ctx, id)
+	cur, found, err := LoadIssue(ctx, s.d.Store, id)
 	if err != nil {
 		return nil, err
 	}
-	if found && cur.State != store.IssueCreating {
+	if found && cur.State != IssueCreating {
 		s.count("github_create", "duplicate")
 		return nil, nil // redelivered (or repeated) Started: the issue exists or was given up
 	}
-	intent := store.GitHubIssue{WorkEffortID: id, State: store.IssueCreating, RequestedAt: s.now(), TriggerEventID: ev.ID}
+	intent := Issue{WorkEffortID: id, State: IssueCreating, RequestedAt: s.now(), TriggerEventID: ev.ID}
 	if found {
 		intent = cur
-	} else if err := s.d.Store.Update(ctx, Group, func(tx *store.Tx) error { return tx.PutGitHubIssue(intent) }); err != nil {
+	} else if err := s.d.Store.Update(ctx, Group, func(tx *store.Tx) error { return putIssue(tx, intent, s.now()) }); err != nil {
 		return nil, err
 	}
 	title, _ := reactor.Data(ev.Data).String("title")
@@ -230,7 +233,7 @@ func (s *Saga) started(ctx context.Context, ev *bus.Event) (reactor.Apply, error
 			return nil, err
 		}
 		next := intent
-		next.State, next.Number, next.URL, next.LastError = store.IssueOpen, issue.GetNumber(), issue.GetHTMLURL(), ""
+		next.State, next.Number, next.URL, next.LastError = IssueOpen, issue.GetNumber(), issue.GetHTMLURL(), ""
 		return s.apply(ev, next, rec), nil
 	}
 	s.count("github_create", "error")
@@ -242,13 +245,13 @@ func (s *Saga) started(ctx context.Context, ev *bus.Event) (reactor.Apply, error
 		return nil, err
 	}
 	next := intent
-	next.State, next.LastError = store.IssueFailed, msg
+	next.State, next.LastError = IssueFailed, msg
 	return s.apply(ev, next, rec), nil
 }
 
-func (s *Saga) apply(ev *bus.Event, next store.GitHubIssue, recs ...*kgo.Record) reactor.Apply {
+func (s *Saga) apply(ev *bus.Event, next Issue, recs ...*kgo.Record) reactor.Apply {
 	return func(tx *store.Tx) error {
-		if err := tx.PutGitHubIssue(next); err != nil {
+		if err := putIssue(tx, next, s.now()); err != nil {
 			return err
 		}
 		return s.outbox.Add(tx, source(ev), recs...)
@@ -349,11 +352,11 @@ func (s *Saga) find(ctx context.Context, id string, since time.Time) (*github.Is
 
 func (s *Saga) completed(ctx context.Context, ev *bus.Event) (reactor.Apply, error) {
 	id := ev.AggregateID
-	cur, found, err := s.d.Store.GitHubIssue(ctx, id)
+	cur, found, err := LoadIssue(ctx, s.d.Store, id)
 	if err != nil {
 		return nil, err
 	}
-	if !found || cur.State != store.IssueOpen {
+	if !found || cur.State != IssueOpen {
 		return nil, nil // no issue (never started, given up) or already closed
 	}
 	if err := s.close(ctx, id, cur.Number); err != nil {
@@ -367,7 +370,7 @@ func (s *Saga) completed(ctx context.Context, ev *bus.Event) (reactor.Apply, err
 		return nil, err
 	}
 	next := cur
-	next.State = store.IssueClosed
+	next.State = IssueClosed
 	return s.apply(ev, next, rec), nil
 }
 

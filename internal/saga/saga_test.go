@@ -13,7 +13,6 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/saga"
-	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
 func config(f *fakeGitHub) saga.Config {
@@ -99,8 +98,8 @@ func TestGitHubSaga(t *testing.T) {
 			ev.ID != reactor.EventID(trig, "github/issue-created") || issues[0].Title != "Ship the API" {
 			t.Errorf("event %+v data %v for issue %+v", ev, ev.Data, issues[0])
 		}
-		st, ok, err := e.Store.GitHubIssue(t.Context(), "we-1")
-		if err != nil || !ok || st.State != store.IssueOpen || st.Number != issues[0].Number {
+		st, ok, err := saga.LoadIssue(t.Context(), e.Store, "we-1")
+		if err != nil || !ok || st.State != saga.IssueOpen || st.Number != issues[0].Number {
 			t.Errorf("saga state %+v (found %v, %v)", st, ok, err)
 		}
 	})

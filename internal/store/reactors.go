@@ -2,18 +2,16 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
 
 // State of reactors, sagas and process managers (migration 0002): a transactional outbox and
-// the GitHub saga's issues (a domain module's process manager keeps its state in tables of
-// its own, with Migrate or WithMigrations: the deployment module's). Sagas and process
+// named counters. A saga or process manager keeps its own state in tables of its own, with
+// Migrate or WithMigrations (the GitHub saga's, the deployment module's). Sagas and process
 // managers write their state with Tx methods inside ApplyBatch, so that state,
 // positions and the outbox records they decided on commit together; Update runs the same
 // kind of transaction without positions (an intent recorded before a call to an outside
@@ -184,82 +182,6 @@ func (s *Store) DeleteOutbox(ctx context.Context, consumer string, seqs ...int64
 			return fmt.Errorf("store: outbox of %s: delete: %w", consumer, err)
 		}
 		seqs = seqs[n:]
-	}
-	return nil
-}
-
-// GitHub saga states.
-const (
-	IssueCreating = "creating" // intent recorded; the API call may or may not have happened
-	IssueOpen     = "open"
-	IssueClosed   = "closed"
-	IssueFailed   = "failed" // creation given up; compensated
-)
-
-// GitHubIssue is the GitHub saga's state for one work effort.
-type GitHubIssue struct {
-	WorkEffortID string
-	State        string // Issue*
-	Number       int    // 0 until created
-	URL          string
-	// RequestedAt is when creation was first attempted: issues created since then are
-	// searched for the work effort's marker before creating another.
-	RequestedAt time.Time
-	// TriggerEventID is the ce_id of the Started event that asked for the issue.
-	TriggerEventID string
-	LastError      string
-	UpdatedAt      time.Time
-}
-
-const ghColumns = "work_effort_id, state, issue_number, issue_url, requested_at, trigger_event_id, last_error, updated_at"
-
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanGitHubIssue(r rowScanner) (GitHubIssue, bool, error) {
-	var (
-		g        GitHubIssue
-		num      sql.NullInt64
-		req, upd int64
-	)
-	err := r.Scan(&g.WorkEffortID, &g.State, &num, &g.URL, &req, &g.TriggerEventID, &g.LastError, &upd)
-	if errors.Is(err, sql.ErrNoRows) {
-		return GitHubIssue{}, false, nil
-	}
-	if err != nil {
-		return GitHubIssue{}, false, fmt.Errorf("store: github issue: %w", err)
-	}
-	g.Number = int(num.Int64)
-	g.RequestedAt, g.UpdatedAt = time.UnixMilli(req).UTC(), time.UnixMilli(upd).UTC()
-	return g, true, nil
-}
-
-// GitHubIssue reads the saga state of a work effort in the transaction.
-func (tx *Tx) GitHubIssue(workEffortID string) (GitHubIssue, bool, error) {
-	return scanGitHubIssue(tx.QueryRow("SELECT "+ghColumns+" FROM github_issues WHERE work_effort_id = $1", workEffortID))
-}
-
-// GitHubIssue reads the saga state of a work effort (committed state only).
-func (s *Store) GitHubIssue(ctx context.Context, workEffortID string) (GitHubIssue, bool, error) {
-	return scanGitHubIssue(s.read.QueryRowContext(ctx, "SELECT "+ghColumns+" FROM github_issues WHERE work_effort_id = $1", workEffortID))
-}
-
-// PutGitHubIssue inserts or replaces the saga state of g.WorkEffortID; UpdatedAt is set to
-// the store's clock.
-func (tx *Tx) PutGitHubIssue(g GitHubIssue) error {
-	if g.WorkEffortID == "" || g.State == "" {
-		return fmt.Errorf("%w: github issue needs a work effort id and a state", ErrInvalidEvent)
-	}
-	var num any
-	if g.Number > 0 {
-		num = g.Number
-	}
-	_, err := tx.Exec(`INSERT INTO github_issues (`+ghColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (work_effort_id) DO UPDATE SET state = excluded.state, issue_number = excluded.issue_number,
-			issue_url = excluded.issue_url, requested_at = excluded.requested_at,
-			trigger_event_id = excluded.trigger_event_id, last_error = excluded.last_error, updated_at = excluded.updated_at`,
-		g.WorkEffortID, g.State, num, g.URL, g.RequestedAt.UnixMilli(), g.TriggerEventID, g.LastError, tx.s.now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("store: put github issue %s: %w", g.WorkEffortID, err)
 	}
 	return nil
 }

@@ -29,18 +29,7 @@ CREATE UNIQUE INDEX outbox_consumer_event ON outbox (consumer, event_id);
 
 CREATE INDEX outbox_source ON outbox (consumer, source_topic, source_partition, seq);
 
--- The GitHub saga: one row per work effort that has (or was meant to have) an issue.
--- state: creating (intent recorded before the API call), open, closed, failed.
-CREATE TABLE github_issues (
-    work_effort_id   TEXT    NOT NULL PRIMARY KEY,
-    state            TEXT    NOT NULL,
-    issue_number     INTEGER,
-    issue_url        TEXT    NOT NULL DEFAULT '',
-    requested_at     BIGINT  NOT NULL,
-    trigger_event_id TEXT    NOT NULL,
-    last_error       TEXT    NOT NULL DEFAULT '',
-    updated_at       BIGINT  NOT NULL
-);
+-- The GitHub saga's state is its package's migration (internal/saga/migrations).
 
 -- The deployment process manager's state is its domain module's migration
 -- (internal/domain/deployment/migrations).
