@@ -20,11 +20,11 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/tracing"
@@ -52,7 +52,7 @@ type cfg struct {
 	WebhooksFile    string
 	WebhookAttempts int
 	WebhookTimeout  time.Duration
-	GitHub          saga.Config
+	GitHub          githubsaga.Config
 	Attempts        int
 	RetryDelay      time.Duration
 	MaxRetryDelay   time.Duration

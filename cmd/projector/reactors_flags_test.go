@@ -13,8 +13,8 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/config"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 )
 
 func TestReactorFlagsHaveHelpAndEnv(t *testing.T) {
@@ -81,7 +81,7 @@ func TestReactorFlags(t *testing.T) {
 				if err != nil || c.GitHub.Token != "tok" || c.GitHub.Repository != "o/r" {
 					t.Errorf("github %+v, %v", c.GitHub, err)
 				}
-				if groups := specGroups(r.Domain); !slices.Contains(groups, saga.Group) {
+				if groups := specGroups(r.Domain); !slices.Contains(groups, githubsaga.Group) {
 					t.Errorf("reactors %v run no GitHub saga", groups)
 				}
 			}},

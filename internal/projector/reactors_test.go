@@ -15,10 +15,10 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/server"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/webhook"
@@ -95,7 +95,7 @@ func TestRunStartsReactors(t *testing.T) {
 				Integration: true,
 				Domain: []reactor.Spec{
 					deployment.Reactor(deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond}),
-					workeffort.GitHubSaga(saga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond}),
+					workeffort.GitHubSaga(githubsaga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond}),
 				},
 				Webhooks: webhook.Config{Subscriptions: subs},
 				Retry:    reactor.Retry{Delay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond},

@@ -1,5 +1,5 @@
 // Package reactor is the base of Pyrite's side effects: reactors (the seed's
-// NotificationReactor and the webhook and integration reactors), sagas (internal/saga) and
+// NotificationReactor and the webhook and integration reactors), sagas (internal/domain/workeffort/githubsaga) and
 // process managers (the deployment module's, internal/domain/deployment, started as a
 // reactor.Spec). Each runs as its own consumer group on a bus.Runner.
 //

@@ -8,8 +8,8 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/domain"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
@@ -30,7 +30,7 @@ type Reactors struct {
 	// Deployment runs the deployment process manager when set.
 	Deployment *deployment.Config
 	// GitHub runs the WorkEffort module's GitHub saga when its Repository is set.
-	GitHub saga.Config
+	GitHub githubsaga.Config
 }
 
 // Specs returns the reactors r turns on, for projector.Reactors.Domain.

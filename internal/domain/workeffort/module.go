@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/pyrite-dev/pyrite/internal/domain"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/store"
 )
 
@@ -62,9 +62,9 @@ func loadModel(ctx context.Context, st *store.Store, id string) (any, int64, boo
 // GitHubSaga is the GitHub saga (group "github", on the WorkEffort events) configured by cfg,
 // for projector.Reactors.Domain; the issues it opens carry the work effort's description from
 // the read model.
-func GitHubSaga(cfg saga.Config) reactor.Spec {
+func GitHubSaga(cfg githubsaga.Config) reactor.Spec {
 	return reactor.Spec{
-		Group:      saga.Group,
+		Group:      githubsaga.Group,
 		Aggregates: []string{Aggregate},
 		New: func(d reactor.Deps) (func(context.Context, []string, reactor.Retry) error, error) {
 			if cfg.Description == nil {
@@ -76,7 +76,7 @@ func GitHubSaga(cfg saga.Config) reactor.Spec {
 					return *s.Description, nil
 				}
 			}
-			s, err := saga.New(cfg, d)
+			s, err := githubsaga.New(cfg, d)
 			if err != nil {
 				return nil, err
 			}

@@ -29,7 +29,7 @@ CREATE UNIQUE INDEX outbox_consumer_event ON outbox (consumer, event_id);
 
 CREATE INDEX outbox_source ON outbox (consumer, source_topic, source_partition, seq);
 
--- The GitHub saga's state is its package's migration (internal/saga/migrations).
+-- The GitHub saga's state is its package's migration (internal/domain/workeffort/githubsaga/migrations).
 
 -- The deployment process manager's state is its domain module's migration
 -- (internal/domain/deployment/migrations).

@@ -1,4 +1,4 @@
-package saga_test
+package githubsaga_test
 
 import (
 	"bytes"
@@ -18,10 +18,10 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -80,7 +80,7 @@ func runChild() error {
 		}
 		d.Appender = cl
 	}
-	s, err := saga.New(saga.Config{BaseURL: os.Getenv("CHILD_GITHUB"), Token: token, Repository: owner + "/" + repo,
+	s, err := githubsaga.New(githubsaga.Config{BaseURL: os.Getenv("CHILD_GITHUB"), Token: token, Repository: owner + "/" + repo,
 		Attempts: 3, Backoff: 10 * time.Millisecond, Timeout: 30 * time.Second,
 		SweepInterval: 50 * time.Millisecond, SweepAge: 200 * time.Millisecond}, d)
 	if err != nil {
@@ -174,8 +174,8 @@ func TestGitHubSagaSIGKILL(t *testing.T) {
 	}
 	c.kill(t)
 	f.releaseHang()
-	st, ok, err := saga.LoadIssue(t.Context(), e.Store, "we-3")
-	if err != nil || !ok || st.State != saga.IssueCreating {
+	st, ok, err := githubsaga.LoadIssue(t.Context(), e.Store, "we-3")
+	if err != nil || !ok || st.State != githubsaga.IssueCreating {
 		t.Fatalf("we-3 after the kill: %+v (found %v, %v), want the intent only", st, ok, err)
 	}
 	if n := len(f.byWorkEffort("we-3")["we-3"]); n != 1 {
@@ -194,11 +194,11 @@ func TestGitHubSagaSIGKILL(t *testing.T) {
 	// Repeats (records whose delete a kill cut off, sent again by the sweep once SweepAge
 	// old) count on raw too: wait for every work effort's event, then for the outbox to
 	// drain, before asking raw to stay quiet.
-	waitEffortsOnRaw(t, e, saga.TypeIssueCreated, ids)
-	waitOutboxEmpty(t, e, saga.Group)
+	waitEffortsOnRaw(t, e, githubsaga.TypeIssueCreated, ids)
+	waitOutboxEmpty(t, e, githubsaga.Group)
 	e.Stable(t, 300*time.Millisecond, reactortest.WorkEffortRaw)
 	c.stop(t)
-	assertOneIssueEach(t, f, reactortest.OfType(e.Events(t, reactortest.WorkEffortRaw), saga.TypeIssueCreated), ids)
+	assertOneIssueEach(t, f, reactortest.OfType(e.Events(t, reactortest.WorkEffortRaw), githubsaga.TypeIssueCreated), ids)
 	assertRepeatsExact(t, e.Consume(t, reactortest.WorkEffortRaw, int(e.Count(t, reactortest.WorkEffortRaw))))
 }
 
@@ -302,7 +302,7 @@ func TestGitHubSagaSIGKILLThroughEventStore(t *testing.T) {
 	issues := f.byWorkEffort(ids...)
 	for _, id := range ids {
 		st := reactortest.Stream(t, url, "WorkEffort", id)
-		if len(st.Events) != 1 || st.Events[0].Type != saga.TypeIssueCreated || st.Events[0].Version != 1 || len(issues[id]) != 1 {
+		if len(st.Events) != 1 || st.Events[0].Type != githubsaga.TypeIssueCreated || st.Events[0].Version != 1 || len(issues[id]) != 1 {
 			t.Errorf("%s: stream %+v, %d issues; want one GitHubIssueCreated at version 1 and one issue", id, st.Events, len(issues[id]))
 		}
 	}

@@ -1,4 +1,4 @@
-package saga_test
+package githubsaga_test
 
 import (
 	"encoding/json"

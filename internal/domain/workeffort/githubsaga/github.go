@@ -1,4 +1,4 @@
-// Package saga is the seed's GitHubIntegrationSaga and its compensation (the seed's
+// Package githubsaga is the seed's GitHubIntegrationSaga and its compensation (the seed's
 // EventualConsistencyHandler), as one consumer group ("github") on the WorkEffort events.
 //
 //   - WorkEffort:Started: create a GitHub issue for the work effort (REST API, base URL
@@ -19,7 +19,7 @@
 // than risk a duplicate. Closing is idempotent. Events of one work effort are handled in
 // order (a partition waits while one is retried); emitted events carry ce_ids derived from
 // the trigger's, with the correlation id carried over.
-package saga
+package githubsaga
 
 import (
 	"cmp"

@@ -1,4 +1,4 @@
-package saga_test
+package githubsaga_test
 
 import (
 	"context"
@@ -10,20 +10,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
-	"github.com/pyrite-dev/pyrite/internal/saga"
 )
 
-func config(f *fakeGitHub) saga.Config {
-	return saga.Config{BaseURL: f.srv.URL + "/", Token: token, Repository: owner + "/" + repo,
+func config(f *fakeGitHub) githubsaga.Config {
+	return githubsaga.Config{BaseURL: f.srv.URL + "/", Token: token, Repository: owner + "/" + repo,
 		Attempts: 3, Backoff: 10 * time.Millisecond, Timeout: 2 * time.Second,
 		SweepInterval: 50 * time.Millisecond, SweepAge: 200 * time.Millisecond}
 }
 
-func sagaRun(t *testing.T, e *reactortest.Env, cfg saga.Config) func(ctx context.Context) error {
+func sagaRun(t *testing.T, e *reactortest.Env, cfg githubsaga.Config) func(ctx context.Context) error {
 	t.Helper()
-	s, err := saga.New(cfg, e.Deps())
+	s, err := githubsaga.New(cfg, e.Deps())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,11 +33,11 @@ func sagaRun(t *testing.T, e *reactortest.Env, cfg saga.Config) func(ctx context
 }
 
 func started(e *reactortest.Env, t *testing.T, id, title string) *kgo.Record {
-	return e.Record(t, reactortest.WorkEffortEvents, saga.TypeStarted, id, 0, map[string]any{"title": title, "startedAt": time.Now()})
+	return e.Record(t, reactortest.WorkEffortEvents, githubsaga.TypeStarted, id, 0, map[string]any{"title": title, "startedAt": time.Now()})
 }
 
 func completed(e *reactortest.Env, t *testing.T, id string) *kgo.Record {
-	return e.Record(t, reactortest.WorkEffortEvents, saga.TypeCompleted, id, 0, map[string]any{
+	return e.Record(t, reactortest.WorkEffortEvents, githubsaga.TypeCompleted, id, 0, map[string]any{
 		"title": "T", "completedAt": time.Now(), "duration": int64(1), "ticketCount": 0, "assigneeEmail": nil})
 }
 
@@ -81,9 +81,9 @@ func TestGitHubSaga(t *testing.T) {
 		return e.Forward(ctx, reactortest.WorkEffortRaw, reactortest.WorkEffortEvents)
 	})
 	stop := reactortest.Start(t, sagaRun(t, e, config(f)))
-	created := byAggregate(waitEvents(t, e, saga.TypeIssueCreated, 3))
-	failed := byAggregate(waitEvents(t, e, saga.TypeIssueCreationFailed, 2))
-	synced := byAggregate(waitEvents(t, e, saga.TypeNeedsManualSync, 2))
+	created := byAggregate(waitEvents(t, e, githubsaga.TypeIssueCreated, 3))
+	failed := byAggregate(waitEvents(t, e, githubsaga.TypeIssueCreationFailed, 2))
+	synced := byAggregate(waitEvents(t, e, githubsaga.TypeNeedsManualSync, 2))
 
 	t.Run("issue created and announced", func(t *testing.T) {
 		issues := f.byWorkEffort("we-1")["we-1"]
@@ -98,8 +98,8 @@ func TestGitHubSaga(t *testing.T) {
 			ev.ID != reactor.EventID(trig, "github/issue-created") || issues[0].Title != "Ship the API" {
 			t.Errorf("event %+v data %v for issue %+v", ev, ev.Data, issues[0])
 		}
-		st, ok, err := saga.LoadIssue(t.Context(), e.Store, "we-1")
-		if err != nil || !ok || st.State != saga.IssueOpen || st.Number != issues[0].Number {
+		st, ok, err := githubsaga.LoadIssue(t.Context(), e.Store, "we-1")
+		if err != nil || !ok || st.State != githubsaga.IssueOpen || st.Number != issues[0].Number {
 			t.Errorf("saga state %+v (found %v, %v)", st, ok, err)
 		}
 	})
@@ -124,7 +124,7 @@ func TestGitHubSaga(t *testing.T) {
 		reason, _ := d.String("reason")
 		typ, _ := d.String("failedEventType")
 		id, _ := d.String("failedEventId")
-		if reason != "GitHub issue creation failed" || typ != saga.TypeIssueCreationFailed || id != ev[0].ID {
+		if reason != "GitHub issue creation failed" || typ != githubsaga.TypeIssueCreationFailed || id != ev[0].ID {
 			t.Errorf("manual sync %v", sync[0].Data)
 		}
 	})
@@ -138,8 +138,8 @@ func TestGitHubSaga(t *testing.T) {
 		"WorkEffort:ProgressUpdated", "we-6", 0, map[string]any{"oldProgress": 0, "newProgress": 1, "delta": 1, "formatted": "1%"}))
 	garbage := &kgo.Record{Topic: reactortest.WorkEffortEvents, Key: []byte("we-7"), Value: []byte("not avro")}
 	e.Produce(t, garbage)
-	closed := byAggregate(waitEvents(t, e, saga.TypeIssueClosed, 1))
-	dlq := e.DLQ(t, saga.Group, 2)
+	closed := byAggregate(waitEvents(t, e, githubsaga.TypeIssueClosed, 1))
+	dlq := e.DLQ(t, githubsaga.Group, 2)
 	t.Run("issue closed on completion", func(t *testing.T) {
 		issues := f.byWorkEffort("we-1")["we-1"]
 		if len(closed["we-1"]) != 1 || issues[0].State != "closed" {
@@ -165,11 +165,11 @@ func TestGitHubSaga(t *testing.T) {
 		before := e.Count(t, reactortest.WorkEffortRaw)
 		// Forget the positions and the group's offsets, as a restore of an old backup would:
 		// every event comes again.
-		e.ForgetPositions(t, saga.Group)
-		e.Rewind(t, saga.Group, reactortest.WorkEffortEvents)
+		e.ForgetPositions(t, githubsaga.Group)
+		e.Rewind(t, githubsaga.Group, reactortest.WorkEffortEvents)
 		stop := reactortest.Start(t, sagaRun(t, e, config(f)))
 		e.Produce(t, started(e, t, "we-1", "Ship the API"), started(e, t, "we-8", "new one"))
-		waitEvents(t, e, saga.TypeIssueCreated, 4)
+		waitEvents(t, e, githubsaga.TypeIssueCreated, 4)
 		e.Stable(t, 300*time.Millisecond, reactortest.WorkEffortRaw)
 		stop()
 		after, _ := f.count()
@@ -208,7 +208,7 @@ func TestGitHubSagaStopMidStream(t *testing.T) {
 		stop()
 	}
 	stop := reactortest.Start(t, sagaRun(t, e, config(f)))
-	evs := waitEvents(t, e, saga.TypeIssueCreated, 30)
+	evs := waitEvents(t, e, githubsaga.TypeIssueCreated, 30)
 	stop()
 	assertOneIssueEach(t, f, evs, ids)
 }

@@ -1,4 +1,4 @@
-package saga
+package githubsaga
 
 // PutIssue is putIssue, for the state tests of package saga_test (which may import the test
 // stacks that import this package).

@@ -1,11 +1,11 @@
-package saga_test
+package githubsaga_test
 
 import (
 	"errors"
 	"testing"
 	"time"
 
-	"github.com/pyrite-dev/pyrite/internal/saga"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/store/storetest"
 )
@@ -14,30 +14,32 @@ func TestIssueState(t *testing.T) {
 	for _, b := range storetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			s := storetest.Open(t, b)
-			if err := saga.Migrate(t.Context(), s); err != nil {
+			if err := githubsaga.Migrate(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok, err := saga.LoadIssue(t.Context(), s, "we-1"); ok || err != nil {
+			if _, ok, err := githubsaga.LoadIssue(t.Context(), s, "we-1"); ok || err != nil {
 				t.Fatalf("unknown work effort: found %v, err %v", ok, err)
 			}
 			req := time.UnixMilli(1_700_000_000_123).UTC()
 			now := time.UnixMilli(1_700_000_100_000).UTC()
-			for _, st := range []saga.Issue{
-				{WorkEffortID: "we-1", State: saga.IssueCreating, RequestedAt: req, TriggerEventID: "ev-1"},
-				{WorkEffortID: "we-1", State: saga.IssueOpen, Number: 17, URL: "https://x/17", RequestedAt: req, TriggerEventID: "ev-1"},
-				{WorkEffortID: "we-1", State: saga.IssueClosed, Number: 17, URL: "https://x/17", RequestedAt: req, TriggerEventID: "ev-1"},
+			for _, st := range []githubsaga.Issue{
+				{WorkEffortID: "we-1", State: githubsaga.IssueCreating, RequestedAt: req, TriggerEventID: "ev-1"},
+				{WorkEffortID: "we-1", State: githubsaga.IssueOpen, Number: 17, URL: "https://x/17", RequestedAt: req, TriggerEventID: "ev-1"},
+				{WorkEffortID: "we-1", State: githubsaga.IssueClosed, Number: 17, URL: "https://x/17", RequestedAt: req, TriggerEventID: "ev-1"},
 			} {
-				if err := s.Update(t.Context(), saga.Group, func(tx *store.Tx) error { return saga.PutIssue(tx, st, now) }); err != nil {
+				if err := s.Update(t.Context(), githubsaga.Group, func(tx *store.Tx) error { return githubsaga.PutIssue(tx, st, now) }); err != nil {
 					t.Fatal(err)
 				}
-				got, ok, err := saga.LoadIssue(t.Context(), s, "we-1")
+				got, ok, err := githubsaga.LoadIssue(t.Context(), s, "we-1")
 				want := st
 				want.UpdatedAt = now
 				if err != nil || !ok || got != want {
 					t.Errorf("%s: got %+v (found %v, %v), want %+v", st.State, got, ok, err, want)
 				}
 			}
-			err := s.Update(t.Context(), saga.Group, func(tx *store.Tx) error { return saga.PutIssue(tx, saga.Issue{State: saga.IssueOpen}, now) })
+			err := s.Update(t.Context(), githubsaga.Group, func(tx *store.Tx) error {
+				return githubsaga.PutIssue(tx, githubsaga.Issue{State: githubsaga.IssueOpen}, now)
+			})
 			if !errors.Is(err, store.ErrInvalidEvent) {
 				t.Errorf("a state without a work effort: err %v, want ErrInvalidEvent", err)
 			}
@@ -73,11 +75,11 @@ func TestMigrationKeepsALegacyTable(t *testing.T) {
 				}
 			}
 			s := storetest.Open(t, b)
-			if err := saga.Migrate(t.Context(), s); err != nil {
+			if err := githubsaga.Migrate(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
-			g, ok, err := saga.LoadIssue(t.Context(), s, "we-old")
-			if err != nil || !ok || g.State != saga.IssueOpen || g.Number != 7 {
+			g, ok, err := githubsaga.LoadIssue(t.Context(), s, "we-old")
+			if err != nil || !ok || g.State != githubsaga.IssueOpen || g.Number != 7 {
 				t.Fatalf("legacy row: %+v %v %v", g, ok, err)
 			}
 		})
