@@ -31,6 +31,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
@@ -333,7 +334,7 @@ func runStack(t *testing.T, s *stacktest.Stack, kopts []kgo.Opt) string {
 				ReadModels: s.ReadModels, Metrics: prometheus.NewRegistry(), Logger: log, Store: filepath.Join(t.TempDir(), "projector.db"),
 				BatchWait: 10 * time.Millisecond, KafkaOpts: kopts,
 				Reactors: projector.Reactors{
-					Integration: true, Webhooks: webhook.Config{Subscriptions: subs}, WebhookAttempts: 2,
+					Integrations: workeffort.Integrations(), Webhooks: webhook.Config{Subscriptions: subs}, WebhookAttempts: 2,
 					Retry: reactor.Retry{MaxAttempts: 2, Delay: 50 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
 				}})
 		}},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"github.com/pyrite-dev/pyrite/internal/config"
+	"github.com/pyrite-dev/pyrite/internal/domain"
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
@@ -162,9 +163,9 @@ func (c *cfg) bindReactors(fs *flag.FlagSet) {
 		"longest wait between redeliveries to a failing reactor (env PYRITE_REACTOR_MAX_RETRY_DELAY)")
 }
 
-// reactors turns the parsed flags into the projector's reactor options,
-// reading the webhook subscriptions file.
-func (c *cfg) reactors() (projector.Reactors, error) {
+// reactors turns the parsed flags into the projector's reactor options for the modules of
+// w, reading the webhook subscriptions file.
+func (c *cfg) reactors(w domain.Wiring) (projector.Reactors, error) {
 	if err := readSecret(c.SMTPPasswordFile, "--smtp-password-file", &c.SMTP.Password); err != nil {
 		return projector.Reactors{}, err
 	}
@@ -176,10 +177,13 @@ func (c *cfg) reactors() (projector.Reactors, error) {
 	}
 	r := projector.Reactors{
 		EventStore:      c.EventStore,
-		Integration:     c.Integration,
 		SMTP:            c.SMTP,
+		Notifications:   w.Notifications,
 		WebhookAttempts: c.WebhookAttempts,
 		Retry:           reactor.Retry{MaxAttempts: c.Attempts, Delay: c.RetryDelay, MaxDelay: c.MaxRetryDelay},
+	}
+	if c.Integration {
+		r.Integrations = w.Integrations
 	}
 	var mr modules.Reactors
 	if c.Deployment {
@@ -244,15 +248,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := errors.Join(c.validate(), tc.Validate()); err != nil {
 		return err
 	}
-	reactors, err := c.reactors()
-	if err != nil {
-		return err
-	}
-	profile, _ := topology.ParseProfile(c.Profile)
 	mods, err := modules.Wire()
 	if err != nil {
 		return err
 	}
+	reactors, err := c.reactors(mods)
+	if err != nil {
+		return err
+	}
+	profile, _ := topology.ParseProfile(c.Profile)
 	topo, err := topology.New(profile, mods.Topology()...)
 	if err != nil {
 		return err

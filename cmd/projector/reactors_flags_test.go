@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"io"
 	"os"
 	"path/filepath"
@@ -33,6 +34,10 @@ func TestReactorFlagsHaveHelpAndEnv(t *testing.T) {
 }
 
 func TestReactorFlags(t *testing.T) {
+	wiring, err := modules.Wire()
+	if err != nil {
+		t.Fatal(err)
+	}
 	hooks := filepath.Join(t.TempDir(), "hooks.json")
 	if err := os.WriteFile(hooks, []byte(`[{"id":"a","url":"http://x","events":["*"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]`), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,8 +63,8 @@ func TestReactorFlags(t *testing.T) {
 	}{
 		{name: "defaults: integration and deployment on, the rest off",
 			check: func(t *testing.T, c *cfg) {
-				r, err := c.reactors()
-				if err != nil || !r.Integration || len(r.Domain) != 1 || r.Domain[0].Group != deployment.Group || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) != 0 {
+				r, err := c.reactors(wiring)
+				if err != nil || len(r.Integrations) != 1 || len(r.Domain) != 1 || r.Domain[0].Group != deployment.Group || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) != 0 {
 					t.Errorf("reactors %+v, %v", r, err)
 				}
 			}},
@@ -67,7 +72,7 @@ func TestReactorFlags(t *testing.T) {
 			env:  map[string]string{"PYRITE_DEPLOYMENT": "false", "PYRITE_DEPLOYMENT_STEP_TIMEOUT": "90s", "PYRITE_WEBHOOK_ATTEMPTS": "3", "PYRITE_SMTP_HOST": "mail.local", "PYRITE_SMTP_FROM": "p@example.com"},
 			args: []string{"--webhook-attempts", "4", "--webhooks", hooks},
 			check: func(t *testing.T, c *cfg) {
-				r, err := c.reactors()
+				r, err := c.reactors(wiring)
 				if err != nil || len(r.Domain) != 0 || c.DeployTimeout != 90*time.Second || r.WebhookAttempts != 4 ||
 					r.SMTP.Host != "mail.local" || len(r.Webhooks.Subscriptions) != 1 {
 					t.Errorf("reactors %+v, %v", r, err)
@@ -77,7 +82,7 @@ func TestReactorFlags(t *testing.T) {
 			env:  map[string]string{"PYRITE_GITHUB_TOKEN": "tok"},
 			args: []string{"--github-repo", "o/r"},
 			check: func(t *testing.T, c *cfg) {
-				r, err := c.reactors()
+				r, err := c.reactors(wiring)
 				if err != nil || c.GitHub.Token != "tok" || c.GitHub.Repository != "o/r" {
 					t.Errorf("github %+v, %v", c.GitHub, err)
 				}
@@ -89,13 +94,13 @@ func TestReactorFlags(t *testing.T) {
 			env:  map[string]string{"PYRITE_EVENTSTORE_URL": "http://ingest:8080"},
 			args: []string{"--eventstore-token-file", tokenFile},
 			check: func(t *testing.T, c *cfg) {
-				if r, err := c.reactors(); err != nil || r.EventStore.URL != "http://ingest:8080" || r.EventStore.Token != "es-token" {
+				if r, err := c.reactors(wiring); err != nil || r.EventStore.URL != "http://ingest:8080" || r.EventStore.Token != "es-token" {
 					t.Errorf("event store %+v, %v", r.EventStore, err)
 				}
 			}},
 		{name: "no event store by default: the direct path",
 			check: func(t *testing.T, c *cfg) {
-				if r, err := c.reactors(); err != nil || r.EventStore.URL != "" {
+				if r, err := c.reactors(wiring); err != nil || r.EventStore.URL != "" {
 					t.Errorf("event store %+v, %v", r.EventStore, err)
 				}
 			}},
@@ -125,7 +130,7 @@ func TestReactorFlags(t *testing.T) {
 			}
 			err := c.validate()
 			if err == nil {
-				_, err = c.reactors()
+				_, err = c.reactors(wiring)
 			}
 			if tt.wantErr == nil {
 				if err != nil {

@@ -289,7 +289,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			// Reactors without outside services; SMTP, webhooks and GitHub need
 			// configuration, so run cmd/projector for those. The process manager
 			// appends through ingest's event store.
-			Reactors: projector.Reactors{Integration: true, Domain: modules.Dev().Specs(),
+			Reactors: projector.Reactors{Integrations: mods.Integrations, Domain: modules.Dev().Specs(),
 				EventStore: eventstore.ClientConfig{URL: "http://" + ingestLn.Addr().String(), Token: sd.eventStoreToken()}},
 			KafkaOpts: kopts,
 		}))

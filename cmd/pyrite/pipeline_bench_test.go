@@ -184,7 +184,7 @@ func runPipeline(b *testing.B, fed string, n int) pipelineMetrics {
 		return named("projector", projector.Run(gctx, projLn, projector.Options{Brokers: s.Brokers, Registry: s.RegistryURL,
 			Store: b.TempDir() + "/projector.db", Topology: s.Topology, Metrics: prometheus.NewRegistry(), InstanceID: "pyrite-dev-projector",
 			Schemas: mods.Schemas, ReadModels: mods.ReadModels,
-			Reactors: projector.Reactors{Integration: true, Domain: modules.Dev().Specs(), EventStore: eventstore.ClientConfig{URL: ingestURL}}}))
+			Reactors: projector.Reactors{Integrations: mods.Integrations, Domain: modules.Dev().Specs(), EventStore: eventstore.ClientConfig{URL: ingestURL}}}))
 	})
 	defer func() {
 		cancel()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/projector"
+	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -49,6 +50,12 @@ type Module struct {
 	// ReadModel is the aggregate's read model: its tables' migrations, its projections (each
 	// fed by the topology group named like it) and its query routes.
 	ReadModel *projector.ReadModel
+	// Integrations are the aggregate's public integration events, made from its domain events
+	// by the integration reactor (projector.Reactors.Integrations).
+	Integrations []reactor.IntegrationRule
+	// Notifications are the emails the notification reactor sends about its events
+	// (projector.Reactors.Notifications).
+	Notifications []reactor.Notification
 }
 
 // Chain returns one upcast chain holding every module's steps. Two modules registering a step
@@ -134,6 +141,10 @@ type Wiring struct {
 	Groups []topology.Group
 	// ReadModels are the modules' read models (projector.Options.ReadModels).
 	ReadModels []projector.ReadModel
+	// Integrations and Notifications are the modules' reactor rules
+	// (projector.Reactors.Integrations and Notifications).
+	Integrations  []reactor.IntegrationRule
+	Notifications []reactor.Notification
 }
 
 // Wire derives the Wiring of mods, reporting every problem at once.
@@ -145,6 +156,8 @@ func Wire(mods []Module) (Wiring, error) {
 	w.Commands, errs[2] = Commands(mods)
 	for _, m := range mods {
 		w.Groups = append(w.Groups, m.Groups...)
+		w.Integrations = append(w.Integrations, m.Integrations...)
+		w.Notifications = append(w.Notifications, m.Notifications...)
 		if m.ReadModel != nil {
 			w.ReadModels = append(w.ReadModels, *m.ReadModel)
 		}

@@ -92,7 +92,7 @@ func TestRunStartsReactors(t *testing.T) {
 			Metrics: prometheus.NewRegistry(), BatchWait: 10 * time.Millisecond,
 			ReadModels: e.ReadModels,
 			Reactors: projector.Reactors{
-				Integration: true,
+				Integrations: workeffort.Integrations(),
 				Domain: []reactor.Spec{
 					deployment.Reactor(deployment.Config{StepTimeout: time.Minute, PollInterval: 50 * time.Millisecond}),
 					workeffort.GitHubSaga(githubsaga.Config{BaseURL: gh.srv.URL, Token: "t", Repository: "o/r", Backoff: 10 * time.Millisecond}),

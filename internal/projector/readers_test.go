@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/domain/deployment"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/readers"
@@ -33,7 +34,7 @@ func TestGroupsRecordTheirReaders(t *testing.T) {
 		done <- projector.Run(ctx, ln, projector.Options{
 			Brokers: s.Brokers, Registry: s.RegistryURL, Store: filepath.Join(t.TempDir(), "p.db"), Topology: s.Topology,
 			ReadModels: s.ReadModels, Metrics: prometheus.NewRegistry(), InstanceID: "proj-1",
-			Reactors: projector.Reactors{Integration: true, Domain: []reactor.Spec{deployment.Reactor(deployment.Config{})}},
+			Reactors: projector.Reactors{Integrations: workeffort.Integrations(), Domain: []reactor.Spec{deployment.Reactor(deployment.Config{})}},
 		})
 	}()
 	defer func() {

@@ -108,11 +108,15 @@ type Reads struct {
 // that is on runs as its own consumer group, after the replay marks on
 // pyrite.replays were read.
 type Reactors struct {
-	// Integration runs the integration reactor (group "integration").
-	Integration bool
-	// SMTP runs the notification reactor (group "notifications") when its
-	// Host is set.
-	SMTP reactor.SMTPConfig
+	// Integrations, when not empty, runs the integration reactor (group "integration") on
+	// the domain modules' integration rules (domain.Wiring.Integrations), over the events
+	// topics of the rules' aggregates.
+	Integrations []reactor.IntegrationRule
+	// SMTP runs the notification reactor (group "notifications") on Notifications (the
+	// domain modules' email rules, domain.Wiring.Notifications) when its Host is set and
+	// there are rules.
+	SMTP          reactor.SMTPConfig
+	Notifications []reactor.Notification
 	// Webhooks runs the webhook reactor (group "webhooks") when it holds
 	// subscriptions; WebhookAttempts bounds the deliveries of one event to
 	// one subscriber before it is dead-lettered (default Retry.MaxAttempts).
@@ -134,7 +138,30 @@ type Reactors struct {
 
 // enabled reports whether any side effect runs.
 func (r Reactors) enabled() bool {
-	return r.Integration || r.SMTP.Enabled() || len(r.Webhooks.Subscriptions) > 0 || len(r.Domain) > 0
+	return len(r.Integrations) > 0 || r.notifying() || len(r.Webhooks.Subscriptions) > 0 || len(r.Domain) > 0
+}
+
+// notifying reports whether the notification reactor runs.
+func (r Reactors) notifying() bool { return r.SMTP.Enabled() && len(r.Notifications) > 0 }
+
+// eventsTopics returns the events topics of the aggregates of types ("<Aggregate>:<Name>"),
+// each once, in first-seen order.
+func eventsTopics(topo *topology.Topology, types ...string) ([]string, error) {
+	var topics []string
+	for _, typ := range types {
+		et, err := topology.ParseEventType(typ)
+		if err != nil {
+			return nil, err
+		}
+		t, err := topo.EventsTopic(et.Aggregate)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	return topics, nil
 }
 
 // Run opens the store (applying migrations), runs every projection's
@@ -375,11 +402,6 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		}
 		d.Appender = cl
 	}
-	workEfforts, err := o.Topology.EventsTopic("WorkEffort")
-	if err != nil {
-		prod.Close()
-		return nil, err
-	}
 	var (
 		runs   []func(context.Context) error
 		groups []readers.Group
@@ -402,14 +424,29 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		return nil
 	}
 	var errs []error
-	if r.Integration {
-		errs = append(errs, busGroup(reactor.IntegrationGroup, []string{workEfforts}, 0,
-			reactor.NewIntegration(d.Emitter, prod, st, reactor.NewTopicLookup(seeds(o)...), m).Subscribe))
-	}
-	if r.SMTP.Enabled() {
-		n, err := reactor.NewNotifier(r.SMTP, st, m, o.Logger)
+	if len(r.Integrations) > 0 {
+		var types []string
+		for _, rule := range r.Integrations {
+			types = append(types, rule.From)
+		}
+		topics, err := eventsTopics(o.Topology, types...)
 		if err == nil {
-			err = busGroup(reactor.NotificationsGroup, []string{workEfforts}, 0, n.Subscribe)
+			err = busGroup(reactor.IntegrationGroup, topics, 0,
+				reactor.NewIntegration(d.Emitter, prod, st, reactor.NewTopicLookup(seeds(o)...), m, r.Integrations...).Subscribe)
+		}
+		errs = append(errs, err)
+	}
+	if r.notifying() {
+		var types []string
+		for _, rule := range r.Notifications {
+			types = append(types, rule.On)
+		}
+		topics, err := eventsTopics(o.Topology, types...)
+		if err == nil {
+			var n *reactor.Notifier
+			if n, err = reactor.NewNotifier(r.SMTP, st, m, o.Logger, r.Notifications...); err == nil {
+				err = busGroup(reactor.NotificationsGroup, topics, 0, n.Subscribe)
+			}
 		}
 		errs = append(errs, err)
 	}

@@ -1,7 +1,10 @@
-// Package reactor is the base of Pyrite's side effects: reactors (the seed's
-// NotificationReactor and the webhook and integration reactors), sagas (internal/domain/workeffort/githubsaga) and
-// process managers (the deployment module's, internal/domain/deployment, started as a
-// reactor.Spec). Each runs as its own consumer group on a bus.Runner.
+// Package reactor is the base of Pyrite's side effects: reactors (the notification reactor,
+// the seed's NotificationReactor, and the integration reactor, each run on the rules the
+// domain modules declare: Notification, IntegrationRule; the webhook reactor,
+// internal/webhook), sagas (the WorkEffort module's GitHub saga,
+// internal/domain/workeffort/githubsaga) and process managers (the deployment module's,
+// internal/domain/deployment), the last two started as a reactor.Spec. Each runs as its own
+// consumer group on a bus.Runner. It knows no aggregate.
 //
 // What it gives them:
 //   - Emitter: events written back to Kafka (raw topics for domain events and commands,

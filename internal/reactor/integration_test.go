@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 	"github.com/pyrite-dev/pyrite/internal/topology"
@@ -25,7 +26,7 @@ func integrationRunnerWith(t *testing.T, e *reactortest.Env, prod reactor.Produc
 	t.Helper()
 	d := e.Deps()
 	b := bus.New()
-	if err := reactor.NewIntegration(d.Emitter, prod, e.Store, reactor.NewTopicLookup(d.KafkaOpts...), e.Metrics).Subscribe(b); err != nil {
+	if err := reactor.NewIntegration(d.Emitter, prod, e.Store, reactor.NewTopicLookup(d.KafkaOpts...), e.Metrics, workeffort.Integrations()...).Subscribe(b); err != nil {
 		t.Fatal(err)
 	}
 	r, err := d.BusRunner(reactor.IntegrationGroup, []string{reactortest.WorkEffortEvents}, b, reactortest.FastRetry(3))
@@ -72,7 +73,7 @@ func TestIntegrationReactor(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"type", ev.Type, reactor.WorkEffortCompletedV1},
+		{"type", ev.Type, workeffort.CompletedV1},
 		{"key", string(ev.Origin.Key), "we-1"},
 		{"workEffortId", weID, "we-1"},
 		{"title", title, "Ship it"},
@@ -80,7 +81,7 @@ func TestIntegrationReactor(t *testing.T) {
 		{"ticketCount", tickets, int64(2)},
 		{"correlation id carried over", ev.CorrelationID, "corr-1"},
 		{"causation id is the domain event's id", ev.CausationID, trigger},
-		{"derived id", ev.ID, reactor.EventID(trigger, "integration/"+reactor.WorkEffortCompletedV1)},
+		{"derived id", ev.ID, reactor.EventID(trigger, "integration/"+workeffort.CompletedV1)},
 		{"source", ev.Source, "pyrite.work-efforts"},
 	}
 	for _, tt := range tests {
@@ -218,7 +219,7 @@ func TestIntegrationEffectOnceOnTheTopic(t *testing.T) {
 	t.Run("killed after began, before the write", func(t *testing.T) {
 		e := reactortest.New(t)
 		done := completed(e, t, "we-2", "Ship it", nil)
-		if _, err := e.Store.MarkProcessed(t.Context(), "integration/"+reactor.WorkEffortCompletedV1+"#began", reactortest.Header(done, bus.HeaderID)); err != nil {
+		if _, err := e.Store.MarkProcessed(t.Context(), "integration/"+workeffort.CompletedV1+"#began", reactortest.Header(done, bus.HeaderID)); err != nil {
 			t.Fatal(err)
 		}
 		e.Produce(t, done)

@@ -25,9 +25,6 @@ import (
 // NotificationsGroup is the notification reactor's consumer group (topology group).
 const NotificationsGroup = "notifications"
 
-// notificationConsumer names the reactor's deduplication records.
-const notificationConsumer = "notifications/email"
-
 // SMTP security modes (SMTPConfig.TLS).
 const (
 	// TLSStartTLS upgrades the connection with STARTTLS when the server offers it; it is
@@ -87,21 +84,39 @@ func (c SMTPConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Notifier is the seed's NotificationReactor: on WorkEffort:Completed it emails the
-// assignee (the event's assigneeEmail; nothing when null). At least once, deduplicated by
-// the event's ce_id in the store; the Message-ID is derived from the ce_id, so a repeat after
-// a crash between sending and recording carries the same Message-ID. SMTP 5xx replies and
-// bad addresses are permanent (dead-lettered at once); other failures are retried.
+// Notification is one email a domain module sends on one event type
+// (domain.Module.Notifications).
+type Notification struct {
+	// On is the event type ("WorkEffort:Completed").
+	On string
+	// Handler names the bus handler ("notification-email"); its deduplication records are
+	// kept under "notifications/<Handler without its notification- prefix>".
+	Handler string
+	// Email returns the recipient's address (empty: no email), the subject and the plain-text
+	// body of the email about ev.
+	Email func(ev *bus.Event) (to, subject, body string)
+}
+
+func (r Notification) consumer() string {
+	return "notifications/" + strings.TrimPrefix(r.Handler, "notification-")
+}
+
+// Notifier is the notification reactor (the seed's NotificationReactor): for each of its
+// rules it emails the rule's recipient about the rule's event. At least once, deduplicated
+// by the event's ce_id in the store; the Message-ID is derived from the ce_id, so a repeat
+// after a crash between sending and recording carries the same Message-ID. SMTP 5xx replies
+// and bad addresses are permanent (dead-lettered at once); other failures are retried.
 type Notifier struct {
 	cfg     SMTPConfig
 	from    *mail.Address
 	st      *store.Store
 	metrics *Metrics
 	log     *slog.Logger
+	rules   []Notification
 }
 
-// NewNotifier checks cfg (which must be enabled) and returns the reactor.
-func NewNotifier(cfg SMTPConfig, st *store.Store, m *Metrics, log *slog.Logger) (*Notifier, error) {
+// NewNotifier checks cfg (which must be enabled) and returns the reactor of rules.
+func NewNotifier(cfg SMTPConfig, st *store.Store, m *Metrics, log *slog.Logger, rules ...Notification) (*Notifier, error) {
 	if !cfg.Enabled() {
 		return nil, errors.New("reactor: notifications: no SMTP host")
 	}
@@ -120,52 +135,55 @@ func NewNotifier(cfg SMTPConfig, st *store.Store, m *Metrics, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Notifier{cfg: cfg, from: from, st: st, metrics: m, log: log}, nil
+	return &Notifier{cfg: cfg, from: from, st: st, metrics: m, log: log, rules: rules}, nil
 }
 
-// Subscribe registers the reactor's handler ("notification-email") on b.
+// Subscribe registers one handler per rule (named by the rule) on b.
 func (n *Notifier) Subscribe(b *bus.Bus) error {
-	_, err := b.On("WorkEffort:Completed", n.Handle, bus.Options{Name: "notification-email"})
-	return err
-}
-
-// Handle sends the completion email for one WorkEffort:Completed event.
-func (n *Notifier) Handle(ctx context.Context, ev *bus.Event) error {
-	d := Data(ev.Data)
-	to, ok := d.String("assigneeEmail")
-	if !ok || strings.TrimSpace(to) == "" {
-		return nil
-	}
-	rcpt, err := mail.ParseAddress(to)
-	if err != nil {
-		n.metrics.effect(notificationConsumer, "email", "error", 1)
-		return bus.Permanent(fmt.Errorf("notification for %s: assignee address %q: %w", ev.AggregateID, to, err))
-	}
-	title, _ := d.String("title")
-	msg := n.Message(ev, rcpt, title)
-	ran, err := Once(ctx, n.st, notificationConsumer, ev, func(ctx context.Context) error {
-		return n.send(ctx, rcpt, msg)
-	})
-	switch {
-	case err != nil:
-		n.metrics.effect(notificationConsumer, "email", "error", 1)
-		return fmt.Errorf("notification for %s to %s: %w", ev.AggregateID, rcpt.Address, err)
-	case !ran:
-		n.metrics.effect(notificationConsumer, "email", "duplicate", 1)
-	default:
-		n.metrics.effect(notificationConsumer, "email", "ok", 1)
+	for _, r := range n.rules {
+		if _, err := b.On(r.On, func(ctx context.Context, ev *bus.Event) error { return n.handle(ctx, r, ev) },
+			bus.Options{Name: r.Handler}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// MessageID returns the Message-ID of the email about event eventID.
-func MessageID(eventID string) string {
-	return "<" + EventID(eventID, "notification-email") + "@pyrite.notifications>"
+// handle sends r's email about one event.
+func (n *Notifier) handle(ctx context.Context, r Notification, ev *bus.Event) error {
+	to, subject, body := r.Email(ev)
+	if strings.TrimSpace(to) == "" {
+		return nil
+	}
+	consumer := r.consumer()
+	rcpt, err := mail.ParseAddress(to)
+	if err != nil {
+		n.metrics.effect(consumer, "email", "error", 1)
+		return bus.Permanent(fmt.Errorf("notification for %s: recipient address %q: %w", ev.AggregateID, to, err))
+	}
+	msg := n.Message(ev, r.Handler, rcpt, subject, body)
+	ran, err := Once(ctx, n.st, consumer, ev, func(ctx context.Context) error {
+		return n.send(ctx, rcpt, msg)
+	})
+	switch {
+	case err != nil:
+		n.metrics.effect(consumer, "email", "error", 1)
+		return fmt.Errorf("notification for %s to %s: %w", ev.AggregateID, rcpt.Address, err)
+	case !ran:
+		n.metrics.effect(consumer, "email", "duplicate", 1)
+	default:
+		n.metrics.effect(consumer, "email", "ok", 1)
+	}
+	return nil
 }
 
-// Message returns the email about ev, as the seed writes it: subject "Work effort
-// completed: <title>", body "<title> has been completed!".
-func (n *Notifier) Message(ev *bus.Event, to *mail.Address, title string) []byte {
+// MessageID returns the Message-ID of the email handler sends about event eventID.
+func MessageID(handler, eventID string) string {
+	return "<" + EventID(eventID, handler) + "@pyrite.notifications>"
+}
+
+// Message returns the email handler sends to to about ev, with subject and a plain-text body.
+func (n *Notifier) Message(ev *bus.Event, handler string, to *mail.Address, subject, body string) []byte {
 	var b bytes.Buffer
 	date := ev.Time
 	if date.IsZero() {
@@ -174,15 +192,15 @@ func (n *Notifier) Message(ev *bus.Event, to *mail.Address, title string) []byte
 	hdr := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
 	hdr("From", n.from.String())
 	hdr("To", to.String())
-	hdr("Subject", mime.QEncoding.Encode("utf-8", "Work effort completed: "+title))
+	hdr("Subject", mime.QEncoding.Encode("utf-8", subject))
 	hdr("Date", date.Format(time.RFC1123Z))
-	hdr("Message-ID", MessageID(ev.ID))
+	hdr("Message-ID", MessageID(handler, ev.ID))
 	hdr("MIME-Version", "1.0")
 	hdr("Content-Type", "text/plain; charset=utf-8")
 	hdr("Content-Transfer-Encoding", "quoted-printable")
 	b.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&b)
-	_, _ = qp.Write([]byte(title + " has been completed!\r\n"))
+	_, _ = qp.Write([]byte(body))
 	_ = qp.Close()
 	return b.Bytes()
 }

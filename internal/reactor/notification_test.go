@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
+	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
 )
@@ -162,7 +163,7 @@ func completed(e *reactortest.Env, t *testing.T, id, title string, assignee any)
 
 func notificationRunner(t *testing.T, e *reactortest.Env, cfg reactor.SMTPConfig) func(ctx context.Context) error {
 	t.Helper()
-	n, err := reactor.NewNotifier(cfg, e.Store, e.Metrics, nil)
+	n, err := reactor.NewNotifier(cfg, e.Store, e.Metrics, nil, workeffort.Notifications()...)
 	if err != nil {
 		t.Fatal(err)
 	}

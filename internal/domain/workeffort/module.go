@@ -31,6 +31,9 @@ func Module() domain.Module {
 		Fold:      func(st eventstore.Stream) (any, error) { return Rebuild(st) },
 		Commands:  Commands(time.Now),
 		ReadModel: &rm,
+
+		Integrations:  Integrations(),
+		Notifications: Notifications(),
 	}
 }
 
