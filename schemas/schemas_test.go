@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 
 	"github.com/pyrite-dev/pyrite/internal/compat"
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
@@ -150,10 +151,7 @@ func TestAllEventsHaveSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := topology.New(topology.Dev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := stacktest.Topology(t, topology.Dev)
 	versions := map[string]int{} // subject -> newest version in schemas/
 	for _, f := range files {
 		versions[f.Subject] = max(versions[f.Subject], f.Version)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"strings"
 	"testing"
 
@@ -60,7 +61,7 @@ func TestACLPlanApply(t *testing.T) {
 
 func mustTopology(t *testing.T) *topology.Topology {
 	t.Helper()
-	top, err := topology.New(topology.Dev)
+	top, err := modules.Topology(topology.Dev)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/pyrite-dev/pyrite/cmd/internal/modules"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,7 +39,7 @@ func newRegistry(t *testing.T) (string, http.Handler) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	top, err := topology.New(topology.Dev, topology.WithPartitions(1))
+	top, err := modules.Topology(topology.Dev, topology.WithPartitions(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pyrite-dev/pyrite/internal/domain"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort"
 	"github.com/pyrite-dev/pyrite/internal/httpauth"
 	"github.com/pyrite-dev/pyrite/internal/ingest"
@@ -40,7 +41,12 @@ func TestMain(m *testing.M) {
 }
 
 func runChildProjector() int {
-	topo, err := topology.New(topology.Dev)
+	w, err := domain.Wire(stacktest.Modules())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	topo, err := topology.New(topology.Dev, w.Topology()...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
@@ -77,10 +78,7 @@ type progressV1 struct {
 func TestCodecDecoder(t *testing.T) {
 	reg := newMemRegistry(t)
 	c := codec.New(reg)
-	topo, err := topology.New(topology.Dev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := stacktest.Topology(t, topology.Dev)
 	dec, err := bus.NewCodecDecoder(c, topo, mustFiles(t))
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/readers"
 	"github.com/pyrite-dev/pyrite/internal/registry"
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
 )
@@ -45,10 +46,7 @@ func cluster(t *testing.T) (*kfake.Cluster, []string) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	topo, err := topology.New(topology.Dev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := stacktest.Topology(t, topology.Dev)
 	if _, err := topo.Ensure(t.Context(), kadm.NewClient(cl)); err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,24 @@ type Stack struct {
 	codec *codec.Codec
 }
 
+// Modules are the seed's domain modules (WorkEffort, Deployment), which every stack declares.
+func Modules() []domain.Module { return []domain.Module{workeffort.Module(), deployment.Module()} }
+
+// Topology declares profile p's topology for Modules, then opts, as the mains declare theirs
+// from their module list: for tests that need the names, not a cluster.
+func Topology(t testing.TB, p topology.Profile, opts ...topology.Option) *topology.Topology {
+	t.Helper()
+	w, err := domain.Wire(Modules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := topology.New(p, append(w.Topology(), opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top
+}
+
 // Start brings a stack up and registers cleanups on t. extra are domain modules beside the
 // seed's: their aggregates' topics and groups are declared and their schemas registered.
 func Start(t testing.TB, extra ...domain.Module) *Stack {
@@ -54,7 +72,7 @@ func Start(t testing.TB, extra ...domain.Module) *Stack {
 	}
 	t.Cleanup(c.Close)
 	s := &Stack{Cluster: c, Brokers: c.ListenAddrs(), SchemaIDs: map[string]int{}}
-	if s.Wiring, err = domain.Wire(append([]domain.Module{workeffort.Module(), deployment.Module()}, extra...)); err != nil {
+	if s.Wiring, err = domain.Wire(append(Modules(), extra...)); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...))

@@ -15,7 +15,7 @@ import (
 )
 
 func TestACLsAreLeastPrivilege(t *testing.T) {
-	top, err := New(Dev)
+	top, err := New(Dev, seed()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func saslClient(t *testing.T, brokers []string, user, pass string) *kgo.Client {
 // checks what it lets each principal do: the upcaster writes events but is
 // refused the raw topic, and nothing it was refused is on the topic.
 func TestPlanApplyACLs(t *testing.T) {
-	top, err := New(Dev, WithPartitions(1))
+	top, err := New(Dev, seed(WithPartitions(1))...)
 	if err != nil {
 		t.Fatal(err)
 	}

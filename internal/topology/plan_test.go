@@ -66,7 +66,7 @@ func TestPlanApplyEmptyCluster(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testCtx(t)
 			adm := newAdmin(t, tt.brokers)
-			top, err := New(tt.profile)
+			top, err := New(tt.profile, seed()...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +225,7 @@ func TestPlanDrift(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testCtx(t)
 			adm := newAdmin(t, 1)
-			top, err := New(Dev)
+			top, err := New(Dev, seed()...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,7 +266,7 @@ func TestPlanDrift(t *testing.T) {
 func TestPlanReplicationDrift(t *testing.T) {
 	ctx := testCtx(t)
 	adm := newAdmin(t, 3)
-	top, err := New(Production)
+	top, err := New(Production, seed()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestPlanReplicationDrift(t *testing.T) {
 func TestEnsureConverges(t *testing.T) {
 	ctx := testCtx(t)
 	adm := newAdmin(t, 1)
-	top, err := New(Dev, WithPartitions(2))
+	top, err := New(Dev, seed(WithPartitions(2))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestEnsureConverges(t *testing.T) {
 		t.Fatalf("ensure: %v\n%s", err, p)
 	}
 	// The declaration grows (a later release declares more partitions).
-	grown, err := New(Dev, WithPartitions(4))
+	grown, err := New(Dev, seed(WithPartitions(4))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,16 +26,6 @@ type Aggregate struct {
 	Name string
 }
 
-// DefaultAggregates are the aggregates of DESIGN.md: WorkEffort (including
-// the GitHub saga's events) and Deployment (the deployment process's
-// commands and results). New declares them when no option declares others;
-// the mains and the CLI declare their domain modules' aggregates instead
-// (DeclareAggregates, through cmd/internal/modules), so this default only
-// serves callers that declare none, such as the generic packages' tests.
-func DefaultAggregates() []Aggregate {
-	return []Aggregate{{Name: "WorkEffort"}, {Name: "Deployment"}}
-}
-
 // Segment is the kebab-case topic segment: "WorkEffort" → "work-effort".
 func (a Aggregate) Segment() string { return kebab(a.Name) }
 
@@ -71,19 +61,16 @@ type Group struct {
 	StorePositions bool
 }
 
-// DefaultGroups are the pipeline's consumer groups: the upcaster (DLQ
-// only: a raw record it cannot upcast is not retried), the work-efforts
-// projection, and the notifications, webhooks, integration, github and
-// deployment reactors, sagas and process managers.
+// DefaultGroups are the consumer groups of the machinery itself, declared by every
+// topology: the upcaster (DLQ only: a raw record it cannot upcast is not retried) and the
+// notification, webhook and integration reactors. The groups of a domain's projections,
+// sagas and process managers come with its module (domain.Module.Groups, WithGroups).
 func DefaultGroups() []Group {
 	return []Group{
 		{Name: "upcaster"},
-		{Name: "work-efforts", Retry: true, StorePositions: true},
 		{Name: "notifications", Retry: true},
 		{Name: "webhooks", Retry: true},
 		{Name: "integration", Retry: true},
-		{Name: "github", Retry: true, StorePositions: true},
-		{Name: "deployment", Retry: true, StorePositions: true},
 	}
 }
 

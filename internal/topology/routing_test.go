@@ -11,7 +11,7 @@ import (
 
 func devTopology(t testing.TB) *Topology {
 	t.Helper()
-	top, err := New(Dev)
+	top, err := New(Dev, seed()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,13 +191,14 @@ type options struct {
 	partitions int32
 }
 
-// WithAggregates declares aggregates in addition to DefaultAggregates.
+// WithAggregates declares aggregates in addition to those declared before.
 func WithAggregates(a ...Aggregate) Option {
 	return func(o *options) { o.aggregates = append(o.aggregates, a...) }
 }
 
-// DeclareAggregates declares exactly a instead of DefaultAggregates: the mains pass the
-// aggregates of their domain modules, so each domain's topics follow from the module list.
+// DeclareAggregates declares exactly a, replacing those declared before: the mains pass the
+// aggregates of their domain modules, so each domain's topics follow from the module list. A
+// topology declares no aggregate unless told.
 func DeclareAggregates(a ...Aggregate) Option {
 	return func(o *options) { o.aggregates = slices.Clone(a) }
 }
@@ -223,7 +224,7 @@ func New(p Profile, opts ...Option) (*Topology, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := options{aggregates: DefaultAggregates(), groups: DefaultGroups()}
+	o := options{groups: DefaultGroups()}
 	for _, opt := range opts {
 		opt(&o)
 	}

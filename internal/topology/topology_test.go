@@ -12,10 +12,10 @@ func TestNewDeclaresEveryTopic(t *testing.T) {
 		"pyrite.deployment.raw", "pyrite.deployment.events",
 		"pyrite.integration", "pyrite.system",
 		"pyrite.upcaster.dlq",
-		"pyrite.work-efforts.retry", "pyrite.work-efforts.dlq",
 		"pyrite.notifications.retry", "pyrite.notifications.dlq",
 		"pyrite.webhooks.retry", "pyrite.webhooks.dlq",
 		"pyrite.integration.retry", "pyrite.integration.dlq",
+		"pyrite.work-efforts.retry", "pyrite.work-efforts.dlq",
 		"pyrite.github.retry", "pyrite.github.dlq",
 		"pyrite.deployment.retry", "pyrite.deployment.dlq",
 		"_schemas", "pyrite.replays", "pyrite.readers",
@@ -32,7 +32,7 @@ func TestNewDeclaresEveryTopic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			top, err := New(tt.profile)
+			top, err := New(tt.profile, seed()...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +98,7 @@ func TestNewDeclaresEveryTopic(t *testing.T) {
 }
 
 func TestTopicsReturnsCopies(t *testing.T) {
-	top, err := New(Dev)
+	top, err := New(Dev, seed()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestNewOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			top, err := New(tt.profile, tt.opts...)
+			top, err := New(tt.profile, seed(tt.opts...)...)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)

@@ -10,16 +10,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
 
 func testProcessor(t testing.TB) *processor {
 	t.Helper()
-	topo, err := topology.New(topology.Dev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := stacktest.Topology(t, topology.Dev)
 	p, err := newProcessor(nil, topo, "")
 	if err != nil {
 		t.Fatal(err)
@@ -87,10 +85,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestNewStageConfig(t *testing.T) {
-	topo, err := topology.New(topology.Dev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := stacktest.Topology(t, topology.Dev)
 	tests := []struct {
 		name string
 		cfg  Config

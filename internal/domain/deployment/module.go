@@ -6,6 +6,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/domain"
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
+	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
 // Aggregate is the aggregate's name: its event types are "Deployment:<Name>".
@@ -19,6 +20,8 @@ const Aggregate = "Deployment"
 func Module() domain.Module {
 	return domain.Module{
 		Aggregate: Aggregate,
+		// The process manager's group: its positions live in its own store transactions.
+		Groups: []topology.Group{{Name: Group, Retry: true, StorePositions: true}},
 		ReadModel: &projector.ReadModel{Name: Group, Migrations: Migrations(),
 			Routes: []projector.Route{{Pattern: QueryPath, Handler: Query}}},
 	}

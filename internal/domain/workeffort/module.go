@@ -12,6 +12,7 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/projector"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/store"
+	"github.com/pyrite-dev/pyrite/internal/topology"
 )
 
 // Aggregate is the aggregate's name: its event types are "WorkEffort:<Name>".
@@ -30,6 +31,12 @@ func Module() domain.Module {
 		Upcasts:   Upcasts,
 		Fold:      func(st eventstore.Stream) (any, error) { return Rebuild(st) },
 		Commands:  Commands(time.Now),
+		// The projection's group and the GitHub saga's: both keep their positions in the
+		// store, with their state.
+		Groups: []topology.Group{
+			{Name: Projection, Retry: true, StorePositions: true},
+			{Name: githubsaga.Group, Retry: true, StorePositions: true},
+		},
 		ReadModel: &rm,
 
 		Integrations:  Integrations(),

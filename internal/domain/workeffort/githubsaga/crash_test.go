@@ -18,10 +18,12 @@ import (
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/domain"
 	"github.com/pyrite-dev/pyrite/internal/domain/workeffort/githubsaga"
 	"github.com/pyrite-dev/pyrite/internal/eventstore"
 	"github.com/pyrite-dev/pyrite/internal/reactor"
 	"github.com/pyrite-dev/pyrite/internal/reactor/reactortest"
+	"github.com/pyrite-dev/pyrite/internal/stacktest"
 	"github.com/pyrite-dev/pyrite/internal/store"
 	"github.com/pyrite-dev/pyrite/internal/topology"
 	"github.com/pyrite-dev/pyrite/schemas"
@@ -46,7 +48,11 @@ func runChild() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	brokers := strings.Split(os.Getenv("CHILD_BROKERS"), ",")
-	topo, err := topology.New(topology.Dev)
+	w, err := domain.Wire(stacktest.Modules())
+	if err != nil {
+		return err
+	}
+	topo, err := topology.New(topology.Dev, w.Topology()...)
 	if err != nil {
 		return err
 	}
