@@ -104,18 +104,7 @@ func newIngestBench(b *testing.B, sample string) *ingestBench {
 		WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10}}
 	b.Cleanup(client.CloseIdleConnections)
 	e := &ingestBench{prod: prod}
-	e.post = func(path, body string) error {
-		resp, err := client.Post(url+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	e.post = postFunc(client, url)
 	if e.direct, err = kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks())); err != nil {
 		b.Fatal(err)
 	}
@@ -146,9 +135,28 @@ func (e *ingestBench) records(keys [][]byte, i int) []*kgo.Record {
 	return rs
 }
 
+// postFunc returns a function posting a body to url+path with client, which wants 201.
+func postFunc(client *http.Client, url string) func(path, body string) error {
+	return func(path, body string) error {
+		resp, err := client.Post(url+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
 // run calls op b.N times from benchClients goroutines and reports events/s
 // (perOp events per call) and the p50/p99 latency of one call.
-func run(b *testing.B, perOp int, op func(i int) error) {
+func run(b *testing.B, perOp int, op func(i int) error) { runWith(b, benchClients, perOp, op) }
+
+// runWith is run with clients goroutines.
+func runWith(b *testing.B, clients, perOp int, op func(i int) error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, b.N)
@@ -156,7 +164,7 @@ func run(b *testing.B, perOp int, op func(i int) error) {
 	var firstErr atomic.Value
 	b.ResetTimer()
 	start := time.Now()
-	for range benchClients {
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
