@@ -24,6 +24,13 @@ const (
 	catchUpWait  = 0 // catch-up and reads never wait on the reader's connection
 	retryBackoff = 250 * time.Millisecond
 	queueLen     = 4096
+	// writerLinger only matters when a transaction's records are produced before the writer
+	// knows the topic's partitions (its first transaction): ProduceSync sends the records of
+	// a call together as soon as they are all buffered when linger is on, where with no linger
+	// the first records went alone and the rest followed in further requests.
+	writerLinger = 20 * time.Millisecond
+	// tailPause is how long the tail waits after a poll that brought records (see tailLoop).
+	tailPause = 100 * time.Millisecond
 )
 
 // partition is one raw partition this instance owns or recently owned: its index, its
@@ -125,7 +132,7 @@ func (p *partition) incarnation(ctx context.Context) error {
 		kgo.TransactionalID(p.txnID),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(writerLinger),
 	)...)
 	if err != nil {
 		return fmt.Errorf("writer %s: %w", p.txnID, err)

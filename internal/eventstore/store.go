@@ -230,6 +230,7 @@ func (s *Store) tailLoop() {
 			continue
 		}
 		var wg sync.WaitGroup
+		var got atomic.Bool
 		for leader, ws := range byLeader {
 			wg.Add(1)
 			go func() {
@@ -256,10 +257,21 @@ func (s *Store) tailLoop() {
 					if on {
 						p.applyFetched(g.fetched)
 					}
+					if len(g.records) > 0 {
+						got.Store(true)
+					}
 				}
 			}()
 		}
 		wg.Wait()
+		if got.Load() {
+			// The long poll answers at the first commit after it was sent, which is mostly
+			// the store's own writers' (their transactions are applied by readPast): reading
+			// them again decoded every appended record twice. Waiting tailPause before the next
+			// poll lets the writers move next past their records first, so that the tail reads
+			// what others wrote, up to tailPause later.
+			sleep(s.ctx, tailPause)
+		}
 	}
 }
 
