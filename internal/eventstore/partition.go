@@ -596,7 +596,7 @@ func (p *partition) checkIDs(events []Pending, now time.Time, sc *scratch) (erro
 		return nil
 	}
 	for j, ev := range events {
-		if ev.ID == "" {
+		if ev.ID == "" || ev.NewID {
 			continue
 		}
 		if _, again := sc.mine[ev.ID]; again {

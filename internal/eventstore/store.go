@@ -405,6 +405,11 @@ type Pending struct {
 	Type string
 	// Expected is the version the stream must be at just before this event; -1 for any.
 	Expected int64
+	// NewID says ID was made for this append (ingest's ids for events posted without one), so
+	// it cannot have been written before: the id check skips it (a lookup in a map of up to
+	// DedupeMax ids per event was a tenth of a batch's cost). It is still remembered, so a
+	// retry that quotes it is deduplicated.
+	NewID bool
 }
 
 // Appended is one appended event: where it is and its aggregate version. For a duplicate it

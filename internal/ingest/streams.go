@@ -128,7 +128,7 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 		if ev.ExpectedVersion != nil {
 			exp = *ev.ExpectedVersion
 		}
-		pend[i] = eventstore.Pending{Record: recs[i], ID: results[i].ID, Type: ev.Type, Expected: exp}
+		pend[i] = eventstore.Pending{Record: recs[i], ID: results[i].ID, Type: ev.Type, Expected: exp, NewID: ev.ID == ""}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
