@@ -86,3 +86,82 @@ func TestDecodeIntoMap(t *testing.T) {
 		t.Fatalf("decode into a map with a key: %v %#v", err, m2)
 	}
 }
+
+// The map encode plan writes hamba's bytes for every map it takes, and leaves to the slow
+// path (validate, then hamba) every map it cannot take as validate and hamba would.
+func TestFastMapEncodeMatchesHamba(t *testing.T) {
+	compiled := 0
+	seen := map[avro.Schema]bool{}
+	for _, p := range append(pairs(t), eventPairs(t)...) {
+		if seen[p.writer] {
+			continue
+		}
+		seen[p.writer] = true
+		api := avro.Config{}.Freeze()
+		plan := compileMapEncoder(api, p.writer)
+		if plan == nil {
+			continue
+		}
+		compiled++
+		t.Run(p.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(4, uint64(len(p.name))))
+			for i := range 300 {
+				v := genGeneric(r, p.writer).(map[string]any)
+				got, ok := plan.appendBody(nil, v)
+				want, err := api.Marshal(p.writer, v)
+				if !ok || err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("value %d %#v: map plan %x (ok %v), hamba %x (%v)", i, v, got, ok, want, err)
+				}
+			}
+		})
+	}
+	if compiled == 0 {
+		t.Fatal("no schema got a map encode plan")
+	}
+	_, _, v3 := progressSchemas(t)
+	plan := compileMapEncoder(avro.Config{}.Freeze(), v3)
+	if plan == nil {
+		t.Fatal("ProgressUpdated v3 has no map encode plan")
+	}
+	ok := map[string]any{"oldProgress": 1, "newProgress": 2, "delta": 1, "formatted": "2%"}
+	if _, took := plan.appendBody(nil, ok); !took {
+		t.Fatal("a plain map was not taken")
+	}
+	for name, v := range map[string]map[string]any{
+		"out of int32 range": {"oldProgress": 1 << 40, "newProgress": 2, "delta": 1, "formatted": "2%"},
+		"int64 for an int":   {"oldProgress": int64(1), "newProgress": 2, "delta": 1, "formatted": "2%"},
+		"missing field":      {"newProgress": 2, "delta": 1, "formatted": "2%"},
+		"nil value":          {"oldProgress": nil, "newProgress": 2, "delta": 1, "formatted": "2%"},
+		"float for an int":   {"oldProgress": 1.0, "newProgress": 2, "delta": 1, "formatted": "2%"},
+	} {
+		if _, took := plan.appendBody(nil, v); took {
+			t.Errorf("%s: taken by the map plan", name)
+		}
+	}
+}
+
+// Codec.Encode of a map gives the bytes of the slow path, and its errors for maps the fast
+// path leaves.
+func TestEncodeMap(t *testing.T) {
+	_, _, v3 := progressSchemas(t)
+	s := &Schema{ID: 7, Subject: "p", Version: 3, Avro: v3, bind: newBinding(v3, v3)}
+	c := &Codec{}
+	v := map[string]any{"oldProgress": 1, "newProgress": 300, "delta": 299, "formatted": "300%", "extra": true}
+	got, err := c.Encode(s, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.encodeBody(s, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(AppendHeader(nil, 7), w.Buffer()...); !bytes.Equal(got, want) {
+		t.Fatalf("Encode %x, slow path %x", got, want)
+	}
+	if app, err := c.AppendEncode(nil, s, v); err != nil || !bytes.Equal(app, got) {
+		t.Fatalf("AppendEncode %x %v", app, err)
+	}
+	if _, err := c.Encode(s, map[string]any{"oldProgress": 1 << 40, "newProgress": 2, "delta": 1, "formatted": "x"}); err == nil {
+		t.Fatal("an out-of-range int was encoded")
+	}
+}

@@ -22,7 +22,8 @@ type typedEntry struct {
 	dec     avro.ValDecoder
 	encPlan *encPlan
 	decPlan *decPlan
-	mapPlan *mapPlan // decoding into a *map[string]any (fastmap.go)
+	mapPlan *mapPlan    // decoding into a *map[string]any (fastmap.go)
+	mapEnc  *mapEncPlan // encoding a map[string]any (fastmap.go)
 }
 
 // typed remembers, for one schema, hamba's compiled encoder and decoder per Go type. hamba's
@@ -81,11 +82,15 @@ func (b *binding) encoderOf(s avro.Schema, v any) *typedEntry {
 	if e := lookupTyped(b.typed.encs.Load(), rt); e != nil {
 		return e
 	}
-	return b.typed.store(&b.typed.encs, typedEntry{
+	e := typedEntry{
 		rtype:   rt,
 		enc:     b.api.EncoderOf(s, reflect2.TypeOf(v)),
 		encPlan: compileEncoder(b.api, s, reflect.TypeOf(v)),
-	})
+	}
+	if _, ok := v.(map[string]any); ok {
+		e.mapEnc = compileMapEncoder(b.api, s)
+	}
+	return b.typed.store(&b.typed.encs, e)
 }
 
 // encode writes v with schema s, as hamba's Writer.WriteVal does.
