@@ -208,7 +208,7 @@ func runWith(b *testing.B, clients, perOp int, op func(i int) error) {
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(b.N*perOp)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*perOp), "cpu-µs/event")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*perOp), "cpu-us/event")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
