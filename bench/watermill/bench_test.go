@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,7 +107,8 @@ func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
 //
 // Each rate runs from the group's first delivered record to its last, so joining the group
 // is left out on every side. It reports pyrite's rate, Watermill's, the ceiling, pyrite's
-// multiple of Watermill and its share of the ceiling.
+// multiple of Watermill and its share of the ceiling, and each side's CPU per message (the
+// process's, over the same span; x-watermill-cpu is Watermill's over pyrite's).
 func BenchmarkRunner(b *testing.B) {
 	f := newFixture(b)
 	topic := f.topic(b, "bench.runner")
@@ -129,7 +131,7 @@ func BenchmarkRunner(b *testing.B) {
 	cl.Close()
 	b.Logf("produced %d records in %v", records, time.Since(produced))
 
-	var pyrite, wm, ceiling []float64
+	var pyrite, wm, ceiling []result
 	b.ResetTimer()
 	for i := range b.N {
 		ceiling = append(ceiling, consumeFranz(b, f, topic, fmt.Sprintf("franz-%d", i)))
@@ -137,55 +139,88 @@ func BenchmarkRunner(b *testing.B) {
 		wm = append(wm, consumeWatermill(b, f, topic, fmt.Sprintf("watermill-%d", i)))
 	}
 	b.StopTimer()
-	p, w, c := mean(pyrite), mean(wm), mean(ceiling)
-	b.ReportMetric(p, "pyrite-msg/s")
-	b.ReportMetric(w, "watermill-msg/s")
-	b.ReportMetric(c, "franz-go-msg/s")
-	b.ReportMetric(p/w, "x-watermill")
-	b.ReportMetric(100*p/c, "%-of-franz-go")
+	report(b, pyrite, wm, ceiling)
 }
 
-func mean(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
+// result is one side's run: messages per second, and the process's CPU time per message
+// over the same span (user and system, the in-process broker's included), which holds up
+// better than a rate when other work shares the machine.
+type result struct{ rate, cpu float64 }
+
+// report reports each side's mean rate and CPU per message, pyrite's multiple of
+// Watermill's rate and of its CPU per message, and pyrite's share of the ceiling.
+func report(b *testing.B, pyrite, wm, ceiling []result) {
+	p, w, c := means(pyrite), means(wm), means(ceiling)
+	b.ReportMetric(p.rate, "pyrite-msg/s")
+	b.ReportMetric(w.rate, "watermill-msg/s")
+	b.ReportMetric(c.rate, "franz-go-msg/s")
+	b.ReportMetric(p.rate/w.rate, "x-watermill")
+	b.ReportMetric(100*p.rate/c.rate, "%-of-franz-go")
+	b.ReportMetric(p.cpu, "pyrite-cpu-us/msg")
+	b.ReportMetric(w.cpu, "watermill-cpu-us/msg")
+	b.ReportMetric(c.cpu, "franz-go-cpu-us/msg")
+	b.ReportMetric(w.cpu/p.cpu, "x-watermill-cpu")
+}
+
+func means(rs []result) result {
+	var m result
+	for _, r := range rs {
+		m.rate += r.rate / float64(len(rs))
+		m.cpu += r.cpu / float64(len(rs))
 	}
-	return s / float64(len(xs))
+	return m
+}
+
+// processCPU is the CPU time the process used so far, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // clock times a run from its first delivery to its last.
 type clock struct {
-	n     atomic.Int64
-	first atomic.Int64 // unix nanos of the first delivery
-	done  chan struct{}
-	last  time.Time
-	want  int64
+	n        atomic.Int64
+	first    atomic.Int64 // unix nanos of the first delivery
+	cpuFirst atomic.Int64 // the process's CPU time at the first delivery
+	done     chan struct{}
+	last     time.Time
+	cpuLast  time.Duration
+	want     int64
+	b        *testing.B
 }
 
-func newClock(want int) *clock { return &clock{done: make(chan struct{}), want: int64(want)} }
+func newClock(b *testing.B, want int) *clock {
+	return &clock{done: make(chan struct{}), want: int64(want), b: b}
+}
 
 func (c *clock) tick() {
 	n := c.n.Add(1)
 	if n == 1 {
+		c.cpuFirst.Store(int64(processCPU(c.b)))
 		c.first.Store(time.Now().UnixNano())
 	}
 	if n == c.want {
 		c.last = time.Now()
+		c.cpuLast = processCPU(c.b)
 		close(c.done)
 	}
 }
 
-func (c *clock) wait(b *testing.B, what string) float64 {
+func (c *clock) wait(b *testing.B, what string) result {
 	b.Helper()
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Minute):
 		b.Fatalf("%s: %d of %d records after 5 minutes", what, c.n.Load(), c.want)
 	}
-	return rate(int(c.want-1), c.last.Sub(time.Unix(0, c.first.Load())))
+	return result{rate: rate(int(c.want-1), c.last.Sub(time.Unix(0, c.first.Load()))),
+		cpu: float64((c.cpuLast - time.Duration(c.cpuFirst.Load())).Microseconds()) / float64(c.want-1)}
 }
 
-func consumeFranz(b *testing.B, f *fixture, topic, group string) float64 {
+func consumeFranz(b *testing.B, f *fixture, topic, group string) result {
 	b.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.s.Brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
@@ -193,7 +228,7 @@ func consumeFranz(b *testing.B, f *fixture, topic, group string) float64 {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	c := newClock(records)
+	c := newClock(b, records)
 	ctx := context.Background()
 	for c.n.Load() < records {
 		fs := cl.PollRecords(ctx, 5000)
@@ -208,7 +243,7 @@ func consumeFranz(b *testing.B, f *fixture, topic, group string) float64 {
 	return c.wait(b, "franz-go")
 }
 
-func consumePyrite(b *testing.B, f *fixture, topic, group string) float64 {
+func consumePyrite(b *testing.B, f *fixture, topic, group string) result {
 	b.Helper()
 	files, err := schemas.All()
 	if err != nil {
@@ -218,7 +253,7 @@ func consumePyrite(b *testing.B, f *fixture, topic, group string) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := newClock(records)
+	c := newClock(b, records)
 	bs := bus.New(bus.WithLogSize(0))
 	if _, err := bs.On(eventType, func(context.Context, *bus.Event) error { c.tick(); return nil }, bus.Options{Name: "count"}); err != nil {
 		b.Fatal(err)
@@ -239,7 +274,7 @@ func consumePyrite(b *testing.B, f *fixture, topic, group string) float64 {
 	return got
 }
 
-func consumeWatermill(b *testing.B, f *fixture, topic, group string) float64 {
+func consumeWatermill(b *testing.B, f *fixture, topic, group string) result {
 	b.Helper()
 	schema, err := avro.Parse(f.sch.Text)
 	if err != nil {
@@ -257,7 +292,7 @@ func consumeWatermill(b *testing.B, f *fixture, topic, group string) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := newClock(records)
+	c := newClock(b, records)
 	var failed atomic.Value
 	var wg sync.WaitGroup
 	for range partitions {
@@ -305,20 +340,16 @@ func handle(v map[string]any) {
 //     published with watermill-kafka's publisher (Watermill's default Sarama settings);
 //   - franz-go: the pre-encoded records with ProduceSync (acks=all): the ceiling.
 //
-// It reports each rate, pyrite's multiple of Watermill and its share of the ceiling.
+// It reports each rate, pyrite's multiple of Watermill and its share of the ceiling, and
+// each side's CPU per message as BenchmarkRunner does.
 func BenchmarkProducer(b *testing.B) {
-	var pyrite, wm, ceiling []float64
+	var pyrite, wm, ceiling []result
 	for range b.N {
 		ceiling = append(ceiling, produceFranz(b))
 		pyrite = append(pyrite, producePyrite(b))
 		wm = append(wm, produceWatermill(b))
 	}
-	p, w, c := mean(pyrite), mean(wm), mean(ceiling)
-	b.ReportMetric(p, "pyrite-msg/s")
-	b.ReportMetric(w, "watermill-msg/s")
-	b.ReportMetric(c, "franz-go-msg/s")
-	b.ReportMetric(p/w, "x-watermill")
-	b.ReportMetric(100*p/c, "%-of-franz-go")
+	report(b, pyrite, wm, ceiling)
 }
 
 const (
@@ -328,11 +359,12 @@ const (
 
 // produceLoad calls produce from producers goroutines with batches [from, from+perCall)
 // until records events were sent, and returns events per second.
-func produceLoad(b *testing.B, produce func(from int) error) float64 {
+func produceLoad(b *testing.B, produce func(from int) error) result {
 	b.Helper()
 	var next atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
+	cpu0 := processCPU(b)
 	start := time.Now()
 	for range producers {
 		wg.Add(1)
@@ -355,10 +387,11 @@ func produceLoad(b *testing.B, produce func(from int) error) float64 {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	return rate(records, elapsed)
+	cpu := processCPU(b) - cpu0
+	return result{rate: rate(records, elapsed), cpu: float64(cpu.Microseconds()) / records}
 }
 
-func produceFranz(b *testing.B) float64 {
+func produceFranz(b *testing.B) result {
 	f := newFixture(b)
 	topic := f.topic(b, "bench.produce")
 	recs := make([]*kgo.Record, records)
@@ -376,7 +409,7 @@ func produceFranz(b *testing.B) float64 {
 	})
 }
 
-func producePyrite(b *testing.B) float64 {
+func producePyrite(b *testing.B) result {
 	f := newFixture(b)
 	topic := f.topic(b, "bench.produce")
 	prod, err := ingest.NewKafka("bench-producer", 1, nil, kgo.SeedBrokers(f.s.Brokers...))
@@ -398,7 +431,7 @@ func producePyrite(b *testing.B) float64 {
 	})
 }
 
-func produceWatermill(b *testing.B) float64 {
+func produceWatermill(b *testing.B) result {
 	f := newFixture(b)
 	topic := f.topic(b, "bench.produce")
 	schema, err := avro.Parse(f.sch.Text)

@@ -124,17 +124,37 @@ func (ev *Event) Clone() *Event {
 // 1.0, a ce_time that is not RFC 3339, a ce_aggregateversion that is not an integer) is
 // reported, joined, each wrapping ErrBadHeader; the other headers are still applied.
 func (ev *Event) ApplyHeaders(hs []kgo.RecordHeader) error {
+	// The string fields share one copy of the header values they are taken from: one
+	// allocation per record rather than one per header (the runner reads every record's).
+	n := 0
+	for _, h := range hs {
+		if takesValue(h.Key) {
+			n += len(h.Value)
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, h := range hs {
+		if takesValue(h.Key) {
+			sb.Write(h.Value)
+		}
+	}
+	values := sb.String()
 	var errs []error
 	bad := func(key, value string, why string) {
 		errs = append(errs, fmt.Errorf("%w: %s %q: %s", ErrBadHeader, key, truncate(value, 64), why))
 	}
+	at := 0
 	for _, h := range hs {
-		v := string(h.Value)
-		switch h.Key {
-		case HeaderSpecVersion:
-			if v != SpecVersion {
-				bad(h.Key, v, "want "+SpecVersion)
+		if !takesValue(h.Key) {
+			if h.Key == HeaderSpecVersion && string(h.Value) != SpecVersion {
+				bad(h.Key, string(h.Value), "want "+SpecVersion)
 			}
+			continue
+		}
+		v := values[at : at+len(h.Value)]
+		at += len(h.Value)
+		switch h.Key {
 		case HeaderID:
 			ev.ID = v
 		case HeaderSource:
@@ -167,30 +187,53 @@ func (ev *Event) ApplyHeaders(hs []kgo.RecordHeader) error {
 			ev.UserID = v
 		case HeaderTraceParent:
 			ev.TraceParent = v
-		default:
-			if name, ok := strings.CutPrefix(h.Key, cePrefix); ok && name != "" {
-				if ev.Extensions == nil {
-					ev.Extensions = make(map[string]string)
-				}
-				ev.Extensions[name] = v
+		default: // another ce_* attribute
+			if ev.Extensions == nil {
+				ev.Extensions = make(map[string]string)
 			}
+			ev.Extensions[h.Key[len(cePrefix):]] = v
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// takesValue reports whether ApplyHeaders keeps a header's value as a string: every ce_*
+// attribute but ce_specversion (checked, not kept), and traceparent.
+func takesValue(key string) bool {
+	return key == HeaderTraceParent || (len(key) > len(cePrefix) && strings.HasPrefix(key, cePrefix) && key != HeaderSpecVersion)
 }
 
 // Headers returns ev's envelope as CloudEvents Kafka headers (binary mode), in a fixed order:
 // the required attributes, content-type application/avro, then the optional ones that are
 // set, then Extensions sorted by name. It is the inverse of ApplyHeaders.
 func (ev *Event) Headers() []kgo.RecordHeader {
+	// Every value is a piece of one buffer, sized up front so that it never moves (a piece
+	// is capped at its own length, so an append to one cannot reach the next): one
+	// allocation for the values rather than one per header.
+	size := len(SpecVersion) + len(ev.ID) + len(ev.Source) + len(ev.Type) + len(time.RFC3339Nano) + len(ContentTypeAvro) +
+		len(ev.AggregateID) + len(ev.AggregateType) + 20 + len(ev.CorrelationID) + len(ev.CausationID) + len(ev.UserID) +
+		len(ev.TraceParent)
+	for _, v := range ev.Extensions {
+		size += len(v)
+	}
+	buf := make([]byte, 0, size)
 	hs := make([]kgo.RecordHeader, 0, 13+len(ev.Extensions))
-	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	piece := func(k string, from int) {
+		hs = append(hs, kgo.RecordHeader{Key: k, Value: buf[from:len(buf):len(buf)]})
+	}
+	add := func(k, v string) {
+		from := len(buf)
+		buf = append(buf, v...)
+		piece(k, from)
+	}
 	add(HeaderSpecVersion, SpecVersion)
 	add(HeaderID, ev.ID)
 	add(HeaderSource, ev.Source)
 	add(HeaderType, ev.Type)
 	if !ev.Time.IsZero() {
-		add(HeaderTime, ev.Time.UTC().Format(time.RFC3339Nano))
+		from := len(buf)
+		buf = ev.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
+		piece(HeaderTime, from)
 	}
 	add(HeaderContentType, ContentTypeAvro)
 	opt := func(k, v string) {
@@ -201,7 +244,9 @@ func (ev *Event) Headers() []kgo.RecordHeader {
 	opt(HeaderSubject, ev.AggregateID)
 	opt(HeaderAggregateType, ev.AggregateType)
 	if ev.AggregateVersion != 0 {
-		add(HeaderAggregateVersion, strconv.FormatInt(ev.AggregateVersion, 10))
+		from := len(buf)
+		buf = strconv.AppendInt(buf, ev.AggregateVersion, 10)
+		piece(HeaderAggregateVersion, from)
 	}
 	opt(HeaderCorrelationID, ev.CorrelationID)
 	opt(HeaderCausationID, ev.CausationID)

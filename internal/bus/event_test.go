@@ -154,3 +154,30 @@ func FuzzApplyHeaders(f *testing.F) {
 		}
 	})
 }
+
+// Headers' values share one buffer: each is capped at its own length, so that appending to
+// one (as a caller adding to a header may) leaves the others as they were.
+func TestHeadersValuesAreSeparate(t *testing.T) {
+	ev := &bus.Event{ID: "id-1", Type: "WorkEffort:Started", Source: "/src", AggregateID: "we-1", AggregateVersion: 3,
+		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Extensions: map[string]string{"hostname": "h"}}
+	hs := ev.Headers()
+	want := make([]string, len(hs))
+	for i, h := range hs {
+		want[i] = string(h.Value)
+	}
+	for i := range hs {
+		_ = append(hs[i].Value, "XXXXXXXX"...)
+	}
+	for i, h := range hs {
+		if string(h.Value) != want[i] {
+			t.Errorf("%s = %q after appending to the others, want %q", h.Key, h.Value, want[i])
+		}
+	}
+	var back bus.Event
+	if err := back.ApplyHeaders(hs); err != nil {
+		t.Fatal(err)
+	}
+	if back.ID != ev.ID || back.AggregateVersion != 3 || !back.Time.Equal(ev.Time) || back.Extensions["hostname"] != "h" {
+		t.Fatalf("round trip: %+v", back)
+	}
+}

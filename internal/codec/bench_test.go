@@ -93,6 +93,24 @@ func BenchmarkEncode(b *testing.B) {
 			}
 		}
 	})
+	// A map, as handlers and reactors hold data, beside hamba encoding the same map.
+	m := map[string]any{"oldProgress": 41, "newProgress": 42, "delta": 1, "formatted": "42%"}
+	b.Run("codec/Encode-map", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.fx.codec.Encode(p.v3, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("hamba/Marshal-map", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.hamba.Marshal(p.hambaS, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("codec/AppendEncode", func(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]byte, 0, 64)
@@ -171,6 +189,24 @@ func BenchmarkDecode(b *testing.B) {
 		var v progressV3
 		for b.Loop() {
 			if _, err := p.fx.codec.Decode(ctx, p.framed1, p.v3, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("codec/Decode-map", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if _, err := p.fx.codec.Decode(ctx, p.framed, p.v3, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("hamba/Unmarshal-map", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if err := p.hamba.Unmarshal(p.hambaS, p.body, &m); err != nil {
 				b.Fatal(err)
 			}
 		}

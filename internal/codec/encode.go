@@ -25,9 +25,16 @@ import (
 // bytes is a piece of a 4 KiB chunk shared with other results (no two share a byte), which
 // stays in memory while any of its results does.
 func (c *Codec) Encode(s *Schema, v any) ([]byte, error) {
-	if p, ptr := c.fastPlan(s, v); p != nil {
+	if p, ptr, mp := c.fastPlan(s, v); p != nil || mp != nil {
 		var scratch [arenaMaxPiece - HeaderSize]byte // on the stack unless the body outgrows it
-		if body, ok := p.appendBody(scratch[:0], ptr); ok {
+		var body []byte
+		ok := false
+		if p != nil {
+			body, ok = p.appendBody(scratch[:0], ptr)
+		} else {
+			body, ok = mp.appendBody(scratch[:0], v.(map[string]any))
+		}
+		if ok {
 			out := c.out.alloc(HeaderSize + len(body))
 			putHeader(out, s.ID)
 			copy(out[HeaderSize:], body)
@@ -52,8 +59,12 @@ func (c *Codec) Encode(s *Schema, v any) ([]byte, error) {
 // AppendEncode is Encode appending to dst; with a dst of enough capacity it does not allocate
 // (for flat records of strings, numbers and timestamps). On error dst is returned unchanged.
 func (c *Codec) AppendEncode(dst []byte, s *Schema, v any) ([]byte, error) {
-	if p, ptr := c.fastPlan(s, v); p != nil {
+	if p, ptr, mp := c.fastPlan(s, v); p != nil {
 		if out, ok := p.appendBody(AppendHeader(dst, s.ID), ptr); ok {
+			return out, nil
+		}
+	} else if mp != nil {
+		if out, ok := mp.appendBody(AppendHeader(dst, s.ID), v.(map[string]any)); ok {
 			return out, nil
 		}
 	}
@@ -70,11 +81,11 @@ func (c *Codec) AppendEncode(dst []byte, s *Schema, v any) ([]byte, error) {
 }
 
 // fastPlan returns the fast path's plan for encoding v with s (see fast.go) and the address
-// of the struct, or nil for values that go through hamba (maps above all: no plan compiles
-// for them, so they are validated and encoded as before).
-func (c *Codec) fastPlan(s *Schema, v any) (*encPlan, unsafe.Pointer) {
+// of the struct, or for a map the map plan (fastmap.go), or nils for values that go through
+// hamba.
+func (c *Codec) fastPlan(s *Schema, v any) (*encPlan, unsafe.Pointer, *mapEncPlan) {
 	if s == nil || s.Avro == nil || uint64(s.ID) > 1<<32-1 {
-		return nil, nil // checkEncodeSchema reports it
+		return nil, nil, nil // checkEncodeSchema reports it
 	}
 	b := s.bind
 	if b == nil {
@@ -84,11 +95,14 @@ func (c *Codec) fastPlan(s *Schema, v any) (*encPlan, unsafe.Pointer) {
 	if e == nil {
 		e = b.encoderOf(s.Avro, v)
 	}
+	if e.mapEnc != nil {
+		return nil, nil, e.mapEnc
+	}
 	ptr := reflect2.PtrOf(v)
 	if e.encPlan == nil || ptr == nil { // a nil *T: hamba reports it
-		return nil, nil
+		return nil, nil, nil
 	}
-	return e.encPlan, ptr
+	return e.encPlan, ptr, nil
 }
 
 func checkEncodeSchema(s *Schema) error {

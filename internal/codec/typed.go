@@ -22,6 +22,8 @@ type typedEntry struct {
 	dec     avro.ValDecoder
 	encPlan *encPlan
 	decPlan *decPlan
+	mapPlan *mapPlan    // decoding into a *map[string]any (fastmap.go)
+	mapEnc  *mapEncPlan // encoding a map[string]any (fastmap.go)
 }
 
 // typed remembers, for one schema, hamba's compiled encoder and decoder per Go type. hamba's
@@ -80,11 +82,15 @@ func (b *binding) encoderOf(s avro.Schema, v any) *typedEntry {
 	if e := lookupTyped(b.typed.encs.Load(), rt); e != nil {
 		return e
 	}
-	return b.typed.store(&b.typed.encs, typedEntry{
+	e := typedEntry{
 		rtype:   rt,
 		enc:     b.api.EncoderOf(s, reflect2.TypeOf(v)),
 		encPlan: compileEncoder(b.api, s, reflect.TypeOf(v)),
-	})
+	}
+	if _, ok := v.(map[string]any); ok {
+		e.mapEnc = compileMapEncoder(b.api, s)
+	}
+	return b.typed.store(&b.typed.encs, e)
 }
 
 // encode writes v with schema s, as hamba's Writer.WriteVal does.
@@ -107,11 +113,15 @@ func (b *binding) decoderOf(s avro.Schema, v any) (*typedEntry, error) {
 	if typ == nil || typ.Kind() != reflect.Ptr {
 		return nil, errNotPointer
 	}
-	return b.typed.store(&b.typed.decs, typedEntry{
+	e := typedEntry{
 		rtype:   rt,
 		dec:     b.api.DecoderOf(s, typ),
 		decPlan: compileDecoder(b.api, b.writer, b.reader, reflect.TypeOf(v)),
-	}), nil
+	}
+	if reflect.TypeOf(v) == mapType {
+		e.mapPlan = compileMapDecoder(b.api, b.writer, b.reader)
+	}
+	return b.typed.store(&b.typed.decs, e), nil
 }
 
 // decode reads into v with schema s, as hamba's Reader.ReadVal does.
@@ -132,7 +142,14 @@ func (b *binding) decode(r *avro.Reader, s avro.Schema, v any) error {
 // whether it did; false leaves the call (and its error, if any) to hamba.
 func (b *binding) decodeFast(s avro.Schema, body []byte, v any, arena *outArena) bool {
 	e, err := b.decoderOf(s, v)
-	if err != nil || e.decPlan == nil {
+	if err != nil {
+		return false
+	}
+	if e.mapPlan != nil {
+		m, _ := v.(*map[string]any)
+		return m != nil && e.mapPlan.decode(body, m, arena)
+	}
+	if e.decPlan == nil {
 		return false
 	}
 	ptr := reflect2.PtrOf(v)

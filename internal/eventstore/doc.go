@@ -57,7 +57,9 @@
 //   - Writers outside the store (a Kafka-native service) are not checked against expected
 //     versions: their records take the next position, and one landing between a store
 //     append's decision and its commit is ordered before it, so that append's events get
-//     versions one higher than expected (nothing is lost or shared). A raw record the
+//     versions one higher than expected (nothing is lost or shared). The tail may take
+//     their records in up to 100ms late: it pauses after each poll that brought records, so
+//     as not to read the store's own appends a second time. A raw record the
 //     upcaster dead-letters is counted here but takes no version on the events topic.
 //   - Ids are deduplicated per partition within the window only; an id reused for an
 //     aggregate on another partition is not detected. An append without ids that answers

@@ -7,6 +7,7 @@ import (
 
 // stream is one aggregate's events on a partition, in offset order, with versions 1, 2, ...
 type stream struct {
+	key      string // the aggregate id
 	versions []int64
 	offsets  []int64
 }
@@ -121,7 +122,7 @@ func (ix *index) apply(r record, now time.Time) outcome {
 		out = renumbered
 	}
 	if st == nil {
-		st = &stream{}
+		st = &stream{key: r.key}
 		ix.streams[r.key] = st
 	}
 	st.versions = append(st.versions, v)

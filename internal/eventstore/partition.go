@@ -24,6 +24,13 @@ const (
 	catchUpWait  = 0 // catch-up and reads never wait on the reader's connection
 	retryBackoff = 250 * time.Millisecond
 	queueLen     = 4096
+	// writerLinger only matters when a transaction's records are produced before the writer
+	// knows the topic's partitions (its first transaction): ProduceSync sends the records of
+	// a call together as soon as they are all buffered when linger is on, where with no linger
+	// the first records went alone and the rest followed in further requests.
+	writerLinger = 20 * time.Millisecond
+	// tailPause is how long the tail waits after a poll that brought records (see tailLoop).
+	tailPause = 100 * time.Millisecond
 )
 
 // partition is one raw partition this instance owns or recently owned: its index, its
@@ -35,6 +42,8 @@ type partition struct {
 	txnID string
 	queue chan *appendReq
 	txn   chan struct{} // held (a value sent) while a transaction is in flight
+
+	scratch scratch // the writer's, for commit
 
 	mu      sync.Mutex // guards the fields below
 	idx     *index
@@ -125,7 +134,7 @@ func (p *partition) incarnation(ctx context.Context) error {
 		kgo.TransactionalID(p.txnID),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(writerLinger),
 	)...)
 	if err != nil {
 		return fmt.Errorf("writer %s: %w", p.txnID, err)
@@ -247,11 +256,11 @@ func (p *partition) applyFetched(f fetched) {
 		case p.held.waiting() || r.Attrs.IsTransactional():
 			p.held.add(r, r.Attrs.IsTransactional())
 		default:
-			p.applyLocked(toRecord(r), now)
+			p.applyLocked(p.idx.record(r), now)
 			n++
 		}
 		for _, r := range p.held.ready() {
-			p.applyLocked(toRecord(r), now)
+			p.applyLocked(p.idx.record(r), now)
 			n++
 		}
 	}
@@ -346,7 +355,7 @@ func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
 	if contiguous {
 		now := p.s.now()
 		for _, rec := range recs {
-			p.applyLocked(toRecord(rec), now)
+			p.applyLocked(p.idx.record(rec), now)
 		}
 		p.next = last + 1
 	}
@@ -375,8 +384,15 @@ func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-func toRecord(r *kgo.Record) record {
-	rec := record{key: string(r.Key), offset: r.Offset, at: r.Timestamp}
+// record is what the index takes from r. The aggregate id of a known stream and a known
+// event type are the strings the index holds already, not new copies.
+func (ix *index) record(r *kgo.Record) record {
+	rec := record{offset: r.Offset, at: r.Timestamp}
+	if st := ix.streams[string(r.Key)]; st != nil {
+		rec.key = st.key
+	} else {
+		rec.key = string(r.Key)
+	}
 	for _, h := range r.Headers {
 		switch h.Key {
 		case HeaderAggregateVersion:
@@ -386,7 +402,11 @@ func toRecord(r *kgo.Record) record {
 		case "ce_id":
 			rec.id = string(h.Value)
 		case "ce_type":
-			rec.typ = string(h.Value)
+			if t, ok := ix.types[string(h.Value)]; ok {
+				rec.typ = t
+			} else {
+				rec.typ = string(h.Value)
+			}
 		}
 	}
 	if _, hasHdr := bus.SchemaIDHeader(r); !hasHdr { // a header-framed value has no prefix id
@@ -464,10 +484,10 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 		return nil
 	}
 	now := p.s.now()
-	pendingV := map[string]int64{}   // aggregate -> version after this transaction's accepted events
-	pendingIDs := map[string]*seen{} // ids accepted into this transaction
+	sc := &p.scratch
+	sc.reset()
 	versionOf := func(key string) int64 {
-		if v, ok := pendingV[key]; ok {
+		if v, ok := sc.pendingV[key]; ok {
 			return v
 		}
 		return p.idx.version(key)
@@ -481,14 +501,15 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 			d.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 			continue
 		}
-		d.err, d.dup = p.checkIDs(r.events, now, pendingIDs)
+		d.err, d.dup = p.checkIDs(r.events, now, sc)
 		if d.err != nil || d.dup {
 			continue
 		}
-		local := map[string]int64{}
+		keys := sc.keysOf(r.events)
+		clear(sc.local)
 		for j, ev := range r.events {
-			key := string(ev.Record.Key)
-			cur, ok := local[key]
+			key := keys[j]
+			cur, ok := sc.local[key]
 			if !ok {
 				cur = versionOf(key)
 			}
@@ -496,20 +517,21 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 				d.conflict = &ConflictError{Index: j, AggregateID: key, Expected: ev.Expected, Current: cur}
 				break
 			}
-			local[key] = cur + 1
+			sc.local[key] = cur + 1
 		}
 		if d.conflict != nil {
 			continue
 		}
-		for _, ev := range r.events {
-			key := string(ev.Record.Key)
+		d.recs = make([]*kgo.Record, 0, len(r.events))
+		for j, ev := range r.events {
+			key := keys[j]
 			v := versionOf(key) + 1
-			pendingV[key] = v
+			sc.pendingV[key] = v
 			rec := ev.Record
 			rec.Partition = p.part
-			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAggregateVersion, Value: strconv.AppendInt(nil, v, 10)})
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderAggregateVersion, Value: sc.version(v)})
 			if ev.ID != "" {
-				pendingIDs[ev.ID] = &seen{id: ev.ID, key: key, typ: ev.Type}
+				sc.pendingIDs[ev.ID] = seen{id: ev.ID, key: key, typ: ev.Type}
 			}
 			d.recs = append(d.recs, rec)
 		}
@@ -564,20 +586,26 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 // checkIDs reports whether every event id of an append was written before (dup), or an
 // *IDConflictError when only some were, an id repeats within the append, or an id was
 // written for another aggregate or type.
-func (p *partition) checkIDs(events []Pending, now time.Time, pending map[string]*seen) (error, bool) {
+func (p *partition) checkIDs(events []Pending, now time.Time, sc *scratch) (error, bool) {
 	found := 0
-	mine := map[string]bool{}
+	clear(sc.mine)
+	pendingSeen := func(id string) *seen {
+		if s, ok := sc.pendingIDs[id]; ok {
+			return &s
+		}
+		return nil
+	}
 	for j, ev := range events {
-		if ev.ID == "" {
+		if ev.ID == "" || ev.NewID {
 			continue
 		}
-		if mine[ev.ID] {
+		if _, again := sc.mine[ev.ID]; again {
 			return &IDConflictError{Index: j, ID: ev.ID, Reason: "repeats an earlier event of the same append"}, false
 		}
-		mine[ev.ID] = true
+		sc.mine[ev.ID] = struct{}{}
 		s := p.idx.lookup(ev.ID, now)
 		if s == nil {
-			s = pending[ev.ID]
+			s = pendingSeen(ev.ID)
 		}
 		if s == nil {
 			continue
@@ -593,13 +621,59 @@ func (p *partition) checkIDs(events []Pending, now time.Time, pending map[string
 		return nil, false
 	case found < len(events):
 		for j, ev := range events {
-			if ev.ID == "" || (p.idx.lookup(ev.ID, now) == nil && pending[ev.ID] == nil) {
+			if ev.ID == "" || (p.idx.lookup(ev.ID, now) == nil && pendingSeen(ev.ID) == nil) {
 				return &IDConflictError{Index: j, ID: ev.ID,
 					Reason: "the append mixes events written before with new ones; retry the events written before alone, or the new ones alone"}, false
 			}
 		}
 	}
 	return nil, true
+}
+
+// scratch is what the writer's commit decides with, kept from one transaction to the next
+// so that a transaction of a few thousand events does not build its maps anew (they were
+// most of its allocations). Only the partition's writer goroutine uses it.
+type scratch struct {
+	pendingV   map[string]int64    // aggregate -> version after this transaction's accepted events
+	pendingIDs map[string]seen     // ids accepted into this transaction
+	local      map[string]int64    // one append's aggregates -> their version as it goes
+	mine       map[string]struct{} // one append's ids
+	keys       []string            // one append's aggregate ids, as strings
+	versions   []byte              // the ce_aggregateversion values of this transaction
+}
+
+// reset empties sc for a new transaction. The versions buffer is not reused: the records
+// of the previous transaction still point into it.
+func (sc *scratch) reset() {
+	if sc.pendingV == nil {
+		sc.pendingV, sc.pendingIDs = map[string]int64{}, map[string]seen{}
+		sc.local, sc.mine = map[string]int64{}, map[string]struct{}{}
+	}
+	clear(sc.pendingV)
+	clear(sc.pendingIDs)
+	sc.versions = nil
+}
+
+// keysOf returns the aggregate ids of events as strings, one conversion each.
+func (sc *scratch) keysOf(events []Pending) []string {
+	clear(sc.keys)
+	sc.keys = sc.keys[:0]
+	for _, ev := range events {
+		sc.keys = append(sc.keys, string(ev.Record.Key))
+	}
+	return sc.keys
+}
+
+// version returns v in decimal, a piece of the transaction's versions buffer capped at its
+// length (a new buffer is started when the current one is full, and the old one stays with
+// the records that point into it).
+func (sc *scratch) version(v int64) []byte {
+	if cap(sc.versions)-len(sc.versions) < 20 {
+		sc.versions = make([]byte, 0, 4096)
+	}
+	from := len(sc.versions)
+	sc.versions = strconv.AppendInt(sc.versions, v, 10)
+	return sc.versions[from:len(sc.versions):len(sc.versions)]
 }
 
 // answer turns a decision into the append's result, once the transaction (if any) ended.

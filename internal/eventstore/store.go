@@ -230,6 +230,7 @@ func (s *Store) tailLoop() {
 			continue
 		}
 		var wg sync.WaitGroup
+		var got atomic.Bool
 		for leader, ws := range byLeader {
 			wg.Add(1)
 			go func() {
@@ -256,10 +257,21 @@ func (s *Store) tailLoop() {
 					if on {
 						p.applyFetched(g.fetched)
 					}
+					if len(g.records) > 0 {
+						got.Store(true)
+					}
 				}
 			}()
 		}
 		wg.Wait()
+		if got.Load() {
+			// The long poll answers at the first commit after it was sent, which is mostly
+			// the store's own writers' (their transactions are applied by readPast): reading
+			// them again decoded every appended record twice. Waiting tailPause before the next
+			// poll lets the writers move next past their records first, so that the tail reads
+			// what others wrote, up to tailPause later.
+			sleep(s.ctx, tailPause)
+		}
 	}
 }
 
@@ -393,6 +405,11 @@ type Pending struct {
 	Type string
 	// Expected is the version the stream must be at just before this event; -1 for any.
 	Expected int64
+	// NewID says ID was made for this append (ingest's ids for events posted without one), so
+	// it cannot have been written before: the id check skips it (a lookup in a map of up to
+	// DedupeMax ids per event was a tenth of a batch's cost). It is still remembered, so a
+	// retry that quotes it is deduplicated.
+	NewID bool
 }
 
 // Appended is one appended event: where it is and its aggregate version. For a duplicate it

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,18 +105,7 @@ func newIngestBench(b *testing.B, sample string) *ingestBench {
 		WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10}}
 	b.Cleanup(client.CloseIdleConnections)
 	e := &ingestBench{prod: prod}
-	e.post = func(path, body string) error {
-		resp, err := client.Post(url+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	e.post = postFunc(client, url)
 	if e.direct, err = kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks())); err != nil {
 		b.Fatal(err)
 	}
@@ -146,17 +136,48 @@ func (e *ingestBench) records(keys [][]byte, i int) []*kgo.Record {
 	return rs
 }
 
+// processCPU is the CPU time the process (load generator, ingest and the in-process broker
+// alike) used so far, user and system: CPU per event is steadier than a rate on a machine
+// other work shares.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postFunc returns a function posting a body to url+path with client, which wants 201.
+func postFunc(client *http.Client, url string) func(path, body string) error {
+	return func(path, body string) error {
+		resp, err := client.Post(url+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
 // run calls op b.N times from benchClients goroutines and reports events/s
 // (perOp events per call) and the p50/p99 latency of one call.
-func run(b *testing.B, perOp int, op func(i int) error) {
+func run(b *testing.B, perOp int, op func(i int) error) { runWith(b, benchClients, perOp, op) }
+
+// runWith is run with clients goroutines.
+func runWith(b *testing.B, clients, perOp int, op func(i int) error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, b.N)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	b.ResetTimer()
+	cpu0 := processCPU(b)
 	start := time.Now()
-	for range benchClients {
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -180,12 +201,14 @@ func run(b *testing.B, perOp int, op func(i int) error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU(b) - cpu0
 	b.StopTimer()
 	if err := firstErr.Load(); err != nil {
 		b.Fatal(err)
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(b.N*perOp)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*perOp), "cpu-us/event")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }

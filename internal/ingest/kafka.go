@@ -34,9 +34,12 @@ func NewKafka(txnPrefix string, txnClients int, reg prometheus.Registerer, opts 
 	base := append([]kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 for keyed records, as Kafka's Java client
-		// Every record has a caller waiting for its ack: do not linger.
-		// Records still batch while earlier requests are in flight.
-		kgo.ProducerLinger(0),
+		// Every record has a caller waiting for its ack, and ProduceSync sends a call's
+		// records as soon as they are all buffered when linger is on (without linger the
+		// first records of a batch went alone, the rest in further requests): a caller waits
+		// for producerLinger only when the topic's partitions are not known yet (its first
+		// records). Records still batch while earlier requests are in flight.
+		kgo.ProducerLinger(producerLinger),
 	}, opts...)
 	k := &Kafka{txns: make(chan *kgo.Client, txnClients)}
 	withMetrics := func(name string, opts []kgo.Opt) []kgo.Opt {
@@ -118,4 +121,7 @@ func (k *Kafka) Close() {
 	}
 }
 
-const ctxTimeout = 10 * time.Second
+const (
+	ctxTimeout     = 10 * time.Second
+	producerLinger = 5 * time.Millisecond
+)

@@ -127,6 +127,28 @@ func TestDuplicateIDWritesOnce(t *testing.T) {
 	}
 }
 
+// An event posted without an id gets one made by ingest (the store does not look it up,
+// NewID); a retry quoting that id is still answered from the dedupe window.
+func TestMadeIDIsDeduplicated(t *testing.T) {
+	h := newHarness(t, "", nil, ingest.Config{})
+	code, _, first := h.post(t, "/v1/events", "application/json", progressEvent("we-m", "", -1, 0, 10))
+	if code != 201 {
+		t.Fatalf("first: %d %v", code, first)
+	}
+	id, _ := first["id"].(string)
+	if id == "" {
+		t.Fatalf("no id in %v", first)
+	}
+	before := h.stack.EndOffsets(t, rawTopic)[rawTopic]
+	code, hdr, again := h.post(t, "/v1/events", "application/json", progressEvent("we-m", id, -1, 0, 10))
+	if code != 201 || hdr.Get("Idempotent-Replayed") != "true" || again["offset"] != first["offset"] || again["version"] != first["version"] {
+		t.Fatalf("retry with the made id: %d %q %v, first %v", code, hdr.Get("Idempotent-Replayed"), again, first)
+	}
+	if after := h.stack.EndOffsets(t, rawTopic)[rawTopic]; after != before {
+		t.Errorf("the retry wrote: end offsets %d -> %d", before, after)
+	}
+}
+
 func eventstorePartition(t *testing.T, answer map[string]any) int32 {
 	t.Helper()
 	p, ok := answer["partition"].(float64)

@@ -128,7 +128,7 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 		if ev.ExpectedVersion != nil {
 			exp = *ev.ExpectedVersion
 		}
-		pend[i] = eventstore.Pending{Record: recs[i], ID: results[i].ID, Type: ev.Type, Expected: exp}
+		pend[i] = eventstore.Pending{Record: recs[i], ID: results[i].ID, Type: ev.Type, Expected: exp, NewID: ev.ID == ""}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
@@ -147,14 +147,21 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 		if a.Duplicate {
 			replayed = true
 			results[i] = Result{ID: a.ID, Type: a.Type, AggregateID: a.AggregateID, Topic: a.Topic, SchemaID: a.SchemaID}
-		} else {
-			s.events.WithLabelValues(evs[i].Type).Inc()
 		}
 		results[i].Partition, results[i].Offset, results[i].Version = a.Partition, a.Offset, a.Version
 	}
 	if replayed {
 		w.Header().Set(HeaderReplayed, "true")
+		// An append is a replay as a whole (the store answers Duplicate for all of its
+		// events or none), so nothing was written now; count any event that was, alone.
+		for i, a := range out {
+			if !a.Duplicate {
+				s.countEvents(evs[i : i+1])
+			}
+		}
+		return results, nil
 	}
+	s.countEvents(evs)
 	return results, nil
 }
 
