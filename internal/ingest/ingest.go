@@ -55,6 +55,8 @@ type Router interface {
 	RawTopic(eventType string) (string, error)
 	Subject(eventType string) (string, error)
 	Aggregate(name string) (topology.Aggregate, error)
+	// Aggregates are the declared aggregates, in declaration order.
+	Aggregates() []topology.Aggregate
 }
 
 // Producer writes records. Single events go through Produce; batches through

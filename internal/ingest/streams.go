@@ -17,10 +17,6 @@ import (
 	"github.com/pyrite-dev/pyrite/internal/upcast"
 )
 
-// DefaultAggregateType is the aggregate type of GET /v1/streams/{aggregateId} without
-// ?aggregateType=: an aggregate id alone does not say which topic its stream is on.
-const DefaultAggregateType = "WorkEffort"
-
 // HeaderReplayed is set (to "true") on a 201 answered from the dedupe window: the events were
 // written by an earlier request with the same ids, nothing was written now.
 const HeaderReplayed = "Idempotent-Replayed"
@@ -201,9 +197,12 @@ func storeProblem(err error, prefix string) *Problem {
 // raw topic; it forwards the request to the owner when that is another instance.
 func (s *Service) streamTarget(w http.ResponseWriter, r *http.Request) (id string, agg topology.Aggregate, forwarded bool, p *Problem) {
 	id = r.PathValue("aggregateId")
+	// An aggregate id alone does not say which topic its stream is on: without
+	// ?aggregateType= it is the first declared aggregate's (the module list's first,
+	// WorkEffort in Pyrite's own list).
 	name := r.URL.Query().Get("aggregateType")
-	if name == "" {
-		name = DefaultAggregateType
+	if aggs := s.router.Aggregates(); name == "" && len(aggs) > 0 {
+		name = aggs[0].Name
 	}
 	agg, err := s.router.Aggregate(name)
 	if err != nil {
