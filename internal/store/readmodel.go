@@ -54,35 +54,45 @@ func (s *Store) placeholders(from, n int) string {
 }
 
 // MarkProcessedAll records every eventID for consumer in the batch's transaction with
-// multi-row statements, in ID order; IDs recorded before are left as they are.
+// multi-row statements, in ID order; IDs recorded before are left as they are. The statements
+// come in the fixed sizes of ChunkSizes and are prepared once (ExecPrepared).
 func (tx *Tx) MarkProcessedAll(consumer string, eventIDs []string) error {
 	ids := append([]string(nil), eventIDs...)
 	sort.Strings(ids)
 	now := tx.s.now().UnixMilli()
-	const chunk = 300
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		var q strings.Builder
-		q.WriteString("INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ")
-		args := make([]any, 0, 3*len(part))
-		for i, id := range part {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(" + tx.s.placeholders(3*i+1, 3) + ")")
+	const chunk = 256
+	args := make([]any, 0, 3*min(len(ids), chunk))
+	start := 0
+	for _, n := range ChunkSizes(len(ids), chunk) {
+		args = args[:0]
+		for _, id := range ids[start : start+n] {
 			args = append(args, consumer, id, now)
 		}
-		q.WriteString(" ON CONFLICT (consumer, event_id) DO NOTHING")
-		if _, err := tx.Exec(q.String(), args...); err != nil {
+		start += n
+		if _, err := tx.ExecPrepared(tx.s.markProcessedQuery(n), args...); err != nil {
 			return fmt.Errorf("store: record events processed by %s: %w", consumer, err)
 		}
 	}
 	return nil
 }
 
+// markProcessedQuery is MarkProcessedAll's statement for n rows.
+func (s *Store) markProcessedQuery(n int) string {
+	var q strings.Builder
+	q.WriteString("INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ")
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(" + s.placeholders(3*i+1, 3) + ")")
+	}
+	q.WriteString(" ON CONFLICT (consumer, event_id) DO NOTHING")
+	return q.String()
+}
+
 // Processed reports whether consumer has recorded eventID, as the batch's transaction sees it.
 func (tx *Tx) Processed(consumer, eventID string) (bool, error) {
-	rows, err := tx.Query("SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2", consumer, eventID)
+	rows, err := tx.QueryPrepared("SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2", consumer, eventID)
 	if err != nil {
 		return false, fmt.Errorf("store: processed %s by %s: %w", eventID, consumer, err)
 	}

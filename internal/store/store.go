@@ -60,6 +60,8 @@ type Store struct {
 	now   func() time.Time
 	// modules are the domain modules' migrations (WithMigrations).
 	modules []moduleMigrations
+	// prepared are the statements kept on SQLite's writer connection (ExecPrepared).
+	prepared preparedCache
 }
 
 // Option configures Open.
@@ -189,7 +191,7 @@ func (s *Store) Close() error {
 		errs = append(errs, s.read.Close())
 	}
 	if s.write != nil {
-		errs = append(errs, s.write.Close())
+		errs = append(errs, s.closePrepared(), s.write.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -24,7 +24,9 @@ const (
 		"description_null"
 	numColumns = 17
 	// chunk bounds rows per multi-row statement: 100 rows x 17 columns stays far below
-	// SQLite's 32766 and PostgreSQL's 65535 parameters.
+	// SQLite's 32766 and PostgreSQL's 65535 parameters. The rest of a batch's rows go in
+	// statements of the power-of-two sizes of store.ChunkSizes, so that the texts recur and
+	// are prepared once on SQLite (Tx.ExecPrepared).
 	chunk = 100
 )
 
@@ -171,13 +173,16 @@ func load(tx *store.Tx, table string, notify bool) (*batch, error) {
 		ids = append(ids, ev.AggregateID)
 	}
 	b := &batch{rows: make(map[string]*State, len(ids)), dirty: make(map[string]struct{}, len(ids)), ids: map[string]struct{}{}}
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		args := make([]any, len(part))
-		for i, id := range part {
-			args[i] = id
+	args := make([]any, 0, min(len(ids), chunk))
+	start := 0
+	for _, n := range store.ChunkSizes(len(ids), chunk) {
+		part := ids[start : start+n]
+		start += n
+		args = args[:0]
+		for _, id := range part {
+			args = append(args, id)
 		}
-		rows, err := tx.Query("SELECT "+columns+" FROM "+table+" WHERE id IN ("+tx.Placeholders(1, len(part))+")", args...)
+		rows, err := tx.QueryPrepared("SELECT "+columns+" FROM "+table+" WHERE id IN ("+tx.Placeholders(1, n)+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("workeffort: load %s: %w", table, err)
 		}
@@ -211,8 +216,10 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 	}
 	sort.Strings(ids)
 	args := make([]any, 0, min(len(ids), chunk)*numColumns)
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
+	start := 0
+	for _, n := range store.ChunkSizes(len(ids), chunk) {
+		part := ids[start : start+n]
+		start += n
 		var q strings.Builder
 		q.WriteString("INSERT INTO " + table + " (" + columns + ") VALUES ")
 		args = args[:0]
@@ -224,7 +231,7 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 			args = appendArgs(args, b.rows[id])
 		}
 		q.WriteString(upsertTail)
-		if _, err := tx.Exec(q.String(), args...); err != nil {
+		if _, err := tx.ExecPrepared(q.String(), args...); err != nil {
 			return fmt.Errorf("workeffort: write %s: %w", table, err)
 		}
 	}
