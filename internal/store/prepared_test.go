@@ -118,3 +118,70 @@ func TestMarkProcessedAll(t *testing.T) {
 		}
 	})
 }
+
+// MarkAppliedAll records in applied_events, which Applied reads and Processed does not.
+func TestMarkAppliedAll(t *testing.T) {
+	forEach(t, func(t *testing.T, b backend, s *store.Store) {
+		ids := []string{"ev-1", "ev-2", "ev-3"}
+		for range 2 { // the second time, IDs recorded before are left as they are
+			if err := s.Update(t.Context(), "test", func(tx *store.Tx) error { return tx.MarkAppliedAll("projection:t", ids) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.Update(t.Context(), "test", func(tx *store.Tx) error {
+			for _, id := range append(ids, "ev-4") {
+				ok, err := tx.Applied("projection:t", id)
+				if err != nil {
+					return err
+				}
+				if want := id != "ev-4"; ok != want {
+					t.Errorf("Applied(%s) = %v, want %v", id, ok, want)
+				}
+			}
+			if ok, err := tx.Applied("projection:other", "ev-1"); err != nil || ok {
+				t.Errorf("Applied under another consumer = %v, %v; want false", ok, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Processed(t.Context(), "projection:t", "ev-1"); err != nil || ok {
+			t.Errorf("Processed(ev-1) = %v, %v; want false: applied IDs are not processed_events", ok, err)
+		}
+	})
+}
+
+// A database migrated before applied_events existed keeps its projections' applied ce_ids:
+// the migration moves them out of processed_events and leaves other consumers' records there.
+func TestAppliedEventsMigration(t *testing.T) {
+	forEach(t, func(t *testing.T, b backend, s *store.Store) {
+		s.Close()
+		db := rawDB(t, b)
+		for _, q := range []string{
+			"DROP TABLE applied_events",
+			"DELETE FROM schema_migrations WHERE version >= 6",
+			"INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ('projection:work_efforts', 'ev-1', 0), ('mailer', 'ev-2', 0)",
+		} {
+			if _, err := db.ExecContext(t.Context(), q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		s2 := open(t, b)
+		err := s2.Update(t.Context(), "test", func(tx *store.Tx) error {
+			if ok, err := tx.Applied("projection:work_efforts", "ev-1"); err != nil || !ok {
+				t.Errorf("Applied(ev-1) after the migration = %v, %v; want true", ok, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s2.Processed(t.Context(), "projection:work_efforts", "ev-1"); err != nil || ok {
+			t.Errorf("processed_events still holds the projection's ev-1: %v, %v", ok, err)
+		}
+		if ok, err := s2.Processed(t.Context(), "mailer", "ev-2"); err != nil || !ok {
+			t.Errorf("Processed(mailer, ev-2) = %v, %v; want true", ok, err)
+		}
+	})
+}

@@ -59,7 +59,7 @@ type batchKey struct{ table string }
 // Projection). It folds WorkEffort:* events with Apply and ignores other types. Rows of the
 // whole batch are read in one query and written once per batch, so a batch costs a few
 // statements however many events it holds. The ce_id of every applied event is recorded
-// (processed_events, consumer "projection:work_efforts") in the same transaction. An event
+// (applied_events, consumer "projection:work_efforts") in the same transaction. An event
 // whose ce_aggregateversion is not above the row's version is skipped only when its ce_id was
 // applied before (a proven duplicate: a redelivery or a redrive); any other such event, one
 // the fold rejects (ErrInvalidData) or one without an aggregate ID fails the batch with a
@@ -114,7 +114,7 @@ func apply(tx *store.Tx, ev store.Event, table string, notify bool) error {
 	return nil
 }
 
-// appliedConsumer is the processed_events consumer under which a projection table's applied
+// appliedConsumer is the applied_events consumer under which a projection table's applied
 // ce_ids are recorded.
 func appliedConsumer(table string) string { return "projection:" + table }
 
@@ -125,7 +125,7 @@ func stale(tx *store.Tx, b *batch, table string, ev store.Event, at int64) error
 		if _, ok := b.ids[ev.ID]; ok {
 			return nil
 		}
-		seen, err := tx.Processed(appliedConsumer(table), ev.ID)
+		seen, err := tx.Applied(appliedConsumer(table), ev.ID)
 		if err != nil {
 			return err
 		}
@@ -244,7 +244,7 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 	for id := range b.ids {
 		applied = append(applied, id)
 	}
-	return tx.MarkProcessedAll(appliedConsumer(table), applied)
+	return tx.MarkAppliedAll(appliedConsumer(table), applied)
 }
 
 func appendArgs(args []any, s *State) []any {
