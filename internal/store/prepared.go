@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"sync"
 )
 
@@ -145,4 +146,53 @@ func ChunkSizes(n, max int) []int {
 		}
 	}
 	return out
+}
+
+// maxStatementTexts bounds the texts MultiRowStatement keeps.
+const maxStatementTexts = 1024
+
+type statementKey struct {
+	head, tail string
+	rows, cols int
+}
+
+type statementTexts struct {
+	mu    sync.Mutex
+	texts map[statementKey]string
+}
+
+// MultiRowStatement returns head, rows groups of cols placeholders numbered in order ("(?, ?),
+// (?, ?)" on SQLite, "($1, $2), ($3, $4)" on PostgreSQL), and tail: the text of a multi-row
+// statement of one of ChunkSizes' sizes. The texts are kept, so that a batch does not build
+// them again (and ExecPrepared finds the same text).
+func (tx *Tx) MultiRowStatement(head string, rows, cols int, tail string) string {
+	key := statementKey{head: head, tail: tail, rows: rows, cols: cols}
+	c := &tx.s.texts
+	c.mu.Lock()
+	q, ok := c.texts[key]
+	c.mu.Unlock()
+	if ok {
+		return q
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		b.WriteString(tx.s.placeholders(i*cols+1, cols))
+		b.WriteByte(')')
+	}
+	b.WriteString(tail)
+	q = b.String()
+	c.mu.Lock()
+	if c.texts == nil {
+		c.texts = make(map[statementKey]string)
+	}
+	if len(c.texts) < maxStatementTexts {
+		c.texts[key] = q
+	}
+	c.mu.Unlock()
+	return q
 }

@@ -185,3 +185,25 @@ func TestAppliedEventsMigration(t *testing.T) {
 		}
 	})
 }
+
+// MultiRowStatement numbers its placeholders across rows in the backend's style, and gives
+// the same text when asked again.
+func TestMultiRowStatement(t *testing.T) {
+	forEach(t, func(t *testing.T, b backend, s *store.Store) {
+		want := "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+		if s.Kind() == store.SQLite {
+			want = "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
+		}
+		err := s.Update(t.Context(), "test", func(tx *store.Tx) error {
+			for range 2 {
+				if got := tx.MultiRowStatement("INSERT INTO t (a, b) VALUES ", 2, 2, " ON CONFLICT DO NOTHING"); got != want {
+					t.Errorf("MultiRowStatement = %q, want %q", got, want)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -90,16 +90,8 @@ func (tx *Tx) recordAll(table string, stamped bool, consumer string, eventIDs []
 			}
 		}
 		start += n
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + table + " (" + columns + ") VALUES ")
-		for i := range n {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(" + tx.s.placeholders(cols*i+1, cols) + ")")
-		}
-		q.WriteString(" ON CONFLICT (consumer, event_id) DO NOTHING")
-		if _, err := tx.ExecPrepared(q.String(), args...); err != nil {
+		q := tx.MultiRowStatement("INSERT INTO "+table+" ("+columns+") VALUES ", n, cols, " ON CONFLICT (consumer, event_id) DO NOTHING")
+		if _, err := tx.ExecPrepared(q, args...); err != nil {
 			return fmt.Errorf("store: record events %s by %s: %w", strings.TrimSuffix(table, "_events"), consumer, err)
 		}
 	}

@@ -62,6 +62,7 @@ type Store struct {
 	modules []moduleMigrations
 	// prepared are the statements kept on SQLite's writer connection (ExecPrepared).
 	prepared preparedCache
+	texts    statementTexts // MultiRowStatement's
 }
 
 // Option configures Open.

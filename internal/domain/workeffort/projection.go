@@ -182,7 +182,7 @@ func load(tx *store.Tx, table string, notify bool) (*batch, error) {
 		for _, id := range part {
 			args = append(args, id)
 		}
-		rows, err := tx.QueryPrepared("SELECT "+columns+" FROM "+table+" WHERE id IN ("+tx.Placeholders(1, n)+")", args...)
+		rows, err := tx.QueryPrepared(tx.MultiRowStatement("SELECT "+columns+" FROM "+table+" WHERE id IN ", 1, n, ""), args...)
 		if err != nil {
 			return nil, fmt.Errorf("workeffort: load %s: %w", table, err)
 		}
@@ -220,18 +220,12 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 	for _, n := range store.ChunkSizes(len(ids), chunk) {
 		part := ids[start : start+n]
 		start += n
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + table + " (" + columns + ") VALUES ")
 		args = args[:0]
-		for i, id := range part {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(" + tx.Placeholders(i*numColumns+1, numColumns) + ")")
+		for _, id := range part {
 			args = appendArgs(args, b.rows[id])
 		}
-		q.WriteString(upsertTail)
-		if _, err := tx.ExecPrepared(q.String(), args...); err != nil {
+		q := tx.MultiRowStatement("INSERT INTO "+table+" ("+columns+") VALUES ", n, numColumns, upsertTail)
+		if _, err := tx.ExecPrepared(q, args...); err != nil {
 			return fmt.Errorf("workeffort: write %s: %w", table, err)
 		}
 	}
