@@ -73,7 +73,8 @@ func (tx *Tx) MarkAppliedAll(consumer string, eventIDs []string) error {
 func (tx *Tx) recordAll(table string, stamped bool, consumer string, eventIDs []string) error {
 	ids := append([]string(nil), eventIDs...)
 	sort.Strings(ids)
-	now := tx.s.now().UnixMilli()
+	// Boxed once: every row shares them.
+	var who, now any = consumer, tx.s.now().UnixMilli()
 	cols, columns := 2, "consumer, event_id"
 	if stamped {
 		cols, columns = 3, "consumer, event_id, processed_at"
@@ -84,7 +85,7 @@ func (tx *Tx) recordAll(table string, stamped bool, consumer string, eventIDs []
 	for _, n := range ChunkSizes(len(ids), chunk) {
 		args = args[:0]
 		for _, id := range ids[start : start+n] {
-			args = append(args, consumer, id)
+			args = append(args, who, id)
 			if stamped {
 				args = append(args, now)
 			}
