@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,7 @@ func (tx *Tx) MarkAppliedAll(consumer string, eventIDs []string) error {
 func (tx *Tx) recordAll(table string, stamped bool, consumer string, eventIDs []string) error {
 	ids := append([]string(nil), eventIDs...)
 	sort.Strings(ids)
+	ids = slices.Compact(ids) // an ID given twice is one row
 	// Boxed once: every row shares them.
 	var who, now any = consumer, tx.s.now().UnixMilli()
 	cols, columns := 2, "consumer, event_id"

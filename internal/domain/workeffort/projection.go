@@ -50,7 +50,10 @@ var upsertTail = func() string {
 type batch struct {
 	rows  map[string]*State
 	dirty map[string]struct{}
-	ids   map[string]struct{} // ce_ids applied by this batch, recorded before commit
+	ids   []string // ce_ids applied by this batch, in order, recorded before commit
+	// seen is ids as a set, built on the batch's first stale event (rare: redeliveries and
+	// redrives), then kept up to date.
+	seen map[string]struct{}
 }
 
 type batchKey struct{ table string }
@@ -109,7 +112,10 @@ func apply(tx *store.Tx, ev store.Event, table string, notify bool) error {
 	*st = next
 	b.dirty[ev.AggregateID] = struct{}{}
 	if ev.ID != "" {
-		b.ids[ev.ID] = struct{}{}
+		b.ids = append(b.ids, ev.ID)
+		if b.seen != nil {
+			b.seen[ev.ID] = struct{}{}
+		}
 	}
 	return nil
 }
@@ -122,7 +128,13 @@ func appliedConsumer(table string) string { return "projection:" + table }
 // before (by this batch or an earlier one), else a permanent error saying why.
 func stale(tx *store.Tx, b *batch, table string, ev store.Event, at int64) error {
 	if ev.ID != "" {
-		if _, ok := b.ids[ev.ID]; ok {
+		if b.seen == nil {
+			b.seen = make(map[string]struct{}, len(b.ids))
+			for _, id := range b.ids {
+				b.seen[id] = struct{}{}
+			}
+		}
+		if _, ok := b.seen[ev.ID]; ok {
 			return nil
 		}
 		seen, err := tx.Applied(appliedConsumer(table), ev.ID)
@@ -172,7 +184,7 @@ func load(tx *store.Tx, table string, notify bool) (*batch, error) {
 		seen[ev.AggregateID] = struct{}{}
 		ids = append(ids, ev.AggregateID)
 	}
-	b := &batch{rows: make(map[string]*State, len(ids)), dirty: make(map[string]struct{}, len(ids)), ids: map[string]struct{}{}}
+	b := &batch{rows: make(map[string]*State, len(ids)), dirty: make(map[string]struct{}, len(ids)), ids: make([]string, 0, len(tx.Batch()))}
 	args := make([]any, 0, min(len(ids), chunk))
 	start := 0
 	for _, n := range store.ChunkSizes(len(ids), chunk) {
@@ -234,11 +246,7 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 			tx.NotifyAfterCommit(waitKey(id), b.rows[id].Version)
 		}
 	}
-	applied := make([]string, 0, len(b.ids))
-	for id := range b.ids {
-		applied = append(applied, id)
-	}
-	return tx.MarkAppliedAll(appliedConsumer(table), applied)
+	return tx.MarkAppliedAll(appliedConsumer(table), b.ids)
 }
 
 func appendArgs(args []any, s *State) []any {
