@@ -38,7 +38,8 @@ type Tx struct {
 	batch      []Event
 	before     []func() error
 	after      []func()
-	values     map[any]any // SetValue's
+	values     map[any]any          // SetValue's
+	stmts      map[string]*sql.Stmt // ExecPrepared's, bound to this transaction
 }
 
 // Context returns the context of the ApplyBatch call.
@@ -91,6 +92,7 @@ func (s *Store) ApplyBatch(ctx context.Context, projection string, events []Even
 			return &ApplyError{Index: i, Event: ev, Err: fmt.Errorf("%w: needs a topic, partition and offset", ErrInvalidEvent)}
 		}
 	}
+	s.preparePending(ctx)
 	sqlTx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: %s: begin: %w", projection, err)
@@ -98,7 +100,7 @@ func (s *Store) ApplyBatch(ctx context.Context, projection string, events []Even
 	defer sqlTx.Rollback()
 	tx := &Tx{ctx: ctx, tx: sqlTx, s: s, projection: projection, batch: events}
 
-	stored, err := positions(ctx, sqlTx, projection)
+	stored, err := positions(ctx, txQuerier{tx}, projection)
 	if err != nil {
 		return err
 	}
@@ -155,11 +157,11 @@ func (s *Store) storePositions(tx *Tx, stored, next map[TopicPartition]int64) er
 		var res sql.Result
 		var err error
 		if old, ok := stored[tp]; ok {
-			res, err = tx.Exec(`UPDATE projection_positions SET next_offset = $1, updated_at = $2
+			res, err = tx.ExecPrepared(`UPDATE projection_positions SET next_offset = $1, updated_at = $2
 				WHERE projection = $3 AND topic = $4 AND partition = $5 AND next_offset = $6`,
 				off, now, tx.projection, tp.Topic, tp.Partition, old)
 		} else {
-			res, err = tx.Exec(`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
+			res, err = tx.ExecPrepared(`INSERT INTO projection_positions (projection, topic, partition, next_offset, updated_at)
 				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (projection, topic, partition) DO NOTHING`,
 				tx.projection, tp.Topic, tp.Partition, off, now)
 		}
@@ -177,6 +179,13 @@ func (s *Store) storePositions(tx *Tx, stored, next map[TopicPartition]int64) er
 
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// txQuerier reads through a batch's prepared statements.
+type txQuerier struct{ tx *Tx }
+
+func (q txQuerier) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.tx.QueryPrepared(query, args...)
 }
 
 func positions(ctx context.Context, q querier, projection string) (map[TopicPartition]int64, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,27 +55,47 @@ func (s *Store) placeholders(from, n int) string {
 }
 
 // MarkProcessedAll records every eventID for consumer in the batch's transaction with
-// multi-row statements, in ID order; IDs recorded before are left as they are.
+// multi-row statements, in ID order; IDs recorded before are left as they are. The statements
+// come in the fixed sizes of ChunkSizes and are prepared once (ExecPrepared).
 func (tx *Tx) MarkProcessedAll(consumer string, eventIDs []string) error {
+	return tx.recordAll("processed_events", true, consumer, eventIDs)
+}
+
+// MarkAppliedAll records that a projection (consumer, e.g. "projection:<table>") applied every
+// eventID, in the batch's transaction, as MarkProcessedAll does, but in applied_events: a
+// key-only record, about a third of processed_events' cost per ID on SQLite, that
+// PruneProcessed does not prune. Applied reads it.
+func (tx *Tx) MarkAppliedAll(consumer string, eventIDs []string) error {
+	return tx.recordAll("applied_events", false, consumer, eventIDs)
+}
+
+// recordAll inserts a (consumer, eventID) row per ID into table, with processed_at when
+// stamped.
+func (tx *Tx) recordAll(table string, stamped bool, consumer string, eventIDs []string) error {
 	ids := append([]string(nil), eventIDs...)
 	sort.Strings(ids)
-	now := tx.s.now().UnixMilli()
-	const chunk = 300
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		var q strings.Builder
-		q.WriteString("INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ")
-		args := make([]any, 0, 3*len(part))
-		for i, id := range part {
-			if i > 0 {
-				q.WriteString(", ")
+	ids = slices.Compact(ids) // an ID given twice is one row
+	// Boxed once: every row shares them.
+	var who, now any = consumer, tx.s.now().UnixMilli()
+	cols, columns := 2, "consumer, event_id"
+	if stamped {
+		cols, columns = 3, "consumer, event_id, processed_at"
+	}
+	const chunk = 256
+	args := make([]any, 0, cols*min(len(ids), chunk))
+	start := 0
+	for _, n := range ChunkSizes(len(ids), chunk) {
+		args = args[:0]
+		for _, id := range ids[start : start+n] {
+			args = append(args, who, id)
+			if stamped {
+				args = append(args, now)
 			}
-			q.WriteString("(" + tx.s.placeholders(3*i+1, 3) + ")")
-			args = append(args, consumer, id, now)
 		}
-		q.WriteString(" ON CONFLICT (consumer, event_id) DO NOTHING")
-		if _, err := tx.Exec(q.String(), args...); err != nil {
-			return fmt.Errorf("store: record events processed by %s: %w", consumer, err)
+		start += n
+		q := tx.MultiRowStatement("INSERT INTO "+table+" ("+columns+") VALUES ", n, cols, " ON CONFLICT (consumer, event_id) DO NOTHING")
+		if _, err := tx.ExecPrepared(q, args...); err != nil {
+			return fmt.Errorf("store: record events %s by %s: %w", strings.TrimSuffix(table, "_events"), consumer, err)
 		}
 	}
 	return nil
@@ -82,14 +103,24 @@ func (tx *Tx) MarkProcessedAll(consumer string, eventIDs []string) error {
 
 // Processed reports whether consumer has recorded eventID, as the batch's transaction sees it.
 func (tx *Tx) Processed(consumer, eventID string) (bool, error) {
-	rows, err := tx.Query("SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2", consumer, eventID)
+	return tx.recorded("processed_events", consumer, eventID)
+}
+
+// Applied reports whether MarkAppliedAll recorded eventID for consumer, as the batch's
+// transaction sees it.
+func (tx *Tx) Applied(consumer, eventID string) (bool, error) {
+	return tx.recorded("applied_events", consumer, eventID)
+}
+
+func (tx *Tx) recorded(table, consumer, eventID string) (bool, error) {
+	rows, err := tx.QueryPrepared("SELECT 1 FROM "+table+" WHERE consumer = $1 AND event_id = $2", consumer, eventID)
 	if err != nil {
-		return false, fmt.Errorf("store: processed %s by %s: %w", eventID, consumer, err)
+		return false, fmt.Errorf("store: %s %s by %s: %w", table, eventID, consumer, err)
 	}
 	defer rows.Close()
 	found := rows.Next()
 	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("store: processed %s by %s: %w", eventID, consumer, err)
+		return false, fmt.Errorf("store: %s %s by %s: %w", table, eventID, consumer, err)
 	}
 	return found, nil
 }

@@ -60,6 +60,9 @@ type Store struct {
 	now   func() time.Time
 	// modules are the domain modules' migrations (WithMigrations).
 	modules []moduleMigrations
+	// prepared are the statements kept on SQLite's writer connection (ExecPrepared).
+	prepared preparedCache
+	texts    statementTexts // MultiRowStatement's
 }
 
 // Option configures Open.
@@ -189,7 +192,7 @@ func (s *Store) Close() error {
 		errs = append(errs, s.read.Close())
 	}
 	if s.write != nil {
-		errs = append(errs, s.write.Close())
+		errs = append(errs, s.closePrepared(), s.write.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -271,7 +274,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			continue
 		}
 		for _, stmt := range splitStatements(m.sql) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			if _, err := tx.ExecContext(ctx, s.dialect(stmt)); err != nil {
 				return fmt.Errorf("store: migration %d_%s: %w", m.version, m.name, err)
 			}
 		}
@@ -374,6 +377,15 @@ func (s *Store) Migrate(ctx context.Context, module string, fsys fs.FS) error {
 		return fmt.Errorf("store: migrate %s: %w", module, err)
 	}
 	return nil
+}
+
+// dialect adapts a migration statement to the backend: a table declared ") WITHOUT ROWID"
+// (SQLite's key-only table) is a plain table on PostgreSQL, which has no such option.
+func (s *Store) dialect(stmt string) string {
+	if s.kind == Postgres {
+		return strings.Replace(stmt, ") WITHOUT ROWID", ")", 1)
+	}
+	return stmt
 }
 
 // splitStatements splits a migration on ";" at line ends. Migrations hold plain DDL: no

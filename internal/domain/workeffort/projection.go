@@ -24,7 +24,9 @@ const (
 		"description_null"
 	numColumns = 17
 	// chunk bounds rows per multi-row statement: 100 rows x 17 columns stays far below
-	// SQLite's 32766 and PostgreSQL's 65535 parameters.
+	// SQLite's 32766 and PostgreSQL's 65535 parameters. The rest of a batch's rows go in
+	// statements of the power-of-two sizes of store.ChunkSizes, so that the texts recur and
+	// are prepared once on SQLite (Tx.ExecPrepared).
 	chunk = 100
 )
 
@@ -48,7 +50,10 @@ var upsertTail = func() string {
 type batch struct {
 	rows  map[string]*State
 	dirty map[string]struct{}
-	ids   map[string]struct{} // ce_ids applied by this batch, recorded before commit
+	ids   []string // ce_ids applied by this batch, in order, recorded before commit
+	// seen is ids as a set, built on the batch's first stale event (rare: redeliveries and
+	// redrives), then kept up to date.
+	seen map[string]struct{}
 }
 
 type batchKey struct{ table string }
@@ -57,7 +62,7 @@ type batchKey struct{ table string }
 // Projection). It folds WorkEffort:* events with Apply and ignores other types. Rows of the
 // whole batch are read in one query and written once per batch, so a batch costs a few
 // statements however many events it holds. The ce_id of every applied event is recorded
-// (processed_events, consumer "projection:work_efforts") in the same transaction. An event
+// (applied_events, consumer "projection:work_efforts") in the same transaction. An event
 // whose ce_aggregateversion is not above the row's version is skipped only when its ce_id was
 // applied before (a proven duplicate: a redelivery or a redrive); any other such event, one
 // the fold rejects (ErrInvalidData) or one without an aggregate ID fails the batch with a
@@ -107,12 +112,15 @@ func apply(tx *store.Tx, ev store.Event, table string, notify bool) error {
 	*st = next
 	b.dirty[ev.AggregateID] = struct{}{}
 	if ev.ID != "" {
-		b.ids[ev.ID] = struct{}{}
+		b.ids = append(b.ids, ev.ID)
+		if b.seen != nil {
+			b.seen[ev.ID] = struct{}{}
+		}
 	}
 	return nil
 }
 
-// appliedConsumer is the processed_events consumer under which a projection table's applied
+// appliedConsumer is the applied_events consumer under which a projection table's applied
 // ce_ids are recorded.
 func appliedConsumer(table string) string { return "projection:" + table }
 
@@ -120,10 +128,16 @@ func appliedConsumer(table string) string { return "projection:" + table }
 // before (by this batch or an earlier one), else a permanent error saying why.
 func stale(tx *store.Tx, b *batch, table string, ev store.Event, at int64) error {
 	if ev.ID != "" {
-		if _, ok := b.ids[ev.ID]; ok {
+		if b.seen == nil {
+			b.seen = make(map[string]struct{}, len(b.ids))
+			for _, id := range b.ids {
+				b.seen[id] = struct{}{}
+			}
+		}
+		if _, ok := b.seen[ev.ID]; ok {
 			return nil
 		}
-		seen, err := tx.Processed(appliedConsumer(table), ev.ID)
+		seen, err := tx.Applied(appliedConsumer(table), ev.ID)
 		if err != nil {
 			return err
 		}
@@ -170,14 +184,17 @@ func load(tx *store.Tx, table string, notify bool) (*batch, error) {
 		seen[ev.AggregateID] = struct{}{}
 		ids = append(ids, ev.AggregateID)
 	}
-	b := &batch{rows: make(map[string]*State, len(ids)), dirty: make(map[string]struct{}, len(ids)), ids: map[string]struct{}{}}
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		args := make([]any, len(part))
-		for i, id := range part {
-			args[i] = id
+	b := &batch{rows: make(map[string]*State, len(ids)), dirty: make(map[string]struct{}, len(ids)), ids: make([]string, 0, len(tx.Batch()))}
+	args := make([]any, 0, min(len(ids), chunk))
+	start := 0
+	for _, n := range store.ChunkSizes(len(ids), chunk) {
+		part := ids[start : start+n]
+		start += n
+		args = args[:0]
+		for _, id := range part {
+			args = append(args, id)
 		}
-		rows, err := tx.Query("SELECT "+columns+" FROM "+table+" WHERE id IN ("+tx.Placeholders(1, len(part))+")", args...)
+		rows, err := tx.QueryPrepared(tx.MultiRowStatement("SELECT "+columns+" FROM "+table+" WHERE id IN ", 1, n, ""), args...)
 		if err != nil {
 			return nil, fmt.Errorf("workeffort: load %s: %w", table, err)
 		}
@@ -211,20 +228,16 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 	}
 	sort.Strings(ids)
 	args := make([]any, 0, min(len(ids), chunk)*numColumns)
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + table + " (" + columns + ") VALUES ")
+	start := 0
+	for _, n := range store.ChunkSizes(len(ids), chunk) {
+		part := ids[start : start+n]
+		start += n
 		args = args[:0]
-		for i, id := range part {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(" + tx.Placeholders(i*numColumns+1, numColumns) + ")")
+		for _, id := range part {
 			args = appendArgs(args, b.rows[id])
 		}
-		q.WriteString(upsertTail)
-		if _, err := tx.Exec(q.String(), args...); err != nil {
+		q := tx.MultiRowStatement("INSERT INTO "+table+" ("+columns+") VALUES ", n, numColumns, upsertTail)
+		if _, err := tx.ExecPrepared(q, args...); err != nil {
 			return fmt.Errorf("workeffort: write %s: %w", table, err)
 		}
 	}
@@ -233,11 +246,7 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 			tx.NotifyAfterCommit(waitKey(id), b.rows[id].Version)
 		}
 	}
-	applied := make([]string, 0, len(b.ids))
-	for id := range b.ids {
-		applied = append(applied, id)
-	}
-	return tx.MarkProcessedAll(appliedConsumer(table), applied)
+	return tx.MarkAppliedAll(appliedConsumer(table), b.ids)
 }
 
 func appendArgs(args []any, s *State) []any {

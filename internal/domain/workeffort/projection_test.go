@@ -521,3 +521,41 @@ func TestWaitVersionOtherProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateInBatch: an event repeated later in the same batch (same ce_id, new offset) is
+// a proven duplicate even though its first application is not committed yet, also after an
+// earlier repeat in the batch; a new ce_id with a version already applied in the batch is not.
+func TestDuplicateInBatch(t *testing.T) {
+	forEach(t, func(t *testing.T, b backend, s *store.Store) {
+		ctx := t.Context()
+		life := newStream(0, 0).lifecycle("we-1")
+		next := int64(0)
+		at := func(ev store.Event) store.Event { // ev at the next offset
+			ev.Offset = next
+			next++
+			return ev
+		}
+		// Created, its repeat, Started, its repeat: the second repeat is checked after the
+		// first one made the batch keep its applied ce_ids as a set.
+		batch := []store.Event{at(life[0]), at(life[0]), at(life[1]), at(life[1])}
+		if err := s.ApplyBatch(ctx, "p", batch, workeffort.ApplyEvent); err != nil {
+			t.Fatal(err)
+		}
+		want := fold(t, life[:2]...)["we-1"]
+		if got, _, err := workeffort.Get(ctx, s, "we-1"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("we-1 = %+v, %v; want %+v", got, err, want)
+		}
+		if pos, _ := s.Positions(ctx, "p"); pos[store.TopicPartition{Topic: topic, Partition: 0}] != next {
+			t.Errorf("positions = %v, want %d", pos, next)
+		}
+		// In one batch: a progress update, then another ce_id with the same version.
+		progress := at(life[2])
+		other := at(life[2])
+		other.ID = "not-applied-before"
+		err := s.ApplyBatch(ctx, "p", []store.Event{progress, other}, workeffort.ApplyEvent)
+		var ae *store.ApplyError
+		if !errors.As(err, &ae) || !ae.Permanent() || ae.Index != 1 || !strings.Contains(err.Error(), "not a duplicate") {
+			t.Fatalf("an unproven repeat in the batch applied with %v, want a permanent ApplyError at index 1", err)
+		}
+	})
+}
