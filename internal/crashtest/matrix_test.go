@@ -72,6 +72,9 @@ func TestCrashMatrix(t *testing.T) {
 	check := func(fault string, restarted time.Time) {
 		round++
 		row := ld.check(t, dev, round)
+		if dev.exited() {
+			t.Fatalf("%s: pyrite dev exited on its own; its output ends:\n%s", fault, tail(dev.out.String(), 80))
+		}
 		row.Fault, row.Recover = fault, time.Since(restarted)
 		rows = append(rows, row)
 		t.Logf("%s: %+v", fault, row)
@@ -150,7 +153,11 @@ func newDev(t *testing.T) *dev {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build pyrite: %v\n%s", err, out)
 	}
-	return &dev{bin: bin, dataDir: t.TempDir(), kafka: freeAddr(t), registry: freeAddr(t),
+	dataDir := t.TempDir()
+	if dir := os.Getenv("PYRITE_CRASH_LOGDIR"); dir != "" { // kept with the logs
+		dataDir = filepath.Join(dir, "data-"+time.Now().Format("150405.000"))
+	}
+	return &dev{bin: bin, dataDir: dataDir, kafka: freeAddr(t), registry: freeAddr(t),
 		ingest: freeAddr(t), projector: freeAddr(t), upcaster: freeAddr(t)}
 }
 
@@ -168,9 +175,18 @@ func freeAddr(t *testing.T) string {
 func (d *dev) start(t *testing.T) {
 	t.Helper()
 	d.out = &lockedBuffer{}
+	var out io.Writer = d.out
+	if dir := os.Getenv("PYRITE_CRASH_LOGDIR"); dir != "" { // whole logs, kept
+		f, err := os.Create(filepath.Join(dir, "pyrite-dev-"+time.Now().Format("150405.000")+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		out = io.MultiWriter(d.out, f)
+	}
 	d.cmd = exec.Command(d.bin, "dev", "--data-dir", d.dataDir, "--kafka-addr", d.kafka, "--registry-addr", d.registry,
 		"--ingest-addr", d.ingest, "--projector-addr", d.projector, "--upcaster-addr", d.upcaster)
-	d.cmd.Stderr = d.out
+	d.cmd.Stderr = out
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +207,7 @@ func (d *dev) start(t *testing.T) {
 		sent := false
 		for sc.Scan() {
 			line := sc.Text()
-			d.out.Write([]byte(line + "\n"))
+			out.Write([]byte(line + "\n"))
 			if strings.Contains(line, "aborted a transaction") || strings.Contains(line, "repaired") {
 				t.Logf("pyrite dev: %s", line)
 			}
@@ -213,6 +229,19 @@ func (d *dev) start(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("pyrite dev not ready within 3 minutes:\n%s", d.out.String())
 	}
+}
+
+// exited reports whether the running pyrite dev has exited without the test stopping it (a
+// process nobody waited for stays a zombie).
+func (d *dev) exited() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	return err != nil || strings.Contains(string(b), "\nState:\tZ")
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // rss returns the process's resident set size as /proc reports it.
