@@ -300,7 +300,7 @@ func (w *worker) behindDead(rec *kgo.Record) *kgo.Record {
 // record whose key is parked waits behind it (see parkedKey). It returns false when the
 // worker must stop.
 func (w *worker) processEvents(recs []*kgo.Record) bool {
-	if !w.serveDue() {
+	if !w.serveDue(false) {
 		return false
 	}
 	var (
@@ -370,7 +370,7 @@ func (w *worker) processEvents(recs []*kgo.Record) bool {
 		if (len(outs) == 0 || len(outs) >= flushEvery) && !flush() {
 			return false
 		}
-		if !w.serveDue() {
+		if !w.serveDue(len(outs) > 0) {
 			return false
 		}
 	}
