@@ -181,3 +181,45 @@ func TestHeadersValuesAreSeparate(t *testing.T) {
 		t.Fatalf("round trip: %+v", back)
 	}
 }
+
+// Headers sizes its result up front (the producer path builds one per record): the headers
+// fill it exactly, whichever optional attributes are set, and extensions that would be read
+// back as an attribute (or have no name) are left out, their values included.
+func TestHeadersExactlySized(t *testing.T) {
+	tm := time.Date(2026, 12, 6, 3, 50, 0, 120000000, time.UTC)
+	tests := []struct {
+		name string
+		ev   bus.Event
+		want int
+	}{
+		{"required only", bus.Event{ID: "id-1", Type: "WorkEffort:Started", Source: "/src"}, 5},
+		{"as ingest writes", bus.Event{ID: "id-1", Type: "WorkEffort:Started", Source: "/src", Time: tm,
+			AggregateID: "we-1", AggregateType: "WorkEffort", AggregateVersion: 3}, 9},
+		{"every attribute", bus.Event{ID: "id-1", Type: "WorkEffort:Started", Source: "/src", Time: tm,
+			AggregateID: "we-1", AggregateType: "WorkEffort", AggregateVersion: 3, CorrelationID: "c",
+			CausationID: "d", UserID: "u", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, 13},
+		{"extensions, some reserved", bus.Event{ID: "id-1", Type: "WorkEffort:Started", Source: "/src",
+			Extensions: map[string]string{"hostname": "h", "id": "not-the-id", "": "nameless", "zone": "z"}}, 7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := tc.ev.Headers()
+			if len(hs) != tc.want || cap(hs) != len(hs) {
+				t.Fatalf("%d headers in a slice of capacity %d, want %d in %d: %v", len(hs), cap(hs), tc.want, tc.want, hs)
+			}
+			for _, h := range hs {
+				if v := string(h.Value); v == "not-the-id" || v == "nameless" {
+					t.Fatalf("header %s = %q: a reserved or nameless extension was written", h.Key, v)
+				}
+			}
+			var back bus.Event
+			if err := back.ApplyHeaders(hs); err != nil {
+				t.Fatal(err)
+			}
+			if back.ID != tc.ev.ID || back.AggregateVersion != tc.ev.AggregateVersion || !back.Time.Equal(tc.ev.Time) ||
+				back.Extensions["hostname"] != tc.ev.Extensions["hostname"] {
+				t.Fatalf("round trip: %+v", back)
+			}
+		})
+	}
+}

@@ -55,9 +55,11 @@ func (w *worker) floor() (int64, bool) {
 	return lo, ok
 }
 
-// serveDue retries every parked key whose retry is due, then marks what became committable.
+// serveDue retries every parked key whose retry is due, then marks what became committable
+// unless writes caused by earlier records are pending (the caller marks once they are
+// written: a record is committed only after its retry, queue or dead-letter records are).
 // It returns false when the worker must stop.
-func (w *worker) serveDue() bool {
+func (w *worker) serveDue(pending bool) bool {
 	if len(w.parked) == 0 {
 		return true
 	}
@@ -72,7 +74,7 @@ func (w *worker) serveDue() bool {
 		}
 		served = true
 	}
-	if served && w.lastSeen != nil {
+	if served && !pending && w.lastSeen != nil {
 		w.mark(w.lastSeen)
 	}
 	return true

@@ -895,3 +895,48 @@ func TestRunnerRoutesOnTypeBeforeDecoding(t *testing.T) {
 		})
 	}
 }
+
+// A record whose dead letter is not written yet is not committed, even when a parked key's
+// retry is served right after it: here the dead-letter topic takes no record of more than
+// 100 bytes, so the dead letter of "bad" (offset 1) is never written, and the commit must
+// stay at 1 although the parked record before it ("flaky", offset 0) was retried and
+// handled in between.
+func TestRunnerDoesNotCommitPastAnUnwrittenDeadLetter(t *testing.T) {
+	k := newKafka(t)
+	const smallDLQ = "pyrite.test.small-dlq"
+	limit := "100"
+	if _, err := k.adm.CreateTopic(t.Context(), partitions, 1, map[string]*string{"max.message.bytes": &limit}, smallDLQ); err != nil {
+		t.Fatal(err)
+	}
+	k.produce(0, "a", "WorkEffort:Started", "flaky")
+	k.produce(0, "b", "WorkEffort:Started", "bad", "after")
+	b := bus.New()
+	var flakyOnce sync.Once
+	handledFlaky := make(chan struct{})
+	on(t, b, "*", func(_ context.Context, ev *bus.Event) error {
+		switch ev.Data["value"] {
+		case "flaky":
+			failed := false
+			flakyOnce.Do(func() { failed = true })
+			if failed {
+				return errors.New("transient")
+			}
+			close(handledFlaky)
+		case "bad":
+			time.Sleep(100 * time.Millisecond) // past flaky's retry delay: it is due right after
+			return bus.Permanent(errors.New("bad"))
+		}
+		return nil
+	}, bus.Options{})
+	k.start(bus.RunnerConfig{Bus: b, RetryTopic: retryTopic, DLQTopic: smallDLQ,
+		RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 20 * time.Millisecond, HandlerGrace: 100 * time.Millisecond})
+	select {
+	case <-handledFlaky:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the parked record was not retried")
+	}
+	time.Sleep(time.Second) // some ten autocommits
+	if got := k.committed()[0]; got > 1 {
+		t.Fatalf("committed %d: past offset 1, whose dead letter was never written", got)
+	}
+}

@@ -41,6 +41,12 @@ type worker struct {
 	lastSeen *kgo.Record // the last record taken from buf
 
 	hw atomic.Int64 // the partition's high watermark, as last fetched
+
+	// The partition's mark, kept here until the runner hands it to the client (see
+	// handOverMarks).
+	markMu sync.Mutex
+	marked kgo.EpochOffset
+	dirty  bool // marked moved since it was handed over
 }
 
 func newWorker(r *Runner, cl *kgo.Client, topic string, partition int32) *worker {
@@ -161,18 +167,29 @@ func (w *worker) logAttrs(rec *kgo.Record) []any {
 }
 
 // mark marks rec (and so everything before it in the partition) for commit; while a parked
-// record lies at or below it, only the records before the lowest parked one.
+// record lies at or below it, only the records before the lowest parked one. The mark is the
+// worker's until the runner hands it to the client, at least every markEvery and before
+// every commit of a revoke or a shutdown (see handOverMarks).
 func (w *worker) mark(rec *kgo.Record) {
-	next := rec.Offset + 1
-	if floor, ok := w.floor(); ok && floor < next {
-		next = floor
-		w.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{w.topic: {w.partition: {Epoch: -1, Offset: floor}}})
-	} else {
-		w.cl.MarkCommitRecords(rec)
+	eo := kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1} // as MarkCommitRecords
+	if floor, ok := w.floor(); ok && floor < eo.Offset {
+		eo = kgo.EpochOffset{Epoch: -1, Offset: floor}
 	}
+	w.markMu.Lock()
+	w.marked, w.dirty = eo, true
+	w.markMu.Unlock()
 	if hw := w.hw.Load(); hw > 0 {
-		w.r.cfg.Metrics.setLag(w.r.cfg.Group, w.topic, w.partition, hw-next)
+		w.r.cfg.Metrics.setLag(w.r.cfg.Group, w.topic, w.partition, hw-eo.Offset)
 	}
+}
+
+// takeMark returns the mark not yet handed over, if any.
+func (w *worker) takeMark() (kgo.EpochOffset, bool) {
+	w.markMu.Lock()
+	defer w.markMu.Unlock()
+	eo, ok := w.marked, w.dirty
+	w.dirty = false
+	return eo, ok
 }
 
 // produce writes recs synchronously, retrying what failed with backoff until it is written or
@@ -283,7 +300,7 @@ func (w *worker) behindDead(rec *kgo.Record) *kgo.Record {
 // record whose key is parked waits behind it (see parkedKey). It returns false when the
 // worker must stop.
 func (w *worker) processEvents(recs []*kgo.Record) bool {
-	if !w.serveDue() {
+	if !w.serveDue(false) {
 		return false
 	}
 	var (
@@ -353,7 +370,7 @@ func (w *worker) processEvents(recs []*kgo.Record) bool {
 		if (len(outs) == 0 || len(outs) >= flushEvery) && !flush() {
 			return false
 		}
-		if !w.serveDue() {
+		if !w.serveDue(len(outs) > 0) {
 			return false
 		}
 	}
