@@ -109,7 +109,9 @@ func (l *load) postSentinels(t *testing.T, ctx context.Context, adm *kadm.Client
 				if resp.StatusCode == http.StatusCreated {
 					covered[ans.Partition] = true
 					ids[id] = true
+					l.mu.Lock() // the direct producer's goroutine accepts events meanwhile
 					l.ok[id] = true
+					l.mu.Unlock()
 					break
 				}
 			}
