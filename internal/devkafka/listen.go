@@ -119,9 +119,7 @@ func (c *handshakeConn) next() ([]byte, error) {
 		c.pending[int32(binary.BigEndian.Uint32(c.frame[8:]))] = version
 		c.mu.Unlock()
 	case int16(kmsg.Fetch):
-		if out, ok := unlimitReadCommitted(c.frame, version); ok {
-			c.frame = out
-		}
+		unlimitReadCommitted(c.frame, version)
 	}
 	return c.frame, nil
 }
@@ -178,34 +176,47 @@ func listHandshakeV0(frame []byte, version int16) ([]byte, bool) {
 	return out, true
 }
 
-// unlimitReadCommitted returns frame, a Fetch request of version, with its
-// MaxBytes raised to the largest int32 if it reads committed records, and
-// whether it changed anything. A request that does not parse is left as it
-// is for the broker to refuse.
-func unlimitReadCommitted(frame []byte, version int16) ([]byte, bool) {
-	req := kmsg.FetchRequest{Version: version}
-	if version < 4 || version > req.MaxVersion() { // IsolationLevel came with v4
-		return nil, false
+// unlimitReadCommitted lifts, in place, the MaxBytes of frame, a Fetch
+// request of version, to the largest int32 when it reads committed records,
+// and reports whether it did. The fields before MaxBytes have fixed sizes in
+// every version, so nothing else is parsed or moved; a request too short to
+// hold them is left as it is for the broker to refuse.
+func unlimitReadCommitted(frame []byte, version int16) bool {
+	off, ok := fetchMaxBytesOffset(frame, version)
+	if !ok || frame[off+4] != 1 { // IsolationLevel follows MaxBytes: 1 is read_committed
+		return false
 	}
-	// The request header: size, key, version, correlation ID, client ID,
-	// then tagged fields when the request is flexible.
+	binary.BigEndian.PutUint32(frame[off:], math.MaxInt32)
+	return true
+}
+
+// fetchMaxBytesOffset returns where MaxBytes is in frame, a Fetch request of
+// version: after the header (size, key, version, correlation ID, client ID,
+// and tagged fields when the request is flexible), ReplicaID (before v15),
+// MaxWaitMillis and MinBytes. ok is false for versions before 4 (no
+// IsolationLevel) or above what kmsg knows, and for a frame too short.
+func fetchMaxBytesOffset(frame []byte, version int16) (off int, ok bool) {
+	req := kmsg.FetchRequest{Version: version}
+	if version < 4 || version > req.MaxVersion() || len(frame) < 14 {
+		return 0, false
+	}
 	r := kbin.Reader{Src: frame[12:]}
 	r.NullableString()
 	if req.IsFlexible() {
-		for n := r.Uvarint(); n > 0; n-- {
+		for n := r.Uvarint(); n > 0 && r.Ok(); n-- {
 			r.Uvarint()
 			r.Span(int(r.Uvarint()))
 		}
 	}
 	if !r.Ok() {
-		return nil, false
+		return 0, false
 	}
-	head := len(frame) - len(r.Src)
-	if err := req.ReadFrom(r.Src); err != nil || req.IsolationLevel != 1 || req.MaxBytes == math.MaxInt32 {
-		return nil, false
+	off = len(frame) - len(r.Src) + 8 // MaxWaitMillis, MinBytes
+	if version < 15 {
+		off += 4 // ReplicaID
 	}
-	req.MaxBytes = math.MaxInt32
-	out := req.AppendTo(append(make([]byte, 0, len(frame)), frame[:head]...))
-	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
-	return out, true
+	if len(frame) < off+5 {
+		return 0, false
+	}
+	return off, true
 }

@@ -8,12 +8,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -384,4 +386,99 @@ func TestListenKeepsAbortedRecordsOut(t *testing.T) {
 			t.Errorf("kfake alone: read %v without the aborted record: kfake keeps the aborted transactions of a cut answer now, and Listen's Fetch amendment can go", keys)
 		}
 	}
+}
+
+// fetchRequests are Fetch requests of every version with IsolationLevel,
+// read_committed or not, as a client formats them.
+func fetchRequests() (frames [][]byte, reqs []*kmsg.FetchRequest) {
+	fmtr := kmsg.NewRequestFormatter(kmsg.FormatterClientID("devkafka-test"))
+	for v := int16(4); v <= kmsg.NewPtrFetchRequest().MaxVersion(); v++ {
+		for _, iso := range []int8{0, 1} {
+			req := kmsg.NewPtrFetchRequest()
+			req.Version, req.IsolationLevel, req.MaxBytes, req.MaxWaitMillis, req.MinBytes = v, iso, 2500, 500, 1
+			req.SessionEpoch, req.Rack = -1, "r1"
+			t := kmsg.NewFetchRequestTopic()
+			t.Topic = "t"
+			p := kmsg.NewFetchRequestTopicPartition()
+			p.Partition, p.FetchOffset, p.PartitionMaxBytes = 2, 42, 1<<20
+			t.Partitions = append(t.Partitions, p)
+			req.Topics = append(req.Topics, t)
+			frames = append(frames, fmtr.AppendRequest(nil, req, 7))
+			reqs = append(reqs, req)
+		}
+	}
+	return frames, reqs
+}
+
+// parseFetch reads a Fetch request frame of version back as a request.
+func parseFetch(t *testing.T, frame []byte, version int16) *kmsg.FetchRequest {
+	t.Helper()
+	r := kbin.Reader{Src: frame[12:]}
+	r.NullableString()
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = version
+	if req.IsFlexible() {
+		for n := r.Uvarint(); n > 0; n-- {
+			r.Uvarint()
+			r.Span(int(r.Uvarint()))
+		}
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		t.Fatalf("v%d: %v", version, err)
+	}
+	return req
+}
+
+// TestUnlimitReadCommitted: a read_committed Fetch request of every version
+// comes out as the same request with MaxBytes at the largest int32; a
+// read_uncommitted one is left alone.
+func TestUnlimitReadCommitted(t *testing.T) {
+	frames, reqs := fetchRequests()
+	for i, frame := range frames {
+		want := *reqs[i]
+		orig := bytes.Clone(frame)
+		ok := unlimitReadCommitted(frame, want.Version)
+		out := frame
+		if ok != (want.IsolationLevel == 1) {
+			t.Errorf("v%d isolation %d: changed %v", want.Version, want.IsolationLevel, ok)
+		}
+		if !ok {
+			if !bytes.Equal(out, orig) {
+				t.Errorf("v%d isolation %d: left alone, yet the bytes changed", want.Version, want.IsolationLevel)
+			}
+			continue
+		}
+		got, before := parseFetch(t, out, want.Version), parseFetch(t, orig, want.Version)
+		before.MaxBytes = math.MaxInt32
+		if !reflect.DeepEqual(got, before) || before.IsolationLevel != 1 || before.MinBytes != 1 {
+			t.Errorf("v%d: got %+v, want %+v", want.Version, *got, *before)
+		}
+	}
+}
+
+// FuzzUnlimitReadCommitted: whatever bytes a client sends as a Fetch request
+// of whatever version, the amendment never panics (the broker's read loop
+// would die with it) and changes at most the four bytes of MaxBytes.
+func FuzzUnlimitReadCommitted(f *testing.F) {
+	frames, reqs := fetchRequests()
+	for i := range frames {
+		f.Add(frames[i], reqs[i].Version)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte, version int16) {
+		if len(frame) < 12 {
+			return // next hands it only frames holding a whole head
+		}
+		orig := bytes.Clone(frame)
+		ok := unlimitReadCommitted(frame, version)
+		out := frame
+		diff := 0
+		for i := range out {
+			if out[i] != orig[i] {
+				diff++
+			}
+		}
+		if len(out) != len(orig) || diff > 4 || (!ok && diff > 0) {
+			t.Fatalf("v%d: %d bytes changed (amended %v)", version, diff, ok)
+		}
+	})
 }
