@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -171,15 +170,6 @@ func means(rs []result) result {
 	return m
 }
 
-// processCPU is the CPU time the process used so far, user and system.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // clock times a run from its first delivery to its last.
 type clock struct {
 	n        atomic.Int64
@@ -199,12 +189,12 @@ func newClock(b *testing.B, want int) *clock {
 func (c *clock) tick() {
 	n := c.n.Add(1)
 	if n == 1 {
-		c.cpuFirst.Store(int64(processCPU(c.b)))
+		c.cpuFirst.Store(int64(stacktest.ProcessCPU(c.b)))
 		c.first.Store(time.Now().UnixNano())
 	}
 	if n == c.want {
 		c.last = time.Now()
-		c.cpuLast = processCPU(c.b)
+		c.cpuLast = stacktest.ProcessCPU(c.b)
 		close(c.done)
 	}
 }
@@ -364,7 +354,7 @@ func produceLoad(b *testing.B, produce func(from int) error) result {
 	var next atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
-	cpu0 := processCPU(b)
+	cpu0 := stacktest.ProcessCPU(b)
 	start := time.Now()
 	for range producers {
 		wg.Add(1)
@@ -387,7 +377,7 @@ func produceLoad(b *testing.B, produce func(from int) error) result {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	cpu := processCPU(b) - cpu0
+	cpu := stacktest.ProcessCPU(b) - cpu0
 	return result{rate: rate(records, elapsed), cpu: float64(cpu.Microseconds()) / records}
 }
 

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -216,7 +215,7 @@ func runPipeline(b *testing.B, fed string, n int) pipelineMetrics {
 		bodies, last = batchBodies(raw, partitions, n)
 	}
 	b.StartTimer()
-	start, cpu0 := time.Now(), processCPU(b)
+	start, cpu0 := time.Now(), stacktest.ProcessCPU(b)
 	if fed == "ingest" {
 		var next atomic.Int64
 		var pg errgroup.Group
@@ -237,26 +236,17 @@ func runPipeline(b *testing.B, fed string, n int) pipelineMetrics {
 	} else {
 		// Raw-fed: the clock starts at the first event the projection applied.
 		waitVersion(b, client, projURL, "we-0", 1)
-		start, cpu0 = time.Now(), processCPU(b)
+		start, cpu0 = time.Now(), stacktest.ProcessCPU(b)
 	}
 	// Once the last is applied the rest answer at once.
 	for id, v := range last {
 		waitVersion(b, client, projURL, id, v)
 	}
 	m.rate = float64(n) / time.Since(start).Seconds()
-	m.cpuPerEvent = float64((processCPU(b) - cpu0).Microseconds()) / float64(n)
+	m.cpuPerEvent = float64((stacktest.ProcessCPU(b) - cpu0).Microseconds()) / float64(n)
 	b.StopTimer()
 	m.rssPerM = float64(rss.peak()-rss.base) / (1 << 20) / (float64(n) / 1e6)
 	return m
-}
-
-// processCPU is the CPU time the process used so far, user and system.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func listen(b *testing.B) net.Listener {

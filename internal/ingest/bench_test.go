@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,17 +135,6 @@ func (e *ingestBench) records(keys [][]byte, i int) []*kgo.Record {
 	return rs
 }
 
-// processCPU is the CPU time the process (load generator, ingest and the in-process broker
-// alike) used so far, user and system: CPU per event is steadier than a rate on a machine
-// other work shares.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // postFunc returns a function posting a body to url+path with client, which wants 201.
 func postFunc(client *http.Client, url string) func(path, body string) error {
 	return func(path, body string) error {
@@ -175,7 +163,7 @@ func runWith(b *testing.B, clients, perOp int, op func(i int) error) {
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	b.ResetTimer()
-	cpu0 := processCPU(b)
+	cpu0 := stacktest.ProcessCPU(b)
 	start := time.Now()
 	for range clients {
 		wg.Add(1)
@@ -201,7 +189,7 @@ func runWith(b *testing.B, clients, perOp int, op func(i int) error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU(b) - cpu0
+	cpu := stacktest.ProcessCPU(b) - cpu0
 	b.StopTimer()
 	if err := firstErr.Load(); err != nil {
 		b.Fatal(err)

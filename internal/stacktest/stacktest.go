@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,4 +158,16 @@ func (s *Stack) Consume(t testing.TB, topic string, n int) []*kgo.Record {
 		out = append(out, fs.Records()...)
 	}
 	return out
+}
+
+// ProcessCPU is the CPU time the process (load generator, stages and the in-process broker
+// alike) used so far, user and system: CPU per event is steadier than a rate on a machine
+// other work shares.
+func ProcessCPU(t testing.TB) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
