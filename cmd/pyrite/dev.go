@@ -260,39 +260,48 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "schemas    %d versions registered\n", len(regd))
 
+	// Each stage runs under sup: once the pipeline is ready, a stage that fails is logged
+	// and started again on its address, and the others keep running.
+	sup := newSupervisor(log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return named("ingest", ingest.Run(gctx, ingestLn, ingest.Options{
-			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), TxnPrefix: topology.IngestIDPrefix + "-dev",
-			Topology: topo, Chain: mods.Chain, Metrics: prometheus.NewRegistry(), Logger: log,
-			KafkaOpts: append(sd.conn(topology.ServiceIngest), kopts...), Auth: sd.ingestAuth(),
-			Config: ingest.Config{Folds: mods.Folds, Commands: mods.Commands},
-		}))
+		return sup.run(gctx, "ingest", ingestLn, func(ctx context.Context, ln net.Listener) error {
+			return ingest.Run(ctx, ln, ingest.Options{
+				Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), TxnPrefix: topology.IngestIDPrefix + "-dev",
+				Topology: topo, Chain: mods.Chain, Metrics: prometheus.NewRegistry(), Logger: log,
+				KafkaOpts: append(sd.conn(topology.ServiceIngest), kopts...), Auth: sd.ingestAuth(),
+				Config: ingest.Config{Folds: mods.Folds, Commands: mods.Commands},
+			})
+		})
 	})
 	fmt.Fprintf(stdout, "ingest     http://%s\n", ingestLn.Addr())
 	g.Go(func() error {
-		return named("upcaster", upcaster.Run(gctx, upLn, upcaster.Options{
-			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Chain: mods.Chain,
-			Metrics: prometheus.NewRegistry(), Logger: log,
-			Config:    upcaster.Config{TransactionalID: topology.UpcasterIDPrefix + "-dev"},
-			KafkaOpts: slices.Concat(sd.conn(topology.ServiceUpcaster), []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts),
-		}))
+		return sup.run(gctx, "upcaster", upLn, func(ctx context.Context, ln net.Listener) error {
+			return upcaster.Run(ctx, ln, upcaster.Options{
+				Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Topology: topo, Chain: mods.Chain,
+				Metrics: prometheus.NewRegistry(), Logger: log,
+				Config:    upcaster.Config{TransactionalID: topology.UpcasterIDPrefix + "-dev"},
+				KafkaOpts: slices.Concat(sd.conn(topology.ServiceUpcaster), []kgo.Opt{kgo.InstanceID("pyrite-dev-upcaster")}, kopts),
+			})
+		})
 	})
 	fmt.Fprintf(stdout, "upcaster   http://%s  (raw -> events, health and metrics)\n", upLn.Addr())
 	projStore := filepath.Join(c.DataDir, "projector.db")
 	g.Go(func() error {
-		return named("projector", projector.Run(gctx, projLn, projector.Options{
-			Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
-			Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Schemas: mods.Schemas,
-			ReadModels: mods.ReadModels,
-			Metrics:    prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
-			// Reactors without outside services; SMTP, webhooks and GitHub need
-			// configuration, so run cmd/projector for those. The process manager
-			// appends through ingest's event store.
-			Reactors: projector.Reactors{Integrations: mods.Integrations, Domain: modules.Dev().Specs(),
-				EventStore: eventstore.ClientConfig{URL: "http://" + ingestLn.Addr().String(), Token: sd.eventStoreToken()}},
-			KafkaOpts: kopts,
-		}))
+		return sup.run(gctx, "projector", projLn, func(ctx context.Context, ln net.Listener) error {
+			return projector.Run(ctx, ln, projector.Options{
+				Brokers: brokers, Registry: sd.registryAs(registryURL, "reader"), Store: projStore, Topology: topo,
+				Conn: sd.conn(topology.ServiceProjector), Auth: sd.projectorAuth(), Schemas: mods.Schemas,
+				ReadModels: mods.ReadModels,
+				Metrics:    prometheus.NewRegistry(), Logger: log, InstanceID: "pyrite-dev-projector",
+				// Reactors without outside services; SMTP, webhooks and GitHub need
+				// configuration, so run cmd/projector for those. The process manager
+				// appends through ingest's event store.
+				Reactors: projector.Reactors{Integrations: mods.Integrations, Domain: modules.Dev().Specs(),
+					EventStore: eventstore.ClientConfig{URL: "http://" + ingestLn.Addr().String(), Token: sd.eventStoreToken()}},
+				KafkaOpts: kopts,
+			})
+		})
 	})
 	fmt.Fprintf(stdout, "projector  http://%s  (read models in %s)\n", projLn.Addr(), projStore)
 	if sd == nil {
@@ -305,6 +314,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "secure     TLS+SCRAM Kafka, ACLs, HTTP authentication; credentials in %s\n", filepath.Join(sd.dir, credentialsFile))
 	}
 	if err := waitReady(gctx, "http://"+ingestLn.Addr().String(), "http://"+upLn.Addr().String(), "http://"+projLn.Addr().String()); err == nil {
+		sup.ready.Store(true)
 		fmt.Fprintf(stdout, "pyrite dev ready (Ctrl-C stops; try: curl -s http://%s/readyz)\n", ingestLn.Addr())
 	}
 
