@@ -76,6 +76,9 @@ func TestCrashMatrix(t *testing.T) {
 			t.Fatalf("%s: pyrite dev exited on its own; its output ends:\n%s", fault, tail(dev.out.String(), 80))
 		}
 		row.Fault, row.Recover = fault, time.Since(restarted)
+		for _, l := range dev.stageFailures() {
+			t.Logf("%s: pyrite dev started a failed stage again: %s", fault, l)
+		}
 		rows = append(rows, row)
 		t.Logf("%s: %+v", fault, row)
 	}
@@ -123,6 +126,22 @@ type dev struct {
 	upcaster                           string
 	cmd                                *exec.Cmd
 	out                                *lockedBuffer
+	failuresSeen                       int // stage failures of this incarnation already logged
+}
+
+// stageFailures returns the stage failures pyrite dev's supervisor logged (and recovered
+// from by starting the stage again) since the last call, so that the matrix says when one
+// happened even though the checks pass.
+func (d *dev) stageFailures() []string {
+	var all []string
+	for _, l := range strings.Split(d.out.String(), "\n") {
+		if strings.Contains(l, "stage failed") {
+			all = append(all, l)
+		}
+	}
+	added := all[min(d.failuresSeen, len(all)):]
+	d.failuresSeen = len(all)
+	return added
 }
 
 type lockedBuffer struct {
@@ -174,7 +193,7 @@ func freeAddr(t *testing.T) string {
 // start runs pyrite dev and waits for its ready line.
 func (d *dev) start(t *testing.T) {
 	t.Helper()
-	d.out = &lockedBuffer{}
+	d.out, d.failuresSeen = &lockedBuffer{}, 0
 	var out io.Writer = d.out
 	if dir := os.Getenv("PYRITE_CRASH_LOGDIR"); dir != "" { // whole logs, kept
 		f, err := os.Create(filepath.Join(dir, "pyrite-dev-"+time.Now().Format("150405.000")+".log"))
