@@ -114,6 +114,9 @@ func (ix *index) apply(r record, now time.Time) outcome {
 	if st != nil && r.offset <= st.lastOffset() {
 		return already
 	}
+	if st != nil {
+		r.key = st.key // the stream's copy, not one more per event
+	}
 	v, out := st.version()+1, applied
 	switch {
 	case r.version == 0:

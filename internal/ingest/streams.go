@@ -116,8 +116,10 @@ func notReady(route eventstore.Route, why string) *Problem {
 	return unavailable(fmt.Sprintf("%s[%d]: %s", route.Topic, route.Partition, why))
 }
 
-// appendEvents appends the prepared records through the store and fills in results.
-func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, routeName string, evs []Event, recs []*kgo.Record, results []Result) ([]Result, *Problem) {
+// appendEvents appends the prepared records through the store and fills in results. done
+// reports that the store no longer refers to recs (see storeDone), so that their memory may
+// go to a later request once the answer is written.
+func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, routeName string, evs []Event, recs []*kgo.Record, results []Result) (_ []Result, done bool, _ *Problem) {
 	pend := make([]eventstore.Pending, len(evs))
 	for i, ev := range evs {
 		exp := int64(-1)
@@ -136,7 +138,7 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 		if len(evs) > 1 {
 			at = 0
 		}
-		return nil, storeProblem(err, fieldPrefix(at))
+		return nil, storeDone(err), storeProblem(err, fieldPrefix(at))
 	}
 	replayed := false
 	for i, a := range out {
@@ -155,10 +157,22 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 				s.countEvents(evs[i : i+1])
 			}
 		}
-		return results, nil
+		return results, true, nil
 	}
 	s.countEvents(evs)
-	return results, nil
+	return results, true, nil
+}
+
+// storeDone reports whether the store is done with an append's records after Append
+// answered err: the append was refused before it was queued (it spans partitions) or decided
+// by the partition's writer (a version or id conflict), which answers only once its
+// transaction ended and it let go of the records. After other errors (the caller gave up,
+// the store closed, the transaction's outcome is unknown) the writer or the Kafka client may
+// still hold them: their memory is left to the garbage collector.
+func storeDone(err error) bool {
+	var ce *eventstore.ConflictError
+	var ie *eventstore.IDConflictError
+	return errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, eventstore.ErrSpansPartitions)
 }
 
 // storeProblem answers an event store error. prefix is the field prefix of a batch's first
