@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -148,8 +149,11 @@ func (ix *index) remember(s *seen, now time.Time) {
 	}
 	if t, ok := ix.types[s.typ]; ok {
 		s.typ = t
-	} else if len(ix.types) < 1024 {
-		ix.types[s.typ] = s.typ
+	} else {
+		s.typ = strings.Clone(s.typ) // not a piece of something larger, such as a request body
+		if len(ix.types) < 1024 {
+			ix.types[s.typ] = s.typ
+		}
 	}
 	ix.ids[s.id] = s
 	ix.queue = append(ix.queue, s)

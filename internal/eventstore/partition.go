@@ -415,14 +415,16 @@ func (ix *index) record(r *kgo.Record) record {
 }
 
 // decidedRecord is what the index will take from rec, accepted as version v of key, once it
-// is written: what record would read back from it, with the strings the append brought
-// where they are the header values (the id and type of an event ingest encoded are).
+// is written: what record would read back from it. The id is the append's own string only
+// when the store's caller made it (NewID): another may be a piece of a request body, which
+// the index, keeping it for the dedupe window, would keep whole. remember copies a type it
+// keeps.
 func decidedRecord(rec *kgo.Record, key string, v int64, ev Pending) record {
 	r := record{key: key, version: v, schemaID: frameSchemaID(rec)}
 	for _, h := range rec.Headers {
 		switch h.Key {
 		case "ce_id":
-			if r.id = ev.ID; string(h.Value) != ev.ID {
+			if r.id = ev.ID; !ev.NewID || string(h.Value) != ev.ID {
 				r.id = string(h.Value)
 			}
 		case "ce_type":

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,12 +33,17 @@ func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte
 	var route eventstore.Route
 	var spans []FieldIssue
 	plain := 0
+	var lastType, topic string // a batch is mostly of one type: its topic is looked up once
 	for i, ev := range evs {
-		topic, err := s.router.RawTopic(ev.Type)
-		if err != nil {
-			return true, false, nil
+		if i == 0 || ev.Type != lastType {
+			t, err := s.router.RawTopic(ev.Type)
+			if err != nil {
+				return true, false, nil
+			}
+			lastType, topic = ev.Type, t
 		}
 		var rt eventstore.Route
+		var err error
 		if i == 0 {
 			rt, err = s.awaitRoute(r, topic, ev.AggregateID)
 		} else {
@@ -120,7 +127,8 @@ func notReady(route eventstore.Route, why string) *Problem {
 // reports that the store no longer refers to recs (see storeDone), so that their memory may
 // go to a later request once the answer is written.
 func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, routeName string, evs []Event, recs []*kgo.Record, results []Result) (_ []Result, done bool, _ *Problem) {
-	pend := make([]eventstore.Pending, len(evs))
+	pendBuf := pendingPool.Get().(*[]eventstore.Pending)
+	pend := slices.Grow((*pendBuf)[:0], len(evs))[:len(evs)]
 	for i, ev := range evs {
 		exp := int64(-1)
 		if ev.ExpectedVersion != nil {
@@ -133,6 +141,11 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 	start := time.Now()
 	out, err := s.store.Append(ctx, pend)
 	s.latency.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
+	if err == nil || storeDone(err) { // else the partition's writer may still hold pend
+		clear(pend)
+		*pendBuf = pend[:0]
+		pendingPool.Put(pendBuf)
+	}
 	if err != nil {
 		at := -1
 		if len(evs) > 1 {
@@ -162,6 +175,8 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 	s.countEvents(evs)
 	return results, true, nil
 }
+
+var pendingPool = sync.Pool{New: func() any { return new([]eventstore.Pending) }}
 
 // storeDone reports whether the store is done with an append's records after Append
 // answered err: the append was refused before it was queued (it spans partitions) or decided
