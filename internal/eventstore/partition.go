@@ -424,8 +424,9 @@ func decidedRecord(rec *kgo.Record, key string, v int64, ev Pending) record {
 	for _, h := range rec.Headers {
 		switch h.Key {
 		case "ce_id":
-			if r.id = ev.ID; !ev.NewID || string(h.Value) != ev.ID {
-				r.id = string(h.Value)
+			r.id, r.fresh = ev.ID, ev.NewID
+			if !ev.NewID || string(h.Value) != ev.ID {
+				r.id, r.fresh = string(h.Value), false
 			}
 		case "ce_type":
 			if r.typ = ev.Type; string(h.Value) != ev.Type {
