@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -58,6 +59,7 @@ type record struct {
 	typ      string
 	schemaID int32
 	at       time.Time
+	fresh    bool // id was made for this very write (Pending.NewID): it cannot be in the window
 }
 
 // outcome is what apply did with a record.
@@ -114,6 +116,9 @@ func (ix *index) apply(r record, now time.Time) outcome {
 	if st != nil && r.offset <= st.lastOffset() {
 		return already
 	}
+	if st != nil {
+		r.key = st.key // the stream's copy, not one more per event
+	}
 	v, out := st.version()+1, applied
 	switch {
 	case r.version == 0:
@@ -129,24 +134,30 @@ func (ix *index) apply(r record, now time.Time) outcome {
 	st.offsets = append(st.offsets, r.offset)
 	ix.events++
 	if r.id != "" {
-		ix.remember(&seen{id: r.id, key: r.key, typ: r.typ, offset: r.offset, version: v, schemaID: r.schemaID, at: r.at}, now)
+		ix.remember(&seen{id: r.id, key: r.key, typ: r.typ, offset: r.offset, version: v, schemaID: r.schemaID, at: r.at}, r.fresh, now)
 	}
 	return out
 }
 
 // remember keeps s as the first event written under its id, unless the id is known or s is
-// already outside the window.
-func (ix *index) remember(s *seen, now time.Time) {
-	if _, dup := ix.ids[s.id]; dup {
-		return
+// already outside the window. A fresh id is not looked for (in a window of up to DedupeMax
+// ids that lookup was a third of remembering one).
+func (ix *index) remember(s *seen, fresh bool, now time.Time) {
+	if !fresh {
+		if _, dup := ix.ids[s.id]; dup {
+			return
+		}
 	}
 	if ix.maxIDs <= 0 || (ix.window > 0 && s.at.Before(now.Add(-ix.window))) {
 		return
 	}
 	if t, ok := ix.types[s.typ]; ok {
 		s.typ = t
-	} else if len(ix.types) < 1024 {
-		ix.types[s.typ] = s.typ
+	} else {
+		s.typ = strings.Clone(s.typ) // not a piece of something larger, such as a request body
+		if len(ix.types) < 1024 {
+			ix.types[s.typ] = s.typ
+		}
 	}
 	ix.ids[s.id] = s
 	ix.queue = append(ix.queue, s)

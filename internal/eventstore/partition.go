@@ -347,15 +347,21 @@ func (p *partition) applyLocked(r record, now time.Time) {
 // follows) they are applied at once; otherwise the partition is read from next, so that
 // records others wrote between the writer's decision and its commit take their versions
 // first.
-func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
+//
+// decided are what the index takes from each of recs, as the writer decided them (key, id,
+// type, ce_aggregateversion, schema id), so that the records need not be read again; their
+// offsets and timestamps are taken from recs, which the producer set.
+func (p *partition) readPast(ctx context.Context, recs []*kgo.Record, decided []record) error {
 	first, last := recs[0].Offset, recs[len(recs)-1].Offset
 	p.mu.Lock()
 	contiguous := last-first == int64(len(recs)-1) && !p.held.waiting() &&
 		(p.next == first || (p.marker >= 0 && p.next == p.marker && first == p.marker+1))
 	if contiguous {
 		now := p.s.now()
-		for _, rec := range recs {
-			p.applyLocked(p.idx.record(rec), now)
+		for i, rec := range recs {
+			r := decided[i]
+			r.offset, r.at = rec.Offset, rec.Timestamp
+			p.applyLocked(r, now)
 		}
 		p.next = last + 1
 	}
@@ -384,15 +390,10 @@ func (p *partition) readPast(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
-// record is what the index takes from r. The aggregate id of a known stream and a known
-// event type are the strings the index holds already, not new copies.
+// record is what the index takes from r. A known event type is the string the index holds
+// already, not a new copy (apply does the same for the aggregate id of a known stream).
 func (ix *index) record(r *kgo.Record) record {
-	rec := record{offset: r.Offset, at: r.Timestamp}
-	if st := ix.streams[string(r.Key)]; st != nil {
-		rec.key = st.key
-	} else {
-		rec.key = string(r.Key)
-	}
+	rec := record{offset: r.Offset, at: r.Timestamp, key: string(r.Key)}
 	for _, h := range r.Headers {
 		switch h.Key {
 		case HeaderAggregateVersion:
@@ -409,12 +410,43 @@ func (ix *index) record(r *kgo.Record) record {
 			}
 		}
 	}
-	if _, hasHdr := bus.SchemaIDHeader(r); !hasHdr { // a header-framed value has no prefix id
-		if id, _, err := codec.SplitFrame(r.Value); err == nil {
-			rec.schemaID = int32(id)
+	rec.schemaID = frameSchemaID(r)
+	return rec
+}
+
+// decidedRecord is what the index will take from rec, accepted as version v of key, once it
+// is written: what record would read back from it. The id is the append's own string only
+// when the store's caller made it (NewID): another may be a piece of a request body, which
+// the index, keeping it for the dedupe window, would keep whole. remember copies a type it
+// keeps.
+func decidedRecord(rec *kgo.Record, key string, v int64, ev Pending) record {
+	r := record{key: key, version: v, schemaID: frameSchemaID(rec)}
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case "ce_id":
+			r.id, r.fresh = ev.ID, ev.NewID
+			if !ev.NewID || string(h.Value) != ev.ID {
+				r.id, r.fresh = string(h.Value), false
+			}
+		case "ce_type":
+			if r.typ = ev.Type; string(h.Value) != ev.Type {
+				r.typ = string(h.Value)
+			}
 		}
 	}
-	return rec
+	return r
+}
+
+// frameSchemaID is the schema id of r's value's frame, 0 for a header-framed value (which
+// has no prefix id) or one without a frame.
+func frameSchemaID(r *kgo.Record) int32 {
+	if _, hasHdr := bus.SchemaIDHeader(r); hasHdr {
+		return 0
+	}
+	if id, _, err := codec.SplitFrame(r.Value); err == nil {
+		return int32(id)
+	}
+	return 0
 }
 
 // appendReq is one Append waiting for the partition's writer.
@@ -466,6 +498,8 @@ type decision struct {
 	conflict *ConflictError // a version conflict: answered with the stream's version after the commit
 	dup      bool           // every id was written before: answered from the index after the commit
 	recs     []*kgo.Record  // accepted: these go into the transaction
+	decided  []record       // and what the index takes from each, but its offset and time
+	from, to int            // where recs and decided are in the transaction's
 }
 
 // commit decides each append of batch against the index and what this transaction already
@@ -493,7 +527,7 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 		return p.idx.version(key)
 	}
 	decisions := make([]decision, len(batch))
-	var recs []*kgo.Record
+	recs, decided := sc.recs[:0], sc.decided[:0]
 	for i, r := range batch {
 		d := &decisions[i]
 		d.req = r
@@ -522,7 +556,7 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 		if d.conflict != nil {
 			continue
 		}
-		d.recs = make([]*kgo.Record, 0, len(r.events))
+		d.from = len(recs)
 		for j, ev := range r.events {
 			key := keys[j]
 			v := versionOf(key) + 1
@@ -533,11 +567,18 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 			if ev.ID != "" {
 				sc.pendingIDs[ev.ID] = seen{id: ev.ID, key: key, typ: ev.Type}
 			}
-			d.recs = append(d.recs, rec)
+			recs = append(recs, rec)
+			decided = append(decided, decidedRecord(rec, key, v, ev))
 		}
-		recs = append(recs, d.recs...)
+		d.to = len(recs)
 	}
 	p.mu.Unlock()
+	for i := range decisions {
+		if d := &decisions[i]; d.to > d.from {
+			d.recs, d.decided = recs[d.from:d.to:d.to], decided[d.from:d.to:d.to]
+		}
+	}
+	sc.recs, sc.decided = recs, decided // for the next transaction, which starts after these are answered
 
 	var txnErr error
 	if len(recs) > 0 {
@@ -556,7 +597,7 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 
 	if txnErr == nil && len(recs) > 0 {
 		ctx, cancel := context.WithTimeout(p.s.ctx, p.s.cfg.CommitTimeout)
-		if err := p.readPast(ctx, recs); err != nil {
+		if err := p.readPast(ctx, recs, decided); err != nil {
 			// Committed, but the versions are unknown until the index caught up: the
 			// appends answer ErrUnavailable (a retry with the same ids is answered from the
 			// dedupe window) and the writer starts again from the topic.
@@ -640,6 +681,8 @@ type scratch struct {
 	mine       map[string]struct{} // one append's ids
 	keys       []string            // one append's aggregate ids, as strings
 	versions   []byte              // the ce_aggregateversion values of this transaction
+	recs       []*kgo.Record       // the records of this transaction
+	decided    []record            // what the index takes from each of recs
 }
 
 // reset empties sc for a new transaction. The versions buffer is not reused: the records
@@ -651,6 +694,8 @@ func (sc *scratch) reset() {
 	}
 	clear(sc.pendingV)
 	clear(sc.pendingIDs)
+	clear(sc.recs) // the previous transaction's records belong to their callers again
+	clear(sc.decided)
 	sc.versions = nil
 }
 
@@ -712,10 +757,10 @@ func (p *partition) answer(d *decision, txnErr error, now time.Time) appendResul
 	}
 	out := make([]Appended, len(d.recs))
 	for j, rec := range d.recs {
-		ev := d.req.events[j]
-		v := p.idx.versionAt(string(rec.Key), rec.Offset) // its position, read back after the commit
+		ev, key := d.req.events[j], d.decided[j].key
+		v := p.idx.versionAt(key, rec.Offset) // its position, read back after the commit
 		id, _, _ := codec.SplitFrame(rec.Value)
-		out[j] = Appended{ID: ev.ID, Type: ev.Type, AggregateID: string(rec.Key), Topic: rec.Topic, Partition: rec.Partition,
+		out[j] = Appended{ID: ev.ID, Type: ev.Type, AggregateID: key, Topic: rec.Topic, Partition: rec.Partition,
 			Offset: rec.Offset, Version: v, SchemaID: id}
 	}
 	outcome("written")

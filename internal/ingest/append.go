@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,7 @@ import (
 // an unknown type, a type without a stream or a value that is not a registered schema of
 // its type. Token scopes apply as on POST /v1/events.
 func (s *Service) postAppend(w http.ResponseWriter, r *http.Request) *Problem {
-	raw, p := readBody(w, r, s.cfg.MaxBatchBody, s.bodyBuffer())
+	raw, p := readBody(w, r, s.cfg.MaxBatchBody, new(bytes.Buffer)) // may be forwarded: not pooled
 	if p != nil {
 		return p
 	}
@@ -69,7 +70,7 @@ func (s *Service) postAppend(w http.ResponseWriter, r *http.Request) *Problem {
 		return problem(http.StatusUnprocessableEntity, "invalid-data", "Events do not fit their schemas",
 			"one or more events are not a registered schema of their type; nothing was written", issues...)
 	}
-	results, p = s.appendEvents(w, r.Context(), "eventstore/append", evs, recs, results)
+	results, _, p = s.appendEvents(w, r.Context(), "eventstore/append", evs, recs, results)
 	if p != nil {
 		return p
 	}

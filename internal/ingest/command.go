@@ -43,9 +43,7 @@ type CommandEvent struct {
 // the partition's owner), fold it, decide, append the decisions with expectedVersion set to
 // the version read, and on a version conflict start over, CommandAttempts times in all.
 func (s *Service) postCommand(w http.ResponseWriter, r *http.Request) *Problem {
-	body := s.bodyBuffer()
-	defer s.releaseBody(body)
-	raw, p := readBody(w, r, s.cfg.MaxBody, body)
+	raw, p := readBody(w, r, s.cfg.MaxBody, new(bytes.Buffer)) // may be forwarded: not pooled
 	if p != nil {
 		return p
 	}
@@ -167,7 +165,7 @@ func (s *Service) appendDecided(w http.ResponseWriter, r *http.Request, req Comm
 		}
 		recs[i], results[i] = rec, res
 	}
-	results, p = s.appendEvents(w, r.Context(), "commands", evs, recs, results)
+	results, _, p = s.appendEvents(w, r.Context(), "commands", evs, recs, results)
 	if p != nil {
 		return nil, p
 	}

@@ -234,9 +234,9 @@ type Result struct {
 }
 
 func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
-	body := s.bodyBuffer()
-	defer s.releaseBody(body)
-	raw, p := readBody(w, r, s.cfg.MaxBody, body)
+	body := newBody()
+	defer body.release()
+	raw, p := readBody(w, r, s.cfg.MaxBody, body.Buffer)
 	if p != nil {
 		return p
 	}
@@ -253,6 +253,7 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	if s.store != nil {
 		var forwarded bool
 		if stored, forwarded, p = s.routeEvents(w, r, raw, []Event{ev}); forwarded || p != nil {
+			body.forwarded = true // or its forward failed: either way the client may hold raw
 			return p
 		}
 	}
@@ -264,11 +265,15 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 		return p
 	}
 	if stored {
-		results, p := s.appendEvents(w, r.Context(), "events", []Event{ev}, []*kgo.Record{rec}, []Result{res})
+		results, done, p := s.appendEvents(w, r.Context(), "events", []Event{ev}, []*kgo.Record{rec}, []Result{res})
 		if p != nil {
+			if done {
+				mem.release()
+			}
 			return p
 		}
 		writeResults(w, results[:1], false)
+		mem.release()
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
@@ -287,14 +292,14 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 }
 
 func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
-	body := s.bodyBuffer()
-	defer s.releaseBody(body)
-	raw, p := readBody(w, r, s.cfg.MaxBatchBody, body)
+	body := newBody()
+	defer body.release()
+	raw, p := readBody(w, r, s.cfg.MaxBatchBody, body.Buffer)
 	if p != nil {
 		return p
 	}
-	evsBuf := s.eventsBuffer()
-	defer s.releaseEvents(evsBuf)
+	evsBuf := eventsBuffer()
+	defer releaseEvents(evsBuf)
 	evs, p := batchOfEvents(raw, s.cfg.MaxBatch, *evsBuf)
 	*evsBuf = evs
 	if p != nil {
@@ -307,6 +312,7 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 	if s.store != nil {
 		var forwarded bool
 		if stored, forwarded, p = s.routeEvents(w, r, raw, evs); forwarded || p != nil {
+			body.forwarded = true // or its forward failed: either way the client may hold raw
 			return p
 		}
 	}
@@ -336,11 +342,15 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 		return worst
 	}
 	if stored {
-		results, p := s.appendEvents(w, r.Context(), "events:batch", evs, recs, results)
+		results, done, p := s.appendEvents(w, r.Context(), "events:batch", evs, recs, results)
 		if p != nil {
+			if done {
+				mem.release()
+			}
 			return p
 		}
 		writeResults(w, results, true)
+		mem.release()
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProduceTimeout)
@@ -509,38 +519,34 @@ func (s *Service) countEvents(evs []Event) {
 	}
 }
 
-// bodyBuffer returns a buffer to read a request body into; releaseBody hands it to a later
-// request. Without the event store no body outlives its request (with it, a body may be
-// forwarded to another instance, and is left to the garbage collector).
-func (s *Service) bodyBuffer() *bytes.Buffer {
-	if s.store != nil {
-		return new(bytes.Buffer)
-	}
-	return bodyPool.Get().(*bytes.Buffer)
+// body is a buffer to read a request body into, handed to a later request when the request
+// ends, unless the body was (or may have been) forwarded to another instance: an HTTP
+// client may still read a request body after its round trip returned, so such a buffer is
+// left to the garbage collector.
+type body struct {
+	*bytes.Buffer
+	forwarded bool
 }
 
-func (s *Service) releaseBody(b *bytes.Buffer) {
-	if s.store == nil && b.Cap() <= maxPooledBody {
+func newBody() *body { return &body{Buffer: bodyPool.Get().(*bytes.Buffer)} }
+
+// release hands b to a later request unless it was forwarded.
+func (b *body) release() {
+	if !b.forwarded && b.Cap() <= maxPooledBody {
 		b.Reset()
-		bodyPool.Put(b)
+		bodyPool.Put(b.Buffer)
 	}
 }
 
 // eventsBuffer returns a slice to read a batch's events into; releaseEvents hands it to a
-// later request, on the same terms as bodyBuffer.
-func (s *Service) eventsBuffer() *[]Event {
-	if s.store != nil {
-		return new([]Event)
-	}
-	return eventsPool.Get().(*[]Event)
-}
+// later request. The events refer to a copy of the body (strings), never to its buffer, and
+// nothing keeps the slice past the request, forwarded or not.
+func eventsBuffer() *[]Event { return eventsPool.Get().(*[]Event) }
 
-func (s *Service) releaseEvents(evs *[]Event) {
-	if s.store == nil {
-		clear(*evs) // events hold pieces of their request's body
-		*evs = (*evs)[:0]
-		eventsPool.Put(evs)
-	}
+func releaseEvents(evs *[]Event) {
+	clear(*evs)
+	*evs = (*evs)[:0]
+	eventsPool.Put(evs)
 }
 
 var eventsPool = sync.Pool{New: func() any { return new([]Event) }}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,12 +33,17 @@ func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte
 	var route eventstore.Route
 	var spans []FieldIssue
 	plain := 0
+	var lastType, topic string // a batch is mostly of one type: its topic is looked up once
 	for i, ev := range evs {
-		topic, err := s.router.RawTopic(ev.Type)
-		if err != nil {
-			return true, false, nil
+		if i == 0 || ev.Type != lastType {
+			t, err := s.router.RawTopic(ev.Type)
+			if err != nil {
+				return true, false, nil
+			}
+			lastType, topic = ev.Type, t
 		}
 		var rt eventstore.Route
+		var err error
 		if i == 0 {
 			rt, err = s.awaitRoute(r, topic, ev.AggregateID)
 		} else {
@@ -116,9 +123,12 @@ func notReady(route eventstore.Route, why string) *Problem {
 	return unavailable(fmt.Sprintf("%s[%d]: %s", route.Topic, route.Partition, why))
 }
 
-// appendEvents appends the prepared records through the store and fills in results.
-func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, routeName string, evs []Event, recs []*kgo.Record, results []Result) ([]Result, *Problem) {
-	pend := make([]eventstore.Pending, len(evs))
+// appendEvents appends the prepared records through the store and fills in results. done
+// reports that the store no longer refers to recs (see storeDone), so that their memory may
+// go to a later request once the answer is written.
+func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, routeName string, evs []Event, recs []*kgo.Record, results []Result) (_ []Result, done bool, _ *Problem) {
+	pendBuf := pendingPool.Get().(*[]eventstore.Pending)
+	pend := slices.Grow((*pendBuf)[:0], len(evs))[:len(evs)]
 	for i, ev := range evs {
 		exp := int64(-1)
 		if ev.ExpectedVersion != nil {
@@ -131,12 +141,17 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 	start := time.Now()
 	out, err := s.store.Append(ctx, pend)
 	s.latency.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
+	if err == nil || storeDone(err) { // else the partition's writer may still hold pend
+		clear(pend)
+		*pendBuf = pend[:0]
+		pendingPool.Put(pendBuf)
+	}
 	if err != nil {
 		at := -1
 		if len(evs) > 1 {
 			at = 0
 		}
-		return nil, storeProblem(err, fieldPrefix(at))
+		return nil, storeDone(err), storeProblem(err, fieldPrefix(at))
 	}
 	replayed := false
 	for i, a := range out {
@@ -155,10 +170,24 @@ func (s *Service) appendEvents(w http.ResponseWriter, ctx context.Context, route
 				s.countEvents(evs[i : i+1])
 			}
 		}
-		return results, nil
+		return results, true, nil
 	}
 	s.countEvents(evs)
-	return results, nil
+	return results, true, nil
+}
+
+var pendingPool = sync.Pool{New: func() any { return new([]eventstore.Pending) }}
+
+// storeDone reports whether the store is done with an append's records after Append
+// answered err: the append was refused before it was queued (it spans partitions) or decided
+// by the partition's writer (a version or id conflict), which answers only once its
+// transaction ended and it let go of the records. After other errors (the caller gave up,
+// the store closed, the transaction's outcome is unknown) the writer or the Kafka client may
+// still hold them: their memory is left to the garbage collector.
+func storeDone(err error) bool {
+	var ce *eventstore.ConflictError
+	var ie *eventstore.IDConflictError
+	return errors.As(err, &ce) || errors.As(err, &ie) || errors.Is(err, eventstore.ErrSpansPartitions)
 }
 
 // storeProblem answers an event store error. prefix is the field prefix of a batch's first
