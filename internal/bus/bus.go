@@ -350,10 +350,11 @@ func (b *Bus) deliver(ctx context.Context, ev *Event, only, held []string, mode 
 	b.mu.RUnlock()
 
 	e := ev
-	if opaque > 0 || mode == asyncGo {
+	if opaque > 0 || mode == asyncGo && startsAsync(subs, ev.Type) {
 		// A middleware may change its event in place, and an async handler may outlive
-		// Publish: both get a copy. A Runner with no middleware but filters (UseFilter),
-		// which do not change it, hands its own event on.
+		// Publish: both get a copy. Filters (UseFilter) change nothing, and synchronous
+		// handlers must not change the event: without the others the caller's event is
+		// handed on.
 		e = ev.Clone()
 	}
 	for i, mw := range mws {
@@ -394,6 +395,16 @@ func (b *Bus) deliver(ctx context.Context, ev *Event, only, held []string, mode 
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// startsAsync reports whether an async subscription of subs matches typ.
+func startsAsync(subs []*subscription, typ string) bool {
+	for _, s := range subs {
+		if s.async && s.pat.match(typ) {
+			return true
+		}
+	}
+	return false
 }
 
 // run calls s's handler until it succeeds, fails permanently, runs out of retries or ctx
