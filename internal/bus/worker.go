@@ -614,12 +614,8 @@ func (w *worker) processBatch(recs []*kgo.Record) bool {
 		return false
 	}
 	w.mark(recs[len(recs)-1])
-	for range len(recs) - len(outs) {
-		r.cfg.Metrics.record(r.cfg.Group, w.topic, "ok")
-	}
-	for range outs {
-		r.cfg.Metrics.record(r.cfg.Group, w.topic, "dlq")
-	}
+	r.cfg.Metrics.recordN(r.cfg.Group, w.topic, "ok", len(recs)-len(outs))
+	r.cfg.Metrics.recordN(r.cfg.Group, w.topic, "dlq", len(outs))
 	return w.ctx.Err() == nil
 }
 
