@@ -146,10 +146,13 @@ type Bus struct {
 	metrics    *Metrics
 	maxBackoff time.Duration
 
-	mu      sync.RWMutex
-	subs    []*subscription // copy on write; priority descending, then subscription order
-	byName  map[string]*subscription
-	mws     []Middleware // copy on write
+	mu     sync.RWMutex
+	subs   []*subscription // copy on write; priority descending, then subscription order
+	byName map[string]*subscription
+	mws    []Middleware // copy on write
+	// opaque counts the middlewares of mws added by Use, which may change or replace an
+	// event; those of UseFilter only pass it on or drop it.
+	opaque  int
 	unnamed map[string]int
 
 	published, delivered, errs, dropped atomic.Uint64
@@ -261,6 +264,22 @@ func (b *Bus) Use(mw Middleware) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.mws = append(slices.Clone(b.mws), mw)
+	b.opaque++
+}
+
+// UseFilter appends to the middleware pipeline a middleware that drops every event for which
+// keep returns false (Publish returns ErrDropped), like Use(Filter(keep)). keep must not
+// change the event. Unlike a middleware added with Use, such a filter cannot change an event's
+// type, so a Runner still routes on the ce_type header: a record of a type no handler matches
+// is not decoded, and not shown to keep (it is counted as published and ok, as a record no
+// handler wants).
+func (b *Bus) UseFilter(keep func(*Event) bool) {
+	if keep == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mws = append(slices.Clone(b.mws), Filter(keep))
 }
 
 // Publish runs ev through the middleware pipeline and then every handler whose pattern
@@ -278,17 +297,17 @@ func (b *Bus) Publish(ctx context.Context, ev *Event) ([]Result, error) {
 }
 
 // wants reports whether publishing an event of type typ could do more than count it: a
-// subscription matches typ, a middleware might change the type, or the debug log keeps
-// events. A Runner does not decode the records of a type its bus does not want (it routes
+// subscription matches typ, a middleware added with Use might change the type, or the debug
+// log keeps events. A Runner does not decode the records of a type its bus does not want (it routes
 // on the ce_type header).
 func (b *Bus) wants(typ string) bool {
 	if len(b.ring) > 0 { // set by New only
 		return true
 	}
 	b.mu.RLock()
-	subs, mws := b.subs, b.mws
+	subs, opaque := b.subs, b.opaque
 	b.mu.RUnlock()
-	if len(mws) > 0 {
+	if opaque > 0 {
 		return true
 	}
 	for _, s := range subs {
@@ -327,13 +346,15 @@ func (b *Bus) deliver(ctx context.Context, ev *Event, only, held []string, mode 
 	b.record(ev)
 
 	b.mu.RLock()
-	subs, mws := b.subs, b.mws
+	subs, mws, opaque := b.subs, b.mws, b.opaque
 	b.mu.RUnlock()
 
 	e := ev
-	if len(mws) > 0 || mode == asyncGo {
+	if opaque > 0 || mode == asyncGo && startsAsync(subs, ev.Type) {
 		// A middleware may change its event in place, and an async handler may outlive
-		// Publish: both get a copy. A Runner without middleware hands its own event on.
+		// Publish: both get a copy. Filters (UseFilter) change nothing, and synchronous
+		// handlers must not change the event: without the others the caller's event is
+		// handed on.
 		e = ev.Clone()
 	}
 	for i, mw := range mws {
@@ -374,6 +395,16 @@ func (b *Bus) deliver(ctx context.Context, ev *Event, only, held []string, mode 
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// startsAsync reports whether an async subscription of subs matches typ.
+func startsAsync(subs []*subscription, typ string) bool {
+	for _, s := range subs {
+		if s.async && s.pat.match(typ) {
+			return true
+		}
+	}
+	return false
 }
 
 // run calls s's handler until it succeeds, fails permanently, runs out of retries or ctx

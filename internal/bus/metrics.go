@@ -123,6 +123,13 @@ func (m *Metrics) record(group, topic, outcome string) {
 	}
 }
 
+// recordN counts n records of one outcome with one label lookup.
+func (m *Metrics) recordN(group, topic, outcome string, n int) {
+	if m != nil && n > 0 {
+		m.records.WithLabelValues(group, topic, outcome).Add(float64(n))
+	}
+}
+
 func (m *Metrics) enqueue(group, kind string) {
 	if m != nil {
 		m.enqueued.WithLabelValues(group, kind).Inc()

@@ -38,6 +38,28 @@ func Match(pat, eventType string) bool {
 	return err == nil && p.match(eventType)
 }
 
+// MatchAny returns a function reporting whether an event type matches any of patterns (as
+// Match does), parsed once; an error wrapping ErrInvalidPattern names the first invalid one.
+// It suits RunnerConfig.Wants.
+func MatchAny(patterns ...string) (func(eventType string) bool, error) {
+	ps := make([]pattern, len(patterns))
+	for i, s := range patterns {
+		p, err := parsePattern(s)
+		if err != nil {
+			return nil, err
+		}
+		ps[i] = p
+	}
+	return func(t string) bool {
+		for _, p := range ps {
+			if p.match(t) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
 // CheckPattern returns an error wrapping ErrInvalidPattern when pat is not a pattern Match
 // accepts (empty, or with an empty segment).
 func CheckPattern(pat string) error {

@@ -58,6 +58,12 @@ type RunnerConfig struct {
 	Bus *Bus
 	// Batch receives the events of a partition in batches (projections), instead of Bus.
 	Batch BatchHandler
+	// Wants, with Batch, routes on the ce_type header before decoding: a record whose
+	// ce_type Wants rejects is not decoded, and reaches Batch as an event with only Type and
+	// Origin set (Data nil), so that the handler can still move its position past it. A
+	// record without ce_type is decoded. nil decodes every record. Not used with Bus (a Bus
+	// routes by its subscriptions).
+	Wants func(eventType string) bool
 	// BatchSize and BatchWait bound a batch: at most BatchSize events, collected for at
 	// most BatchWait after the first. Defaults 5000 and 50ms: a projection writes each
 	// aggregate's row once per batch and commits once, so a backlog is applied in large

@@ -940,3 +940,98 @@ func TestRunnerDoesNotCommitPastAnUnwrittenDeadLetter(t *testing.T) {
 		t.Fatalf("committed %d: past offset 1, whose dead letter was never written", got)
 	}
 }
+
+// A filter added with UseFilter cannot change types, so a Bus runner keeps routing on
+// ce_type: records no handler matches are neither decoded nor shown to the filter, and the
+// filter still drops what it rejects among the rest.
+func TestRunnerFilterKeepsRoutingOnType(t *testing.T) {
+	k := newKafka(t)
+	k.produce(0, "d-1", "Deployment:Started", "undecodable", "d2")
+	k.produce(0, "we-1", "WorkEffort:Started", "w1", "drop-me", "w3")
+	b := bus.New(bus.WithLogSize(0))
+	var filtered []string
+	var mu sync.Mutex
+	b.UseFilter(func(ev *bus.Event) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		filtered = append(filtered, ev.Type)
+		return ev.Data["value"] != "drop-me"
+	})
+	var rec recorder
+	on(t, b, "WorkEffort:*", func(_ context.Context, ev *bus.Event) error { rec.add(ev); return nil }, bus.Options{Name: "we"})
+	dec := &countingDecoder{}
+	stop := k.start(bus.RunnerConfig{Bus: b, Decoder: dec})
+	waitFor(t, "two handled events", func() bool { return rec.len() == 2 })
+	waitFor(t, "commits past every record", func() bool { return k.committed()[0] == 5 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dec.decoded(); !slices.Equal(got, []string{"WorkEffort:Started", "WorkEffort:Started", "WorkEffort:Started"}) {
+		t.Errorf("decoded %v, want only the WorkEffort records", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(filtered) != 3 {
+		t.Errorf("the filter saw %v, want the 3 WorkEffort events", filtered)
+	}
+	if st := b.Stats(); rec.len() != 2 || st.Published != 5 || st.Dropped != 1 || st.Delivered != 2 {
+		t.Errorf("handled %d, stats = %+v; want 2 handled, 5 published, 1 dropped, 2 delivered", rec.len(), st)
+	}
+}
+
+// With Wants, a batch runner does not decode the records whose ce_type Wants rejects: the
+// handler gets them in order with their type and position only, so it can move past them.
+func TestRunnerBatchRoutesOnType(t *testing.T) {
+	k := newKafka(t)
+	k.produce(0, "we-1", "WorkEffort:ProgressUpdated", "undecodable", "p2")
+	k.produce(0, "we-1", "WorkEffort:Completed", "c1")
+	k.produce(0, "we-1", "WorkEffort:ProgressUpdated", "p3")
+	var mu sync.Mutex
+	var got []string
+	handler := func(_ context.Context, evs []*bus.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range evs {
+			got = append(got, fmt.Sprintf("%s@%d:%v", ev.Type, ev.Origin.Offset, ev.Data["value"]))
+		}
+		return nil
+	}
+	wants, err := bus.MatchAny("WorkEffort:Completed", "Deployment:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := &countingDecoder{}
+	stop := k.start(bus.RunnerConfig{Batch: handler, Wants: wants, Decoder: dec, BatchWait: 20 * time.Millisecond})
+	waitFor(t, "four events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 4 })
+	waitFor(t, "the commit past every record", func() bool { return k.committed()[0] == 4 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"WorkEffort:ProgressUpdated@0:<nil>", "WorkEffort:ProgressUpdated@1:<nil>", "WorkEffort:Completed@2:c1", "WorkEffort:ProgressUpdated@3:<nil>"}
+	if !slices.Equal(got, want) {
+		t.Errorf("handled %v\nwant %v", got, want)
+	}
+	if d := dec.decoded(); !slices.Equal(d, []string{"WorkEffort:Completed"}) {
+		t.Errorf("decoded %v, want only the Completed record", d)
+	}
+}
+
+func TestMatchAny(t *testing.T) {
+	m, err := bus.MatchAny("WorkEffort:Completed", "Deployment:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, want := range map[string]bool{
+		"WorkEffort:Completed": true, "Deployment:Started": true, "WorkEffort:Started": false,
+		"Deployment": false, "Deployment:A:B": false, "": false,
+	} {
+		if m(typ) != want {
+			t.Errorf("%q: %v, want %v", typ, !want, want)
+		}
+	}
+	if _, err := bus.MatchAny("WorkEffort:", "*"); !errors.Is(err, bus.ErrInvalidPattern) {
+		t.Errorf("invalid pattern: %v, want ErrInvalidPattern", err)
+	}
+}

@@ -582,6 +582,15 @@ func (w *worker) processBatch(recs []*kgo.Record) bool {
 			plain.Headers = stripControl(rec.Headers)
 			rec = &plain
 		}
+		if typ := headerValue(rec.Headers, HeaderType); r.cfg.Wants != nil && len(typ) > 0 && !r.cfg.Wants(string(typ)) {
+			// Not decoded: the handler sees its type and position only (RunnerConfig.Wants).
+			evs = append(evs, &Event{Type: string(typ), Origin: &Origin{
+				Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+				Key: rec.Key, Headers: rec.Headers, Timestamp: rec.Timestamp, Attempt: 1,
+			}})
+			evRecs = append(evRecs, rec)
+			continue
+		}
 		ev, err := w.decode(rec)
 		if err != nil {
 			outs = append(outs, w.dlq(rec, originOf(rec), decodeReason(err), 1, nil, err))
@@ -605,12 +614,8 @@ func (w *worker) processBatch(recs []*kgo.Record) bool {
 		return false
 	}
 	w.mark(recs[len(recs)-1])
-	for range len(recs) - len(outs) {
-		r.cfg.Metrics.record(r.cfg.Group, w.topic, "ok")
-	}
-	for range outs {
-		r.cfg.Metrics.record(r.cfg.Group, w.topic, "dlq")
-	}
+	r.cfg.Metrics.recordN(r.cfg.Group, w.topic, "ok", len(recs)-len(outs))
+	r.cfg.Metrics.recordN(r.cfg.Group, w.topic, "dlq", len(outs))
 	return w.ctx.Err() == nil
 }
 

@@ -90,7 +90,8 @@ func New(st *store.Store, adm *kadm.Client, cacheSize int, log *slog.Logger, reg
 	}
 	p := &Projector{
 		store: st, adm: adm, cache: NewCache(cacheSize), log: log,
-		events: bus.New(bus.WithName("projector-applied")),
+		// No debug log: nothing reads it, and it copied every applied event.
+		events: bus.New(bus.WithName("projector-applied"), bus.WithLogSize(0)),
 		states: map[string]string{},
 		gens:   map[string]int64{},
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{

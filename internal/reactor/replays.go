@@ -174,10 +174,11 @@ func (r *Replays) Suppressed(group string, ev *bus.Event) bool {
 	return o.Offset < r.Until(group, o.Topic, o.Partition)
 }
 
-// Middleware drops (bus.ErrDropped: the record is marked done, counted as dropped) every
-// event Suppressed for group, so no handler of a reactor fires again during a replay.
-func (r *Replays) Middleware(group string) bus.Middleware {
-	return bus.Filter(func(ev *bus.Event) bool { return !r.Suppressed(group, ev) })
+// Keep is a filter for bus.Bus.UseFilter that drops (bus.ErrDropped: the record is marked
+// done, counted as dropped) every event Suppressed for group, so no handler of a reactor fires
+// again during a replay.
+func (r *Replays) Keep(group string) func(*bus.Event) bool {
+	return func(ev *bus.Event) bool { return !r.Suppressed(group, ev) }
 }
 
 // Run reads pyrite.replays from its start with a client made from opts (at least

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/pyrite-dev/pyrite/internal/bus"
 	"github.com/pyrite-dev/pyrite/internal/store"
@@ -30,6 +31,7 @@ type Stateful struct {
 	outbox  *Outbox
 	replays *Replays
 	handle  Handle
+	wants   func(eventType string) bool // nil: every type
 }
 
 // NewStateful returns the handler that stores positions and outbox records under name,
@@ -37,6 +39,24 @@ type Stateful struct {
 func NewStateful(name, group string, st *store.Store, outbox *Outbox, replays *Replays, handle Handle) *Stateful {
 	return &Stateful{name: name, group: group, st: st, outbox: outbox, replays: replays, handle: handle}
 }
+
+// Only declares the event types handle decides about, as bus patterns ("WorkEffort:Completed",
+// "Deployment:*"); by default every type. The runner (Deps.BatchRunner) then does not decode
+// the records of other types, and Batch moves the position past them without calling handle
+// (they concern nobody). It returns an error wrapping bus.ErrInvalidPattern for an invalid
+// pattern. Call it before the runner is built.
+func (s *Stateful) Only(patterns ...string) error {
+	wants, err := bus.MatchAny(patterns...)
+	if err != nil {
+		return fmt.Errorf("reactor: %s: %w", s.name, err)
+	}
+	s.wants = wants
+	return nil
+}
+
+// Wants reports whether handle decides about events of eventType (see Only); nil when it
+// decides about every type.
+func (s *Stateful) Wants() func(eventType string) bool { return s.wants }
 
 // Name is the store name of the handler's positions and outbox.
 func (s *Stateful) Name() string { return s.name }
@@ -85,7 +105,7 @@ func (s *Stateful) Batch(ctx context.Context, evs []*bus.Event) error {
 			continue
 		}
 		var apply Apply
-		if !s.replays.Suppressed(s.group, ev) {
+		if (s.wants == nil || s.wants(ev.Type)) && !s.replays.Suppressed(s.group, ev) {
 			if apply, err = s.handle(ctx, ev); err != nil {
 				if cerr := commit(nil); cerr != nil {
 					return cerr
