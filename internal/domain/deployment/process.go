@@ -135,6 +135,10 @@ func New(cfg Config, d reactor.Deps) (*Manager, error) {
 	m := &Manager{cfg: cfg, d: d, log: d.Log(), now: time.Now}
 	m.outbox = reactor.NewOutbox(d.Store, Group, d.Producer, d.Appender, d.Metrics, m.log)
 	m.handler = reactor.NewStateful(Group, Group, d.Store, m.outbox, d.Replays, m.Handle)
+	// The types Handle decides about: the runner moves past the others undecoded.
+	if err := m.handler.Only(TypeCompleted, aggregatePrefix+"*"); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
