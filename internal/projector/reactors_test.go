@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +144,40 @@ func TestRunStartsReactors(t *testing.T) {
 	}
 	if code := getJSON(t, url+"/v1/deployments/nope", nil); code != http.StatusNotFound {
 		t.Errorf("GET /v1/deployments/nope: %d, want 404", code)
+	}
+}
+
+// An SMTP server configured without any notification rule sends nothing: the projector
+// says so at start instead of running silently without a notifier.
+func TestRunWarnsOfSMTPWithoutNotifications(t *testing.T) {
+	e := reactortest.New(t)
+	ln, err := server.Listen("127.0.0.1:0", "addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "projector.log")) // safe for concurrent writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewTextHandler(logFile, nil))
+	reactortest.Start(t, func(ctx context.Context) error {
+		return projector.Run(ctx, ln, projector.Options{
+			Brokers: e.Brokers, Registry: e.RegistryURL, Store: e.StoreURL, Topology: e.Topology,
+			Metrics: prometheus.NewRegistry(), ReadModels: e.ReadModels, Logger: log,
+			Reactors: projector.Reactors{Integrations: workeffort.Integrations(),
+				SMTP: reactor.SMTPConfig{Host: "127.0.0.1", Port: 2525, From: "pyrite@example.com"}},
+		})
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for getJSON(t, "http://"+ln.Addr().String()+"/readyz", nil) != http.StatusOK && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs, err := os.ReadFile(logFile.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), "no module declares notification rules") {
+		t.Errorf("no warning of an SMTP server without notification rules:\n%s", logs)
 	}
 }

@@ -436,6 +436,9 @@ func buildReactors(o Options, st *store.Store, cdc *codec.Codec, dec bus.Decoder
 		}
 		errs = append(errs, err)
 	}
+	if r.SMTP.Enabled() && len(r.Notifications) == 0 {
+		o.Logger.Warn("an SMTP server is configured but no module declares notification rules: no notifications are sent")
+	}
 	if r.notifying() {
 		var types []string
 		for _, rule := range r.Notifications {
