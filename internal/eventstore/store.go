@@ -518,7 +518,7 @@ func (s *Store) Status() Status {
 				p.mu.Lock()
 				ps.Local, ps.Ready = p.owned, p.owned && p.ready
 				if p.owned {
-					ps.Next, ps.Streams, ps.Events, ps.IDs = p.next, len(p.idx.streams), p.idx.events, len(p.idx.ids)
+					ps.Next, ps.Streams, ps.Events, ps.IDs = p.next, len(p.idx.streams), p.idx.events, p.idx.remembered()
 				}
 				p.mu.Unlock()
 			}

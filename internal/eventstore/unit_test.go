@@ -243,6 +243,32 @@ func TestIndex(t *testing.T) {
 			t.Error("an id is remembered past the window")
 		}
 	})
+	t.Run("colliding hashes", func(t *testing.T) {
+		for _, hashes := range []int{1, 2} { // every id the same hash; two hashes taking turns
+			ix := newIndex(time.Hour, 4)
+			ix.hash = func(id string) uint64 { return uint64(len(id) % hashes) }
+			ids := []string{"a", "bb", "c", "dd", "e", "ff", "g"}
+			for i, id := range ids {
+				ix.apply(rec("k", int64(2*i), 0, id, 0), now)
+				ix.apply(rec("k", int64(2*i+1), 0, id, 0), now) // a later write of the same id
+			}
+			// The window holds the last 4 ids, each at its first write.
+			for i, id := range ids {
+				s := ix.lookup(id, now)
+				if want := i >= len(ids)-4; (s != nil) != want {
+					t.Errorf("%d hashes: %s remembered %v, want %v", hashes, id, s != nil, want)
+				} else if s != nil && (s.id != id || s.offset != int64(2*i)) {
+					t.Errorf("%d hashes: lookup %s = %s at offset %d, want offset %d", hashes, id, s.id, s.offset, 2*i)
+				}
+			}
+			if n := ix.remembered(); n != 4 {
+				t.Errorf("%d hashes: %d ids remembered, want 4", hashes, n)
+			}
+			if len(ix.ids) != hashes {
+				t.Errorf("%d hashes: %d chains", hashes, len(ix.ids))
+			}
+		}
+	})
 	t.Run("first write wins", func(t *testing.T) {
 		ix := newIndex(time.Hour, 100)
 		ix.apply(rec("a", 0, 1, "x", 0), now)
@@ -299,4 +325,24 @@ func TestHeld(t *testing.T) {
 			t.Errorf("commit %v: released %v, want %v (waiting %v)", commit, offs, want, h.waiting())
 		}
 	}
+}
+
+// BenchmarkIndexApply applies 200,000 records with ids as a partition's tail and writer do:
+// every id is looked up, then remembered (DefaultDedupeMax bounds the window).
+func BenchmarkIndexApply(b *testing.B) {
+	const n = 200_000
+	now := time.Now()
+	recs := make([]record, n)
+	for i := range recs {
+		recs[i] = record{key: fmt.Sprintf("we-%d", i%1000), offset: int64(i), version: int64(i/1000 + 1),
+			id: fmt.Sprintf("0193a5f2-7c1e-7d4b-9a3e-%012d", i), typ: "WorkEffort:ProgressUpdated", at: now}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ix := newIndex(DefaultDedupeWindow, DefaultDedupeMax)
+		for _, r := range recs {
+			ix.apply(r, now)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 }
