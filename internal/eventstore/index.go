@@ -115,7 +115,7 @@ func newIndex(window time.Duration, maxIDs int) *index {
 func (ix *index) at(n int64) *seen { return &ix.blocks[n/idBlock-ix.first][n%idBlock] }
 
 // find returns the remembered event under id, whose hash is h, or nil. The pointer is
-// good until the next remember.
+// good until the id is forgotten (prune, which remember calls).
 func (ix *index) find(h uint64, id string) *seen {
 	for n := ix.ids[h]; n != 0; {
 		s := ix.at(n)

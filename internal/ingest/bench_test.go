@@ -156,7 +156,7 @@ func postFunc(client *http.Client, url string) func(path, body string) error {
 func run(b *testing.B, perOp int, op func(i int) error) { runWith(b, benchClients, perOp, op) }
 
 // runWith is run with clients goroutines.
-func runWith(b *testing.B, clients, perOp int, op func(i int) error) {
+func runWith(b *testing.B, clients, perOp int, op func(i int) error) (eventsPerSecond float64) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, b.N)
@@ -195,8 +195,10 @@ func runWith(b *testing.B, clients, perOp int, op func(i int) error) {
 		b.Fatal(err)
 	}
 	slices.Sort(lat)
-	b.ReportMetric(float64(b.N*perOp)/elapsed.Seconds(), "events/s")
+	rate := float64(b.N*perOp) / elapsed.Seconds()
+	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*perOp), "cpu-us/event")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	return rate
 }
