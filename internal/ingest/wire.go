@@ -207,11 +207,17 @@ func random(p []byte) {
 	}
 }
 
-// newID returns a random (version 4) UUID for an event that came without an id.
+// newID returns a time-ordered (version 7, RFC 9562) UUID for an event that came without
+// an id: the Unix time in milliseconds, then random bits. Ids made later sort later, so
+// that the stores keyed by ce_id downstream (a projection's applied ids, a reactor's
+// processed ones: b-trees) add each at the end of their index rather than at a random
+// page, as version 4 ids made them.
 func newID() string {
 	var u uuid.UUID
-	random(u[:])
-	u[6] = u[6]&0x0f | 0x40 // version 4
+	random(u[6:])
+	ms := uint64(time.Now().UnixMilli())
+	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	u[6] = u[6]&0x0f | 0x70 // version 7
 	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
 	return u.String()
 }
