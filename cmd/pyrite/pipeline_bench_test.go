@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -145,7 +146,8 @@ func runPipeline(b *testing.B, fed string, n int) pipelineMetrics {
 			b.Fatal(err)
 		}
 		id := "we-" + strconv.Itoa(i%pipelineAggregates)
-		ev := bus.Event{ID: fmt.Sprintf("bench-%d", i), Type: "WorkEffort:ProgressUpdated", AggregateID: id, AggregateType: "WorkEffort",
+		// Ids as ingest makes them for events posted without one (UUIDv7, time-ordered).
+		ev := bus.Event{ID: uuid.Must(uuid.NewV7()).String(), Type: "WorkEffort:ProgressUpdated", AggregateID: id, AggregateType: "WorkEffort",
 			AggregateVersion: int64(i/pipelineAggregates + 1), Time: time.Now().UTC(), Source: "/pyrite/ingest"}
 		recs[i] = &kgo.Record{Topic: raw, Key: []byte(id), Value: value, Headers: ev.Headers()}
 	}
