@@ -148,7 +148,7 @@ type dupWindow struct {
 }
 
 // dupDigest is a record's key, value and headers hashed under two secret seeds: 128 bits.
-// Two distinct records of a window (10,000 offsets) share one with a chance of about 2^-101,
+// Two distinct records of a window (10,000 offsets) share one with a chance of about 2^-102,
 // and an outside writer cannot aim at one without the seeds, which every process draws
 // anew. SHA-256, which it replaced, cost 0.8 us a record on this project's machine, nearly
 // all of the window's time; two keyed 64-bit hashes cost a tenth of that.
