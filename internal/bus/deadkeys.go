@@ -54,10 +54,16 @@ func (d *deadKeys) beginLoad(at tp) {
 }
 
 // held returns the handlers key is held for on at ("" for every handler); nil when free.
-func (d *deadKeys) held(at tp, key string) []string {
+// Every record a group reads asks, so a free key costs a map lookup: the key is not copied
+// into a string (string(key) in the index expression) and nothing is sorted.
+func (d *deadKeys) held(at tp, key []byte) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return slices.Sorted(maps.Keys(d.keys[at][key]))
+	hs := d.keys[at][string(key)]
+	if len(hs) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(hs))
 }
 
 // hold counts one more pending dead letter of key for each of handlers (none: every handler)

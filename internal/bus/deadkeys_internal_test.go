@@ -20,22 +20,22 @@ func TestDeadKeys(t *testing.T) {
 	if !d.hold(at, "A", []string{"audit"}) {
 		t.Fatal("a held key refused another dead letter")
 	}
-	if got := d.held(at, "A"); !slices.Equal(got, []string{"audit", "hook"}) {
+	if got := d.held(at, []byte("A")); !slices.Equal(got, []string{"audit", "hook"}) {
 		t.Fatalf("A held for %v", got)
 	}
-	if got := d.held(at, "B"); !slices.Equal(got, []string{""}) {
+	if got := d.held(at, []byte("B")); !slices.Equal(got, []string{""}) {
 		t.Fatalf("B held for %v, want every handler", got)
 	}
 	d.release(at, "A", []string{"hook"}, "")
 	d.release(at, "A", []string{"audit"}, "")
-	if got := d.held(at, "A"); !slices.Equal(got, []string{"hook"}) {
+	if got := d.held(at, []byte("A")); !slices.Equal(got, []string{"hook"}) {
 		t.Fatalf("A held for %v after two of three releases", got)
 	}
 	if d.release(at, "A", []string{"nobody"}, "") {
 		t.Fatal("released a hold that was not there")
 	}
 	d.release(at, "A", []string{"hook"}, "")
-	if d.held(at, "A") != nil || d.count(at) != 1 || !d.hold(at, "C", nil) {
+	if d.held(at, []byte("A")) != nil || d.count(at) != 1 || !d.hold(at, "C", nil) {
 		t.Fatalf("A still held, or its place under the bound not freed (%d keys)", d.count(at))
 	}
 
@@ -46,8 +46,8 @@ func TestDeadKeys(t *testing.T) {
 		"dlq[0]@7": {key: "A", handlers: []string{"hook"}},
 		"dlq[0]@9": {key: "D"},
 	})
-	if over != 0 || d.held(at, "A") != nil || !slices.Equal(d.held(at, "D"), []string{""}) || d.count(at) != 1 {
-		t.Fatalf("after the rebuild: A %v, D %v, %d keys, %d over", d.held(at, "A"), d.held(at, "D"), d.count(at), over)
+	if over != 0 || d.held(at, []byte("A")) != nil || !slices.Equal(d.held(at, []byte("D")), []string{""}) || d.count(at) != 1 {
+		t.Fatalf("after the rebuild: A %v, D %v, %d keys, %d over", d.held(at, []byte("A")), d.held(at, []byte("D")), d.count(at), over)
 	}
 	d.reset(at, nil)
 	if d.count(at) != 0 {

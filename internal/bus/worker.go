@@ -279,7 +279,7 @@ func (w *worker) heldFor(rec *kgo.Record) []string {
 	if w.r.dead == nil || w.r.control[rec.Topic] || len(rec.Key) == 0 {
 		return nil
 	}
-	return w.r.dead.held(tp{rec.Topic, rec.Partition}, string(rec.Key))
+	return w.r.dead.held(tp{rec.Topic, rec.Partition}, rec.Key)
 }
 
 // behindDead returns the dead letter of a source record whose key a dead letter holds for
@@ -572,8 +572,8 @@ func (w *worker) collect() []*kgo.Record {
 func (w *worker) processBatch(recs []*kgo.Record) bool {
 	r := w.r
 	var (
-		evs    []*Event
-		evRecs []*kgo.Record
+		evs    = make([]*Event, 0, len(recs))
+		evRecs = make([]*kgo.Record, 0, len(recs))
 		outs   []*kgo.Record
 	)
 	for _, rec := range recs {
@@ -584,10 +584,16 @@ func (w *worker) processBatch(recs []*kgo.Record) bool {
 		}
 		if typ := headerValue(rec.Headers, HeaderType); r.cfg.Wants != nil && len(typ) > 0 && !r.cfg.Wants(string(typ)) {
 			// Not decoded: the handler sees its type and position only (RunnerConfig.Wants).
-			evs = append(evs, &Event{Type: string(typ), Origin: &Origin{
+			// One allocation for the event and its origin.
+			eo := &struct {
+				Event
+				Origin
+			}{Event{Type: string(typ)}, Origin{
 				Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 				Key: rec.Key, Headers: rec.Headers, Timestamp: rec.Timestamp, Attempt: 1,
-			}})
+			}}
+			eo.Event.Origin = &eo.Origin
+			evs = append(evs, &eo.Event)
 			evRecs = append(evRecs, rec)
 			continue
 		}

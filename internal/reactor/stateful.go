@@ -79,7 +79,7 @@ func (s *Stateful) Batch(ctx context.Context, evs []*bus.Event) error {
 		return err
 	}
 	from := pos[src]
-	var pending []store.Event
+	pending := make([]store.Event, 0, len(evs)) // reused after each commit: ApplyBatch keeps none
 	commit := func(apply Apply) error {
 		if len(pending) == 0 {
 			return nil
@@ -91,7 +91,7 @@ func (s *Stateful) Batch(ctx context.Context, evs []*bus.Event) error {
 			}
 			return nil
 		})
-		pending = nil
+		pending = pending[:0]
 		if err != nil {
 			return err
 		}
