@@ -149,11 +149,12 @@ func (ix *index) versionAt(key string, offset int64) int64 {
 // apply adds r to the index. Versions are positions: an event's version is the number of
 // its aggregate's records at or below its offset, whoever wrote it and whatever its
 // ce_aggregateversion header says (the rule of the package comment). Records must be
-// applied in offset order; one at or below the stream's last offset is skipped.
-func (ix *index) apply(r record, now time.Time) outcome {
+// applied in offset order; one at or below the stream's last offset is skipped. It returns the
+// version it gave r (0 when skipped).
+func (ix *index) apply(r record, now time.Time) (int64, outcome) {
 	st := ix.streams[r.key]
 	if st != nil && r.offset <= st.lastOffset() {
-		return already
+		return 0, already
 	}
 	if st != nil {
 		r.key = st.key // the stream's copy, not one more per event
@@ -175,7 +176,7 @@ func (ix *index) apply(r record, now time.Time) outcome {
 	if r.id != "" {
 		ix.remember(seen{id: r.id, key: r.key, typ: r.typ, offset: r.offset, version: v, schemaID: r.schemaID, at: r.at}, r.fresh, now)
 	}
-	return out
+	return v, out
 }
 
 // remember keeps s as the first event written under its id, unless the id is known or s is

@@ -328,17 +328,19 @@ func (h *held) ready() []*kgo.Record {
 // waiting reports whether records wait for a transaction's outcome.
 func (h *held) waiting() bool { return len(h.recs) > 0 }
 
-func (p *partition) applyLocked(r record, now time.Time) {
+func (p *partition) applyLocked(r record, now time.Time) int64 {
 	if r.key == "" {
 		p.s.m.foreign.WithLabelValues("unkeyed").Inc()
-		return
+		return 0
 	}
-	switch p.idx.apply(r, now) {
+	v, out := p.idx.apply(r, now)
+	switch out {
 	case unversioned:
 		p.s.m.foreign.WithLabelValues("unversioned").Inc()
 	case renumbered:
 		p.s.m.foreign.WithLabelValues("renumbered").Inc()
 	}
+	return v
 }
 
 // readPast makes the index hold the partition up to offset last: when nothing precedes recs
@@ -350,8 +352,10 @@ func (p *partition) applyLocked(r record, now time.Time) {
 //
 // decided are what the index takes from each of recs, as the writer decided them (key, id,
 // type, ce_aggregateversion, schema id), so that the records need not be read again; their
-// offsets and timestamps are taken from recs, which the producer set.
-func (p *partition) readPast(ctx context.Context, recs []*kgo.Record, decided []record) error {
+// offsets and timestamps are taken from recs, which the producer set. When they are applied at
+// once, versions (as long as recs) get the version the index gave each, which the answers
+// take instead of looking each up by its offset (answer).
+func (p *partition) readPast(ctx context.Context, recs []*kgo.Record, decided []record, versions []int64) error {
 	first, last := recs[0].Offset, recs[len(recs)-1].Offset
 	p.mu.Lock()
 	contiguous := last-first == int64(len(recs)-1) && !p.held.waiting() &&
@@ -361,7 +365,7 @@ func (p *partition) readPast(ctx context.Context, recs []*kgo.Record, decided []
 		for i, rec := range recs {
 			r := decided[i]
 			r.offset, r.at = rec.Offset, rec.Timestamp
-			p.applyLocked(r, now)
+			versions[i] = p.applyLocked(r, now)
 		}
 		p.next = last + 1
 	}
@@ -499,6 +503,7 @@ type decision struct {
 	dup      bool           // every id was written before: answered from the index after the commit
 	recs     []*kgo.Record  // accepted: these go into the transaction
 	decided  []record       // and what the index takes from each, but its offset and time
+	versions []int64        // the version the index gave each of recs when the commit applied them at once, else 0
 	from, to int            // where recs and decided are in the transaction's
 }
 
@@ -579,6 +584,7 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 		}
 	}
 	sc.recs, sc.decided = recs, decided // for the next transaction, which starts after these are answered
+	given := sc.versionsGiven(len(recs))
 
 	var txnErr error
 	if len(recs) > 0 {
@@ -597,7 +603,7 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 
 	if txnErr == nil && len(recs) > 0 {
 		ctx, cancel := context.WithTimeout(p.s.ctx, p.s.cfg.CommitTimeout)
-		if err := p.readPast(ctx, recs, decided); err != nil {
+		if err := p.readPast(ctx, recs, decided, given); err != nil {
 			// Committed, but the versions are unknown until the index caught up: the
 			// appends answer ErrUnavailable (a retry with the same ids is answered from the
 			// dedupe window) and the writer starts again from the topic.
@@ -612,6 +618,9 @@ func (p *partition) commit(prod *kgo.Client, batch []*appendReq) error {
 	now = p.s.now()
 	results := make([]appendResult, len(decisions))
 	for i := range decisions {
+		if d := &decisions[i]; d.to > d.from {
+			d.versions = given[d.from:d.to:d.to]
+		}
 		results[i] = p.answer(&decisions[i], txnErr, now)
 	}
 	p.mu.Unlock()
@@ -683,6 +692,17 @@ type scratch struct {
 	versions   []byte              // the ce_aggregateversion values of this transaction
 	recs       []*kgo.Record       // the records of this transaction
 	decided    []record            // what the index takes from each of recs
+	given      []int64             // the version the index gave each of recs (readPast), else 0
+}
+
+// versionsGiven is sc.given for n records, zeroed.
+func (sc *scratch) versionsGiven(n int) []int64 {
+	if cap(sc.given) < n {
+		sc.given = make([]int64, n)
+	}
+	sc.given = sc.given[:n]
+	clear(sc.given)
+	return sc.given
 }
 
 // reset empties sc for a new transaction. The versions buffer is not reused: the records
@@ -758,7 +778,10 @@ func (p *partition) answer(d *decision, txnErr error, now time.Time) appendResul
 	out := make([]Appended, len(d.recs))
 	for j, rec := range d.recs {
 		ev, key := d.req.events[j], d.decided[j].key
-		v := p.idx.versionAt(key, rec.Offset) // its position, read back after the commit
+		v := d.versions[j]
+		if v == 0 {
+			v = p.idx.versionAt(key, rec.Offset) // its position, read back after the commit
+		}
 		id, _, _ := codec.SplitFrame(rec.Value)
 		out[j] = Appended{ID: ev.ID, Type: ev.Type, AggregateID: key, Topic: rec.Topic, Partition: rec.Partition,
 			Offset: rec.Offset, Version: v, SchemaID: id}

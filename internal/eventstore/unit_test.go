@@ -200,7 +200,7 @@ func TestIndex(t *testing.T) {
 			{rec("a", 4, 9, "", 0), renumbered, 4}, // a header never makes a gap
 			{rec("b", 2, 1, "", 0), applied, 1},
 		} {
-			if got := ix.apply(tc.r, now); got != tc.want {
+			if _, got := ix.apply(tc.r, now); got != tc.want {
 				t.Errorf("apply %+v = %v, want %v", tc.r, got, tc.want)
 			}
 			if v := ix.version(tc.r.key); v != tc.ver {
