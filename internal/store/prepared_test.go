@@ -3,7 +3,6 @@ package store_test
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/pyrite-dev/pyrite/internal/store"
@@ -120,72 +119,26 @@ func TestMarkProcessedAll(t *testing.T) {
 	})
 }
 
-// MarkAppliedRuns records runs of applied ce_ids (long ones as a row each, short ones as a
-// row per ID), which Applied finds by the event's aggregate (in the run that holds its
-// version, else in any run of the aggregate) and Processed does not; a run recorded again
-// under the same key adds to its row, IDs of any characters come back as they were, and IDs
-// recorded one by one before runs existed (applied_events) are still found.
-func TestMarkAppliedRuns(t *testing.T) {
-	if store.MinAppliedRun != 4 {
-		t.Fatalf("MinAppliedRun = %d: the cases below make runs of 4 IDs and single IDs", store.MinAppliedRun)
-	}
+// MarkAppliedAll records in applied_events, which Applied reads and Processed does not.
+func TestMarkAppliedAll(t *testing.T) {
 	forEach(t, func(t *testing.T, b backend, s *store.Store) {
-		const odd = "we\"ird\n\x00id" // a quote, a newline and a NUL inside an ID
-		batches := [][]store.AppliedRun{
-			{
-				{AggregateID: "a", FirstVersion: 1, IDs: []string{"ev-1", "ev-2", "ev-3", "ev-4"}},
-				{AggregateID: "b", FirstVersion: 1, IDs: []string{odd, "ev-x", "ev-y", "ev-z"}},
-				{AggregateID: "c", FirstVersion: 1},
-				{AggregateID: "e", FirstVersion: 1, IDs: []string{"ev-e1"}},
-			},
-			{
-				{AggregateID: "a", FirstVersion: 5, IDs: []string{"ev-5", "ev-6", "ev-7", "ev-8"}},
-				{AggregateID: "a", FirstVersion: 1, IDs: []string{"ev-9", "ev-10", "ev-11", "ev-12"}},
-			},
-		}
-		for _, runs := range batches {
-			if err := s.Update(t.Context(), "test", func(tx *store.Tx) error { return tx.MarkAppliedRuns("projection:t", runs) }); err != nil {
+		ids := []string{"ev-1", "ev-2", "ev-3"}
+		for range 2 { // the second time, IDs recorded before are left as they are
+			if err := s.Update(t.Context(), "test", func(tx *store.Tx) error { return tx.MarkAppliedAll("projection:t", ids) }); err != nil {
 				t.Fatal(err)
 			}
 		}
-		db := rawDB(t, b)
-		if _, err := db.ExecContext(t.Context(), "INSERT INTO applied_events (consumer, event_id) VALUES ('projection:t', 'ev-old')"); err != nil {
-			t.Fatal(err)
-		}
-		for table, want := range map[string]int{"applied_event_runs": 3, "applied_events": 2} {
-			// Runs a@1 (added to), a@5, b@1; ev-e1 and ev-old one by one; nothing for c.
-			var rows int
-			if err := db.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&rows); err != nil || rows != want {
-				t.Errorf("%s holds %d rows (%v), want %d", table, rows, err, want)
-			}
-		}
-		ev := func(agg, id string, v int64) store.Event {
-			return store.Event{AggregateID: agg, ID: id, AggregateVersion: v}
-		}
-		cases := []struct {
-			ev   store.Event
-			want bool
-		}{
-			{ev("a", "ev-1", 1), true},
-			{ev("a", "ev-4", 4), true},
-			{ev("a", "ev-6", 6), true},
-			{ev("a", "ev-2", 7), true},    // not in the run of its version: found in the others
-			{ev("a", "ev-10", 10), true},  // added to a@1 by the second batch
-			{ev("a", "ev-13", 13), false}, // never applied
-			{ev("b", "ev-1", 1), false},   // applied to another aggregate
-			{ev("b", odd, 1), true},       // read back as written
-			{ev("b", "ev-x", 2), true},    // after the odd one
-			{ev("b", `ev-x"`, 2), false},  // a prefix of a quoted ID is not the ID
-			{ev("e", "ev-e1", 1), true},   // a run too short to be a row
-			{ev("a", "ev-old", 2), true},  // recorded in applied_events before runs
-		}
 		err := s.Update(t.Context(), "test", func(tx *store.Tx) error {
-			for _, c := range cases {
-				if ok, err := tx.Applied("projection:t", c.ev); err != nil || ok != c.want {
-					t.Errorf("Applied(%s %q at %d) = %v, %v; want %v", c.ev.AggregateID, c.ev.ID, c.ev.AggregateVersion, ok, err, c.want)
+			for _, id := range append(ids, "ev-4") {
+				ok, err := tx.Applied("projection:t", id)
+				if err != nil {
+					return err
+				}
+				if want := id != "ev-4"; ok != want {
+					t.Errorf("Applied(%s) = %v, want %v", id, ok, want)
 				}
 			}
-			if ok, err := tx.Applied("projection:other", ev("a", "ev-1", 1)); err != nil || ok {
+			if ok, err := tx.Applied("projection:other", "ev-1"); err != nil || ok {
 				t.Errorf("Applied under another consumer = %v, %v; want false", ok, err)
 			}
 			return nil
@@ -195,17 +148,6 @@ func TestMarkAppliedRuns(t *testing.T) {
 		}
 		if ok, err := s.Processed(t.Context(), "projection:t", "ev-1"); err != nil || ok {
 			t.Errorf("Processed(ev-1) = %v, %v; want false: applied IDs are not processed_events", ok, err)
-		}
-		// A row that is not quoted IDs is an error, not "not applied".
-		if _, err := db.ExecContext(t.Context(), "INSERT INTO applied_event_runs (consumer, aggregate_id, first_version, event_ids) VALUES ('projection:t', 'd', 1, 'ev-1')"); err != nil {
-			t.Fatal(err)
-		}
-		err = s.Update(t.Context(), "test", func(tx *store.Tx) error {
-			_, err := tx.Applied("projection:t", ev("d", "ev-1", 1))
-			return err
-		})
-		if err == nil || !strings.Contains(err.Error(), "not a sequence of quoted IDs") {
-			t.Errorf("Applied over a damaged row: %v, want the damage named", err)
 		}
 	})
 }
@@ -218,7 +160,6 @@ func TestAppliedEventsMigration(t *testing.T) {
 		db := rawDB(t, b)
 		for _, q := range []string{
 			"DROP TABLE applied_events",
-			"DROP TABLE applied_event_runs",
 			"DELETE FROM schema_migrations WHERE version >= 6",
 			"INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ('projection:work_efforts', 'ev-1', 0), ('mailer', 'ev-2', 0)",
 		} {
@@ -228,7 +169,7 @@ func TestAppliedEventsMigration(t *testing.T) {
 		}
 		s2 := open(t, b)
 		err := s2.Update(t.Context(), "test", func(tx *store.Tx) error {
-			if ok, err := tx.Applied("projection:work_efforts", store.Event{ID: "ev-1", AggregateID: "we-1", AggregateVersion: 1}); err != nil || !ok {
+			if ok, err := tx.Applied("projection:work_efforts", "ev-1"); err != nil || !ok {
 				t.Errorf("Applied(ev-1) after the migration = %v, %v; want true", ok, err)
 			}
 			return nil

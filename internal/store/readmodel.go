@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -62,66 +61,13 @@ func (tx *Tx) MarkProcessedAll(consumer string, eventIDs []string) error {
 	return tx.recordAll("processed_events", true, consumer, eventIDs)
 }
 
-// AppliedRun is the ce_ids a batch applied to one aggregate, in the order it applied them,
-// the first at FirstVersion (each later one at a higher version).
-type AppliedRun struct {
-	AggregateID  string
-	FirstVersion int64
-	IDs          []string
+// MarkAppliedAll records that a projection (consumer, e.g. "projection:<table>") applied every
+// eventID, in the batch's transaction, as MarkProcessedAll does, but in applied_events: a
+// key-only record, about a third of processed_events' cost per ID on SQLite, that
+// PruneProcessed does not prune. Applied reads it.
+func (tx *Tx) MarkAppliedAll(consumer string, eventIDs []string) error {
+	return tx.recordAll("applied_events", false, consumer, eventIDs)
 }
-
-// MarkAppliedRuns records, in the batch's transaction, that a projection (consumer, e.g.
-// "projection:<table>") applied the runs' ce_ids, with multi-row statements whose sizes come
-// from ChunkSizes (ExecPrepared): a run of at least MinAppliedRun IDs as one
-// applied_event_runs row (added to the row of the same consumer, aggregate and first version
-// if there is one), a shorter one as a row per ID in applied_events. Applied reads both.
-//
-// A row per run costs about what four rows per ID do on SQLite (BenchmarkApply, where each
-// batch applies one event to each of 1,000 aggregates, lost a fifth of its rate with runs
-// only), and a projection that applies many events to an aggregate in one batch (8 to 12 in
-// BenchmarkPipeline) records that many fewer rows.
-func (tx *Tx) MarkAppliedRuns(consumer string, runs []AppliedRun) error {
-	var long []AppliedRun
-	var single []string
-	for _, r := range runs {
-		if len(r.IDs) >= MinAppliedRun {
-			long = append(long, r)
-		} else {
-			single = append(single, r.IDs...)
-		}
-	}
-	if err := tx.recordAll("applied_events", false, consumer, single); err != nil {
-		return err
-	}
-	slices.SortFunc(long, func(a, b AppliedRun) int {
-		return cmp.Or(strings.Compare(a.AggregateID, b.AggregateID), cmp.Compare(a.FirstVersion, b.FirstVersion))
-	})
-	var who any = consumer // boxed once: every row shares it
-	const cols, chunk = 4, 128
-	args := make([]any, 0, cols*min(len(long), chunk))
-	var ids []byte
-	start := 0
-	for _, n := range ChunkSizes(len(long), chunk) {
-		args = args[:0]
-		for _, r := range long[start : start+n] {
-			ids = ids[:0]
-			for _, id := range r.IDs {
-				ids = strconv.AppendQuote(ids, id)
-			}
-			args = append(args, who, r.AggregateID, r.FirstVersion, string(ids))
-		}
-		start += n
-		q := tx.MultiRowStatement("INSERT INTO applied_event_runs (consumer, aggregate_id, first_version, event_ids) VALUES ", n, cols,
-			" ON CONFLICT (consumer, aggregate_id, first_version) DO UPDATE SET event_ids = applied_event_runs.event_ids || excluded.event_ids")
-		if _, err := tx.ExecPrepared(q, args...); err != nil {
-			return fmt.Errorf("store: record events applied by %s: %w", consumer, err)
-		}
-	}
-	return nil
-}
-
-// MinAppliedRun is the fewest IDs MarkAppliedRuns records as a run.
-const MinAppliedRun = 4
 
 // recordAll inserts a (consumer, eventID) row per ID into table, with processed_at when
 // stamped.
@@ -160,57 +106,10 @@ func (tx *Tx) Processed(consumer, eventID string) (bool, error) {
 	return tx.recorded("processed_events", consumer, eventID)
 }
 
-// Applied reports whether consumer recorded ev's ce_id as applied to ev's aggregate
-// (MarkAppliedRuns), as the batch's transaction sees it: in the run that holds ev's version
-// (a redelivery carries the version it was applied at), among the IDs recorded one by one
-// (short runs, and every ID recorded before runs existed), then in the aggregate's other runs.
-func (tx *Tx) Applied(consumer string, ev Event) (bool, error) {
-	found, err := tx.inRuns(consumer, ev, "SELECT event_ids FROM applied_event_runs WHERE consumer = $1 AND aggregate_id = $2 AND first_version <= $3 ORDER BY first_version DESC LIMIT 1",
-		consumer, ev.AggregateID, ev.AggregateVersion)
-	if err == nil && !found {
-		found, err = tx.recorded("applied_events", consumer, ev.ID)
-	}
-	if err == nil && !found {
-		found, err = tx.inRuns(consumer, ev, "SELECT event_ids FROM applied_event_runs WHERE consumer = $1 AND aggregate_id = $2", consumer, ev.AggregateID)
-	}
-	return found, err
-}
-
-// inRuns reports whether one of the runs query returns holds ev's ID.
-func (tx *Tx) inRuns(consumer string, ev Event, query string, args ...any) (bool, error) {
-	rows, err := tx.QueryPrepared(query, args...)
-	if err != nil {
-		return false, fmt.Errorf("store: applied %s by %s: %w", ev.ID, consumer, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ids string
-		if err := rows.Scan(&ids); err != nil {
-			return false, fmt.Errorf("store: applied %s by %s: %w", ev.ID, consumer, err)
-		}
-		if holds, err := runHolds(ids, ev.ID); err != nil || holds {
-			return holds, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("store: applied %s by %s: %w", ev.ID, consumer, err)
-	}
-	return false, nil
-}
-
-// runHolds reports whether the quoted IDs of a run (applied_event_runs.event_ids) hold id.
-func runHolds(ids, id string) (bool, error) {
-	for ids != "" {
-		q, err := strconv.QuotedPrefix(ids)
-		if err != nil {
-			return false, fmt.Errorf("applied_event_runs.event_ids is not a sequence of quoted IDs at %.40q", ids)
-		}
-		ids = ids[len(q):]
-		if u, err := strconv.Unquote(q); err == nil && u == id {
-			return true, nil
-		}
-	}
-	return false, nil
+// Applied reports whether MarkAppliedAll recorded eventID for consumer, as the batch's
+// transaction sees it.
+func (tx *Tx) Applied(consumer, eventID string) (bool, error) {
+	return tx.recorded("applied_events", consumer, eventID)
 }
 
 func (tx *Tx) recorded(table, consumer, eventID string) (bool, error) {

@@ -50,11 +50,9 @@ var upsertTail = func() string {
 type batch struct {
 	rows  map[string]*State
 	dirty map[string]struct{}
-	// runs are the ce_ids applied by this batch, per aggregate in order, recorded before
-	// commit (store.Tx.MarkAppliedRuns).
-	runs map[string]*store.AppliedRun
-	// seen is the runs' IDs as a set, built on the batch's first stale event (rare:
-	// redeliveries and redrives), then kept up to date.
+	ids   []string // ce_ids applied by this batch, in order, recorded before commit
+	// seen is ids as a set, built on the batch's first stale event (rare: redeliveries and
+	// redrives), then kept up to date.
 	seen map[string]struct{}
 }
 
@@ -64,8 +62,7 @@ type batchKey struct{ table string }
 // Projection). It folds WorkEffort:* events with Apply and ignores other types. Rows of the
 // whole batch are read in one query and written once per batch, so a batch costs a few
 // statements however many events it holds. The ce_id of every applied event is recorded
-// (applied_event_runs: a row per aggregate and batch, consumer "projection:work_efforts") in
-// the same transaction. An event
+// (applied_events, consumer "projection:work_efforts") in the same transaction. An event
 // whose ce_aggregateversion is not above the row's version is skipped only when its ce_id was
 // applied before (a proven duplicate: a redelivery or a redrive); any other such event, one
 // the fold rejects (ErrInvalidData) or one without an aggregate ID fails the batch with a
@@ -115,12 +112,7 @@ func apply(tx *store.Tx, ev store.Event, table string, notify bool) error {
 	*st = next
 	b.dirty[ev.AggregateID] = struct{}{}
 	if ev.ID != "" {
-		run := b.runs[ev.AggregateID]
-		if run == nil {
-			run = &store.AppliedRun{AggregateID: ev.AggregateID, FirstVersion: ev.AggregateVersion}
-			b.runs[ev.AggregateID] = run
-		}
-		run.IDs = append(run.IDs, ev.ID)
+		b.ids = append(b.ids, ev.ID)
 		if b.seen != nil {
 			b.seen[ev.ID] = struct{}{}
 		}
@@ -128,8 +120,8 @@ func apply(tx *store.Tx, ev store.Event, table string, notify bool) error {
 	return nil
 }
 
-// appliedConsumer is the consumer under which a projection table's applied ce_ids are
-// recorded (store.Tx.MarkAppliedRuns).
+// appliedConsumer is the applied_events consumer under which a projection table's applied
+// ce_ids are recorded.
 func appliedConsumer(table string) string { return "projection:" + table }
 
 // stale decides an event whose version is not above the row's: nil when its ce_id was applied
@@ -137,17 +129,15 @@ func appliedConsumer(table string) string { return "projection:" + table }
 func stale(tx *store.Tx, b *batch, table string, ev store.Event, at int64) error {
 	if ev.ID != "" {
 		if b.seen == nil {
-			b.seen = make(map[string]struct{})
-			for _, run := range b.runs {
-				for _, id := range run.IDs {
-					b.seen[id] = struct{}{}
-				}
+			b.seen = make(map[string]struct{}, len(b.ids))
+			for _, id := range b.ids {
+				b.seen[id] = struct{}{}
 			}
 		}
 		if _, ok := b.seen[ev.ID]; ok {
 			return nil
 		}
-		seen, err := tx.Applied(appliedConsumer(table), ev)
+		seen, err := tx.Applied(appliedConsumer(table), ev.ID)
 		if err != nil {
 			return err
 		}
@@ -194,7 +184,7 @@ func load(tx *store.Tx, table string, notify bool) (*batch, error) {
 		seen[ev.AggregateID] = struct{}{}
 		ids = append(ids, ev.AggregateID)
 	}
-	b := &batch{rows: make(map[string]*State, len(ids)), dirty: make(map[string]struct{}, len(ids)), runs: make(map[string]*store.AppliedRun, len(ids))}
+	b := &batch{rows: make(map[string]*State, len(ids)), dirty: make(map[string]struct{}, len(ids)), ids: make([]string, 0, len(tx.Batch()))}
 	args := make([]any, 0, min(len(ids), chunk))
 	start := 0
 	for _, n := range store.ChunkSizes(len(ids), chunk) {
@@ -256,11 +246,7 @@ func flush(tx *store.Tx, b *batch, table string, notify bool) error {
 			tx.NotifyAfterCommit(waitKey(id), b.rows[id].Version)
 		}
 	}
-	runs := make([]store.AppliedRun, 0, len(b.runs))
-	for _, run := range b.runs {
-		runs = append(runs, *run)
-	}
-	return tx.MarkAppliedRuns(appliedConsumer(table), runs)
+	return tx.MarkAppliedAll(appliedConsumer(table), b.ids)
 }
 
 func appendArgs(args []any, s *State) []any {
