@@ -38,10 +38,12 @@ crash:
 ## bench: every benchmark, each beside its baseline in the same run: the main module's, then
 ## bench/watermill's (Pyrite's runner and producer beside Watermill's, its own module so that
 ## Watermill stays out of the main module's dependencies). BENCH picks benchmarks by name.
+## -p 1: the go command does one thing at a time (builds, vet, runs), so that none of its
+## other work shares the two cores with a benchmark.
 BENCH ?= .
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 0 ./...
-	cd bench/watermill && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 0 ./...
+	$(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 0 ./...
+	cd bench/watermill && $(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -timeout 0 ./...
 
 ## lint: go vet and staticcheck
 lint:
