@@ -8,17 +8,18 @@ import (
 )
 
 // stream is one aggregate's events on a partition, in offset order, with versions 1, 2, ...
+// Versions are positions (see apply), so the event at offsets[i] is version i+1: only the
+// offsets are kept, 8 bytes an event for as long as the index lives.
 type stream struct {
-	key      string // the aggregate id
-	versions []int64
-	offsets  []int64
+	key     string // the aggregate id
+	offsets []int64
 }
 
 func (s *stream) version() int64 {
-	if s == nil || len(s.versions) == 0 {
+	if s == nil {
 		return 0
 	}
-	return s.versions[len(s.versions)-1]
+	return int64(len(s.offsets))
 }
 
 func (s *stream) lastOffset() int64 {
@@ -33,11 +34,12 @@ func (s *stream) from(v int64) (versions, offsets []int64) {
 	if s == nil {
 		return nil, nil
 	}
-	i := 0
-	for i < len(s.versions) && s.versions[i] < v {
-		i++
+	i := min(max(v-1, 0), int64(len(s.offsets)))
+	versions = make([]int64, 0, int64(len(s.offsets))-i)
+	for n := i + 1; n <= int64(len(s.offsets)); n++ {
+		versions = append(versions, n)
 	}
-	return append([]int64(nil), s.versions[i:]...), append([]int64(nil), s.offsets[i:]...)
+	return versions, append([]int64(nil), s.offsets[i:]...)
 }
 
 // seen is the first written event under an id, remembered for the dedupe window.
@@ -143,7 +145,7 @@ func (ix *index) versionAt(key string, offset int64) int64 {
 	if !ok {
 		return 0
 	}
-	return st.versions[i]
+	return int64(i) + 1
 }
 
 // apply adds r to the index. Versions are positions: an event's version is the number of
@@ -170,7 +172,6 @@ func (ix *index) apply(r record, now time.Time) (int64, outcome) {
 		st = &stream{key: r.key}
 		ix.streams[r.key] = st
 	}
-	st.versions = append(st.versions, v)
 	st.offsets = append(st.offsets, r.offset)
 	ix.events++
 	if r.id != "" {

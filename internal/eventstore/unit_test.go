@@ -207,9 +207,10 @@ func TestIndex(t *testing.T) {
 				t.Errorf("after %+v: version %d, want %d", tc.r, v, tc.ver)
 			}
 		}
-		vs, offs := ix.streams["a"].from(2)
-		if fmt.Sprint(vs, offs) != "[2 3 4] [1 3 4]" {
-			t.Errorf("from 2: %v %v", vs, offs)
+		for from, want := range map[int64]string{2: "[2 3 4] [1 3 4]", 1: "[1 2 3 4] [0 1 3 4]", 0: "[1 2 3 4] [0 1 3 4]", 4: "[4] [4]", 5: "[] []", 9: "[] []"} {
+			if vs, offs := ix.streams["a"].from(from); fmt.Sprint(vs, offs) != want {
+				t.Errorf("from %d: %v %v, want %s", from, vs, offs, want)
+			}
 		}
 		if v := ix.versionAt("a", 3); v != 3 {
 			t.Errorf("version at offset 3: %d", v)
