@@ -29,17 +29,14 @@ func (s *stream) lastOffset() int64 {
 	return s.offsets[len(s.offsets)-1]
 }
 
-// from returns copies of the versions and offsets of the events at or above version v.
-func (s *stream) from(v int64) (versions, offsets []int64) {
+// from returns the version of the first event at or above version v and a copy of the
+// offsets from it on (the event at offsets[i] is version first+i).
+func (s *stream) from(v int64) (first int64, offsets []int64) {
 	if s == nil {
-		return nil, nil
+		return 1, nil
 	}
 	i := min(max(v-1, 0), int64(len(s.offsets)))
-	versions = make([]int64, 0, int64(len(s.offsets))-i)
-	for n := i + 1; n <= int64(len(s.offsets)); n++ {
-		versions = append(versions, n)
-	}
-	return versions, append([]int64(nil), s.offsets[i:]...)
+	return i + 1, append([]int64(nil), s.offsets[i:]...)
 }
 
 // seen is the first written event under an id, remembered for the dedupe window.

@@ -56,7 +56,7 @@ func (s *Store) Read(ctx context.Context, topic, aggregateID string, fromVersion
 	p.mu.Lock()
 	st := p.idx.streams[aggregateID]
 	out := Stream{AggregateID: aggregateID, Topic: topic, Partition: p.part, Version: st.version()}
-	versions, offsets := st.from(max(fromVersion, 1))
+	first, offsets := st.from(max(fromVersion, 1))
 	p.mu.Unlock()
 	recs, err := s.readOffsets(ctx, topic, p.part, offsets)
 	if err != nil {
@@ -64,8 +64,9 @@ func (s *Store) Read(ctx context.Context, topic, aggregateID string, fromVersion
 	}
 	out.Events = make([]Event, len(recs))
 	for i, rec := range recs {
-		if out.Events[i], err = s.decode(ctx, rec, versions[i]); err != nil {
-			return out, fmt.Errorf("%s version %d at %s[%d]@%d: %w", aggregateID, versions[i], topic, p.part, rec.Offset, err)
+		v := first + int64(i)
+		if out.Events[i], err = s.decode(ctx, rec, v); err != nil {
+			return out, fmt.Errorf("%s version %d at %s[%d]@%d: %w", aggregateID, v, topic, p.part, rec.Offset, err)
 		}
 	}
 	return out, nil

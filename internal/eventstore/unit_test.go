@@ -207,9 +207,10 @@ func TestIndex(t *testing.T) {
 				t.Errorf("after %+v: version %d, want %d", tc.r, v, tc.ver)
 			}
 		}
-		for from, want := range map[int64]string{2: "[2 3 4] [1 3 4]", 1: "[1 2 3 4] [0 1 3 4]", 0: "[1 2 3 4] [0 1 3 4]", 4: "[4] [4]", 5: "[] []", 9: "[] []"} {
-			if vs, offs := ix.streams["a"].from(from); fmt.Sprint(vs, offs) != want {
-				t.Errorf("from %d: %v %v, want %s", from, vs, offs, want)
+		// Versions 2, 3, 4 at offsets 1, 3, 4 from version 2; none past the last (version 4).
+		for from, want := range map[int64]string{2: "2 [1 3 4]", 1: "1 [0 1 3 4]", 0: "1 [0 1 3 4]", 4: "4 [4]", 5: "5 []", 9: "5 []"} {
+			if first, offs := ix.streams["a"].from(from); fmt.Sprint(first, offs) != want {
+				t.Errorf("from %d: %d %v, want %s", from, first, offs, want)
 			}
 		}
 		if v := ix.versionAt("a", 3); v != 3 {
