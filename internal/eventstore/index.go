@@ -42,8 +42,9 @@ func (s *stream) from(v int64) (first int64, offsets []int64) {
 // seen is the first written event under an id, remembered for the dedupe window.
 type seen struct {
 	id       string
-	hash     uint64 // of id: its key in index.ids
+	hash     uint64 // of id: its key in index.ids (unless counted)
 	next     int64  // the number of an older remembered id of the same hash, 0 for none
+	counted  bool   // found through index.counted, not index.ids
 	key      string // aggregate id
 	typ      string
 	offset   int64
@@ -61,7 +62,7 @@ type record struct {
 	typ      string
 	schemaID int32
 	at       time.Time
-	fresh    bool // id was made for this very write (Pending.NewID): it cannot be in the window
+	fresh    bool // id was made for this very write (Pending.NewID, by the partition's IDs): it cannot be in the window
 }
 
 // outcome is what apply did with a record.
@@ -86,9 +87,17 @@ const (
 // string from memory, and the window was DedupeMax objects of their own for the garbage
 // collector to scan: a seventh of the store's CPU in BenchmarkEventStoreBatches
 // (BenchmarkIndexApply measures the index alone).
+//
+// The ids the partition's IDs made for the very write (fresh) are found through their
+// counter instead (see IDs): counted[c-countedBase] is the number of the id with counter c,
+// in a slice that grows at its end as the counter does and is cut at its start as the
+// oldest ids are forgotten. Such an id costs no hash, no map insert and no map delete,
+// where each of those was a cache miss in a window of DedupeMax ids.
 type index struct {
 	streams map[string]*stream
 	ids     map[uint64]int64
+	counted []int64          // numbers of remembered fresh ids by counter, 0 (or below oldest) for none
+	base    uint32           // the counter of counted[0]
 	blocks  []*[idBlock]seen // blocks[0] holds the numbers from first*idBlock
 	first   int64
 	oldest  int64 // the number of the oldest remembered id
@@ -116,6 +125,9 @@ func (ix *index) at(n int64) *seen { return &ix.blocks[n/idBlock-ix.first][n%idB
 // find returns the remembered event under id, whose hash is h, or nil. The pointer is
 // good until the id is forgotten (prune, which remember calls).
 func (ix *index) find(h uint64, id string) *seen {
+	if s := ix.findCounted(id); s != nil {
+		return s
+	}
 	for n := ix.ids[h]; n != 0; {
 		s := ix.at(n)
 		if s.id == id {
@@ -124,6 +136,47 @@ func (ix *index) find(h uint64, id string) *seen {
 		n = s.next
 	}
 	return nil
+}
+
+// findCounted returns the remembered fresh id id, or nil.
+func (ix *index) findCounted(id string) *seen {
+	c, ok := idCounter(id)
+	if !ok {
+		return nil
+	}
+	if d := c - ix.base; d < uint32(len(ix.counted)) {
+		if n := ix.counted[d]; n >= ix.oldest {
+			if s := ix.at(n); s.id == id {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// count makes counted hold n under counter c, unless c is before the slice's start, too
+// far past its end (counters handed out and never written, a slice the window no longer
+// bounds), or its place holds a remembered id (the counter wrapped): the hash map takes
+// those.
+func (ix *index) count(c uint32, n int64) bool {
+	if len(ix.counted) == 0 {
+		ix.base = c
+	}
+	d := int64(int32(c - ix.base))
+	switch {
+	case d < 0 || d >= int64(2*ix.maxIDs+idBlock):
+		return false
+	case d < int64(len(ix.counted)):
+		if ix.counted[d] >= ix.oldest {
+			return false
+		}
+	default:
+		l := len(ix.counted)
+		ix.counted = slices.Grow(ix.counted, int(d)+1-l)[:d+1]
+		clear(ix.counted[l:])
+	}
+	ix.counted[d] = n
+	return true
 }
 
 // remembered is how many ids the window holds.
@@ -179,11 +232,14 @@ func (ix *index) apply(r record, now time.Time) (int64, outcome) {
 
 // remember keeps s as the first event written under its id, unless the id is known or s is
 // already outside the window. A fresh id is not looked for (in a window of up to DedupeMax
-// ids that lookup was a third of remembering one).
+// ids that lookup was a third of remembering one), and is kept by its counter when it has
+// one (see count).
 func (ix *index) remember(s seen, fresh bool, now time.Time) {
-	s.hash = ix.hash(s.id)
-	if !fresh && ix.find(s.hash, s.id) != nil {
-		return
+	if !fresh {
+		s.hash = ix.hash(s.id)
+		if ix.find(s.hash, s.id) != nil {
+			return
+		}
 	}
 	if ix.maxIDs <= 0 || (ix.window > 0 && s.at.Before(now.Add(-ix.window))) {
 		return
@@ -200,8 +256,15 @@ func (ix *index) remember(s seen, fresh bool, now time.Time) {
 	if n/idBlock-ix.first == int64(len(ix.blocks)) {
 		ix.blocks = append(ix.blocks, new([idBlock]seen))
 	}
-	s.next = ix.ids[s.hash] // lookups meet the newest id of a hash first
-	ix.ids[s.hash] = n
+	if c, ok := idCounter(s.id); fresh && ok && ix.count(c, n) {
+		s.counted = true
+	} else {
+		if fresh {
+			s.hash = ix.hash(s.id)
+		}
+		s.next = ix.ids[s.hash] // lookups meet the newest id of a hash first
+		ix.ids[s.hash] = n
+	}
 	*ix.at(n) = s
 	ix.next++
 	ix.prune(now)
@@ -216,10 +279,13 @@ func (ix *index) prune(now time.Time) {
 		if ix.next-n <= int64(ix.maxIDs) && (ix.window <= 0 || !s.at.Before(cutoff)) {
 			break
 		}
-		// The oldest id is the last of its hash's chain.
-		if ix.ids[s.hash] == n {
+		// A counted id goes as oldest passes its number. The oldest id is the last of its
+		// hash's chain.
+		switch {
+		case s.counted:
+		case ix.ids[s.hash] == n:
 			delete(ix.ids, s.hash)
-		} else {
+		default:
 			for m := ix.ids[s.hash]; m != 0; {
 				newer := ix.at(m)
 				if newer.next == n {
@@ -236,6 +302,10 @@ func (ix *index) prune(now time.Time) {
 			ix.blocks = ix.blocks[1:]
 			ix.first++
 		}
+	}
+	for len(ix.counted) > 0 && ix.counted[0] < ix.oldest {
+		ix.counted = ix.counted[1:]
+		ix.base++
 	}
 }
 

@@ -42,6 +42,7 @@ type partition struct {
 	txnID string
 	queue chan *appendReq
 	txn   chan struct{} // held (a value sent) while a transaction is in flight
+	ids   *IDs          // makes the ids of events appended without one, for every index of the partition
 
 	scratch scratch // the writer's, for commit
 
@@ -66,6 +67,7 @@ func newPartition(s *Store, topic string, part int32) *partition {
 		txnID:  fmt.Sprintf("%s-%s-%d", s.cfg.Group, topic, part),
 		queue:  make(chan *appendReq, queueLen),
 		txn:    make(chan struct{}, 1),
+		ids:    newIDs(),
 		idx:    newIndex(s.cfg.DedupeWindow, s.cfg.DedupeMax),
 		marker: -1,
 	}

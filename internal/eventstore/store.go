@@ -374,6 +374,15 @@ func (s *Store) partition(topic string, part int32) *partition {
 	return s.parts[topicPartition{topic, part}]
 }
 
+// IDs returns the maker of ids for events appended without one to route's partition (see
+// IDs), nil when this instance does not hold the partition (a nil *IDs makes ids too).
+func (s *Store) IDs(route Route) *IDs {
+	if p := s.partition(route.Topic, route.Partition); p != nil {
+		return p.ids
+	}
+	return nil
+}
+
 // local returns the partition of key on topic if this instance owns it and it is ready.
 func (s *Store) local(topic string, key []byte) (*partition, error) {
 	if s.ctx.Err() != nil {
@@ -408,7 +417,8 @@ type Pending struct {
 	// NewID says ID was made for this append (ingest's ids for events posted without one), so
 	// it cannot have been written before: the id check skips it (a lookup in a map of up to
 	// DedupeMax ids per event was a tenth of a batch's cost). It is still remembered, so a
-	// retry that quotes it is deduplicated.
+	// retry that quotes it is deduplicated; made by the partition's IDs (Store.IDs), it is
+	// remembered at a fraction of the cost.
 	NewID bool
 }
 

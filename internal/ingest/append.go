@@ -44,7 +44,7 @@ func (s *Service) postAppend(w http.ResponseWriter, r *http.Request) *Problem {
 	if p := authorize(r, evs); p != nil {
 		return p
 	}
-	stored, forwarded, p := s.routeEvents(w, r, raw, evs)
+	_, stored, forwarded, p := s.routeEvents(w, r, raw, evs)
 	switch {
 	case forwarded || p != nil:
 		return p

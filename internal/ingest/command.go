@@ -106,7 +106,7 @@ func (s *Service) postCommand(w http.ResponseWriter, r *http.Request) *Problem {
 			writeJSON(w, http.StatusCreated, map[string]any{"events": []CommandEvent{}})
 			return nil
 		}
-		results, p := s.appendDecided(w, r, req, decided, st.Version)
+		results, p := s.appendDecided(w, r, req, decided, st.Version, s.store.IDs(route))
 		if p != nil && p.Status == http.StatusConflict && strings.HasSuffix(p.Type, ":version-conflict") && attempt < CommandAttempts {
 			continue // another writer moved the stream on: decide again on what it is now
 		}
@@ -127,7 +127,7 @@ func (s *Service) postCommand(w http.ResponseWriter, r *http.Request) *Problem {
 
 // appendDecided writes the decided events as POST /v1/events:batch would, each expecting the
 // stream at version (the first) or right after the one before it.
-func (s *Service) appendDecided(w http.ResponseWriter, r *http.Request, req CommandRequest, decided []eventstore.Decision, version int64) ([]Result, *Problem) {
+func (s *Service) appendDecided(w http.ResponseWriter, r *http.Request, req CommandRequest, decided []eventstore.Decision, version int64, ids *eventstore.IDs) ([]Result, *Problem) {
 	type batchEvent struct {
 		ID              string         `json:"id,omitempty"`
 		Type            string         `json:"type"`
@@ -156,6 +156,7 @@ func (s *Service) appendDecided(w http.ResponseWriter, r *http.Request, req Comm
 		return nil, p
 	}
 	mem := newRecordMem(r, len(evs))
+	mem.ids = ids
 	recs, results := mem.ptrs, mem.results
 	for i := range evs {
 		rec := mem.record(i)

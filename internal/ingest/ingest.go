@@ -250,14 +250,18 @@ func (s *Service) postEvent(w http.ResponseWriter, r *http.Request) *Problem {
 	}
 	ev = one[0]
 	stored := false
+	var route eventstore.Route
 	if s.store != nil {
 		var forwarded bool
-		if stored, forwarded, p = s.routeEvents(w, r, raw, []Event{ev}); forwarded || p != nil {
+		if route, stored, forwarded, p = s.routeEvents(w, r, raw, []Event{ev}); forwarded || p != nil {
 			body.forwarded = true // or its forward failed: either way the client may hold raw
 			return p
 		}
 	}
 	mem := newRecordMem(r, 1)
+	if stored {
+		mem.ids = s.store.IDs(route)
+	}
 	rec := mem.record(0)
 	res, p := s.prepare(r.Context(), &ev, -1, rec, mem, stored)
 	if p != nil {
@@ -309,14 +313,18 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) *Problem {
 		return p
 	}
 	stored := false
+	var route eventstore.Route
 	if s.store != nil {
 		var forwarded bool
-		if stored, forwarded, p = s.routeEvents(w, r, raw, evs); forwarded || p != nil {
+		if route, stored, forwarded, p = s.routeEvents(w, r, raw, evs); forwarded || p != nil {
 			body.forwarded = true // or its forward failed: either way the client may hold raw
 			return p
 		}
 	}
 	mem := newRecordMem(r, len(evs))
+	if stored {
+		mem.ids = s.store.IDs(route)
+	}
 	recs, results := mem.ptrs, mem.results
 	var worst *Problem
 	for i := range evs {
@@ -411,7 +419,7 @@ func (s *Service) prepare(ctx context.Context, ev *Event, at int, rec *kgo.Recor
 	}
 	id := ev.ID
 	if id == "" {
-		id = newID()
+		id = mem.ids.New()
 	}
 	rec.Topic, rec.Value = topic, value
 	s.headers(rec, ev, id, mem)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
@@ -380,29 +379,5 @@ func TestHeaders(t *testing.T) {
 				t.Errorf("new traces %q", traces)
 			}
 		})
-	}
-}
-
-func TestNewID(t *testing.T) {
-	seen := map[string]bool{}
-	before := time.Now().UnixMilli()
-	var last uuid.UUID
-	for range 10000 {
-		id := newID()
-		u, err := uuid.Parse(id)
-		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || len(id) != 36 {
-			t.Fatalf("id %q: version %v variant %v err %v", id, u.Version(), u.Variant(), err)
-		}
-		if seen[id] {
-			t.Fatalf("id %q twice", id)
-		}
-		seen[id] = true
-		// The first 48 bits are the Unix time in milliseconds: within the test's span, and
-		// never earlier than the id before.
-		ms := int64(u[0])<<40 | int64(u[1])<<32 | int64(u[2])<<24 | int64(u[3])<<16 | int64(u[4])<<8 | int64(u[5])
-		if ms < before || ms > time.Now().UnixMilli() || bytes.Compare(u[:6], last[:6]) < 0 {
-			t.Fatalf("id %q: time %d ms, not in [%d, now] or earlier than the id before %s", id, ms, before, last)
-		}
-		last = u
 	}
 }

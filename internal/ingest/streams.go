@@ -23,14 +23,13 @@ import (
 // written by an earlier request with the same ids, nothing was written now.
 const HeaderReplayed = "Idempotent-Replayed"
 
-// routeEvents finds the one partition evs are on and, when another instance owns it,
+// routeEvents finds the one partition evs are on (route) and, when another instance owns it,
 // forwards the request (body raw) there: forwarded reports that the answer was written.
 // stored reports that the events go through the store here; events outside the store's
 // topics (system, integration) take the plain path. A problem answers the request: 503
 // while the partition moves or its owner is unreachable, 422 for a batch spanning
 // partitions. Events of an unknown type are left to prepare, which names every bad field.
-func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte, evs []Event) (stored, forwarded bool, p *Problem) {
-	var route eventstore.Route
+func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte, evs []Event) (route eventstore.Route, stored, forwarded bool, p *Problem) {
 	var spans []FieldIssue
 	plain := 0
 	var lastType, topic string // a batch is mostly of one type: its topic is looked up once
@@ -38,7 +37,7 @@ func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte
 		if i == 0 || ev.Type != lastType {
 			t, err := s.router.RawTopic(ev.Type)
 			if err != nil {
-				return true, false, nil
+				return route, true, false, nil
 			}
 			lastType, topic = ev.Type, t
 		}
@@ -54,7 +53,7 @@ func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte
 			plain++
 			rt = eventstore.Route{Topic: topic, Partition: -1}
 		case err != nil:
-			return true, false, storeProblem(err, "")
+			return route, true, false, storeProblem(err, "")
 		}
 		if i == 0 {
 			route = rt
@@ -67,14 +66,14 @@ func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte
 	}
 	switch {
 	case plain == len(evs):
-		return false, false, nil
+		return route, false, false, nil
 	case plain > 0 || len(spans) > 0:
-		return true, false, problem(http.StatusUnprocessableEntity, "batch-spans-partitions", "Batch spans partitions",
+		return route, true, false, problem(http.StatusUnprocessableEntity, "batch-spans-partitions", "Batch spans partitions",
 			"a batch of aggregate events is one transaction of one partition's writer: keep it to one aggregate (or to aggregates on one partition), without system or integration events; nothing was written",
 			spans...)
 	}
 	forwarded, p = s.forwardIfRemote(w, r, raw, route)
-	return true, forwarded, p
+	return route, true, forwarded, p
 }
 
 // awaitRoute returns the route of key on topic once it is settled (this instance owns the

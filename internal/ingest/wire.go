@@ -11,10 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pyrite-dev/pyrite/internal/codec"
+	"github.com/pyrite-dev/pyrite/internal/eventstore"
 )
 
 func isJSON(contentType string) bool {
@@ -75,7 +75,8 @@ type recordMem struct {
 	shared  shared   // header values shared by the records
 	typ     []byte   // the previous record's ce_type, shared with the next of the same type
 
-	last lookup // the routing of the request's previous event
+	last lookup          // the routing of the request's previous event
+	ids  *eventstore.IDs // makes the ids of events posted without one: the partition's for the store
 }
 
 var memPool = sync.Pool{New: func() any { return new(recordMem) }}
@@ -104,7 +105,7 @@ func (m *recordMem) release() {
 	clear(m.recs) // a record's fields, Timestamp above all, must start zero
 	clear(m.ptrs)
 	clear(m.results)
-	m.buf, m.used, m.trace, m.traceID, m.shared, m.typ, m.last = nil, 0, nil, nil, shared{}, nil, lookup{}
+	m.buf, m.used, m.trace, m.traceID, m.shared, m.typ, m.last, m.ids = nil, 0, nil, nil, shared{}, nil, lookup{}, nil
 	memPool.Put(m)
 }
 
@@ -205,21 +206,6 @@ func random(p []byte) {
 		binary.LittleEndian.PutUint64(last[:], mrand.Uint64())
 		copy(p, last[:])
 	}
-}
-
-// newID returns a time-ordered (version 7, RFC 9562) UUID for an event that came without
-// an id: the Unix time in milliseconds, then random bits. Ids made later sort later, so
-// that the stores keyed by ce_id downstream (a projection's applied ids, a reactor's
-// processed ones: b-trees) add each at the end of their index rather than at a random
-// page, as version 4 ids made them.
-func newID() string {
-	var u uuid.UUID
-	random(u[6:])
-	ms := uint64(time.Now().UnixMilli())
-	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	u[6] = u[6]&0x0f | 0x70 // version 7
-	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
-	return u.String()
 }
 
 // traceparent returns the caller's traceparent, or, when it sent none, one that starts a
