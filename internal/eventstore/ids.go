@@ -34,10 +34,11 @@ func newIDs() *IDs {
 	return m
 }
 
-// New returns a new id.
-func (m *IDs) New() string {
+// New returns a new id made at the instant at (its first 48 bits), which the events of a
+// request share (their ce_time).
+func (m *IDs) New(at time.Time) string {
 	var u uuid.UUID
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(at.UnixMilli())
 	u[0], u[1], u[2], u[3], u[4], u[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
 	r := rand.Uint64()
 	u[6] = 0x70 | byte(r)&0x0f // version 7

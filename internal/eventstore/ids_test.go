@@ -18,7 +18,7 @@ func TestIDs(t *testing.T) {
 			var last uuid.UUID
 			var lastCounter uint32
 			for i := range 10000 {
-				id := m.New()
+				id := m.New(time.Now())
 				u, err := uuid.Parse(id)
 				if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || len(id) != 36 || id != strings.ToLower(id) {
 					t.Fatalf("id %q: version %v variant %v err %v", id, u.Version(), u.Variant(), err)
@@ -86,7 +86,7 @@ func TestIndexCountedIDs(t *testing.T) {
 		m := newIDs()
 		var ids []string
 		for i := range 6 {
-			ids = append(ids, m.New())
+			ids = append(ids, m.New(time.Now()))
 			ix.apply(fresh(int64(i), ids[i], 0), now)
 		}
 		for i, id := range ids {
@@ -109,13 +109,13 @@ func TestIndexCountedIDs(t *testing.T) {
 	t.Run("window by time", func(t *testing.T) {
 		ix := newIndex(time.Hour, 100)
 		m := newIDs()
-		old, edge := m.New(), m.New()
+		old, edge := m.New(time.Now()), m.New(time.Now())
 		ix.apply(fresh(0, old, 2*time.Hour), now)
 		ix.apply(fresh(1, edge, 59*time.Minute), now)
 		if ix.lookup(old, now) != nil || ix.lookup(edge, now) == nil {
 			t.Error("the window by time does not hold for counted ids")
 		}
-		ix.apply(fresh(2, m.New(), 0), now.Add(2*time.Minute)) // prunes edge
+		ix.apply(fresh(2, m.New(time.Now()), 0), now.Add(2*time.Minute)) // prunes edge
 		if ix.lookup(edge, now.Add(2*time.Minute)) != nil {
 			t.Error("a counted id is remembered past the window")
 		}
@@ -169,7 +169,7 @@ func TestIndexCountedIDs(t *testing.T) {
 		ix := newIndex(time.Hour, 1000)
 		m := newIDs()
 		for i := range 100_000 {
-			ix.apply(fresh(int64(i), m.New(), 0), now)
+			ix.apply(fresh(int64(i), m.New(time.Now()), 0), now)
 		}
 		if len(ix.counted) != 1000 || cap(ix.counted) > 4*1000+idBlock {
 			t.Errorf("counted: len %d cap %d for a window of 1000", len(ix.counted), cap(ix.counted))

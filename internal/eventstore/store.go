@@ -350,15 +350,15 @@ type Route struct {
 
 // Route returns the route of key on topic. Errors: ErrUnknownTopic, ErrNoAssignment.
 func (s *Store) Route(topic string, key []byte) (Route, error) {
-	if !slices.Contains(s.cfg.Topics, topic) {
-		return Route{}, fmt.Errorf("%w: %s", ErrUnknownTopic, topic)
+	part, err := s.PartitionOf(topic, key)
+	switch {
+	case errors.Is(err, ErrUnknownTopic):
+		return Route{}, err
+	case err != nil:
+		return Route{Topic: topic, Partition: part}, err
 	}
 	t := s.table.Load()
-	n := t.partitions(topic)
-	if n == 0 {
-		return Route{Topic: topic, Partition: -1}, fmt.Errorf("%w: %s", ErrNoAssignment, topic)
-	}
-	r := Route{Topic: topic, Partition: Partition(key, n)}
+	r := Route{Topic: topic, Partition: part}
 	r.Owner = t.owner(topic, r.Partition)
 	if p := s.partition(topic, r.Partition); p != nil {
 		p.mu.Lock()
@@ -366,6 +366,20 @@ func (s *Store) Route(topic string, key []byte) (Route, error) {
 		p.mu.Unlock()
 	}
 	return r, nil
+}
+
+// PartitionOf returns the partition of key on topic: Route's Partition without the owner,
+// for a batch whose first event was routed (it takes no lock). Errors as Route's, with -1
+// for ErrNoAssignment.
+func (s *Store) PartitionOf(topic string, key []byte) (int32, error) {
+	if !slices.Contains(s.cfg.Topics, topic) {
+		return 0, fmt.Errorf("%w: %s", ErrUnknownTopic, topic)
+	}
+	n := s.table.Load().partitions(topic)
+	if n == 0 {
+		return -1, fmt.Errorf("%w: %s", ErrNoAssignment, topic)
+	}
+	return Partition(key, n), nil
 }
 
 func (s *Store) partition(topic string, part int32) *partition {

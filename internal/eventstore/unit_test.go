@@ -343,7 +343,7 @@ func BenchmarkIndexApply(b *testing.B) {
 			recs[i] = record{key: fmt.Sprintf("we-%d", i%1000), offset: int64(i), version: int64(i/1000 + 1),
 				id: fmt.Sprintf("0193a5f2-7c1e-7d4b-9a3e-%012d", i), typ: "WorkEffort:ProgressUpdated", at: now}
 			if kind == "ids the store made" {
-				recs[i].id, recs[i].fresh = made.New(), true
+				recs[i].id, recs[i].fresh = made.New(now), true
 			}
 		}
 		b.Run(kind, func(b *testing.B) {

@@ -419,7 +419,7 @@ func (s *Service) prepare(ctx context.Context, ev *Event, at int, rec *kgo.Recor
 	}
 	id := ev.ID
 	if id == "" {
-		id = mem.ids.New()
+		id = mem.ids.New(mem.common(s.cfg.Source, s.now).at)
 	}
 	rec.Topic, rec.Value = topic, value
 	s.headers(rec, ev, id, mem)

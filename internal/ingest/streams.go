@@ -45,8 +45,9 @@ func (s *Service) routeEvents(w http.ResponseWriter, r *http.Request, raw []byte
 		var err error
 		if i == 0 {
 			rt, err = s.awaitRoute(r, topic, ev.AggregateID)
-		} else {
-			rt, err = s.store.Route(topic, []byte(ev.AggregateID))
+		} else { // only where it is matters: the first event's route is the batch's
+			rt.Topic = topic
+			rt.Partition, err = s.store.PartitionOf(topic, []byte(ev.AggregateID))
 		}
 		switch {
 		case errors.Is(err, eventstore.ErrUnknownTopic):
