@@ -71,7 +71,7 @@ func TestRunnerDeadLetterHoldsKey(t *testing.T) {
 			t.Fatalf("dead letter %d: %s %v, want %s (%s) holding its key", i, dead[i].Value, h, want.value, want.reason)
 		}
 	}
-	waitFor(t, "dead keys gauge", func() bool { return gaugeSum(t, reg, "pyrite_runner_dead_keys") == 1 })
+	waitFor(t, "dead keys gauge", func() bool { return metricSum(t, reg, "pyrite_runner_dead_keys") == 1 })
 	if h := headerMap(dead[1].Headers); h[bus.HeaderDLQHandler] != "webhook" {
 		t.Errorf("A-completed parked for %q, want webhook only", h[bus.HeaderDLQHandler])
 	}

@@ -25,6 +25,7 @@ type Metrics struct {
 	parkedRecords *prometheus.GaugeVec
 	deadKeys      *prometheus.GaugeVec
 	deadOverflow  *prometheus.CounterVec
+	paused        *prometheus.CounterVec
 }
 
 // NewMetrics makes the collectors and registers them on reg (not registered when reg is
@@ -41,6 +42,7 @@ type Metrics struct {
 //	pyrite_runner_parked_records{group,topic,partition}   records held behind those keys
 //	pyrite_runner_dead_keys{group,topic,partition}        keys held behind dead letters (redrive or skip releases them)
 //	pyrite_runner_dead_keys_overflow_total{group}         dead letters that could not hold their key (bound reached)
+//	pyrite_runner_paused_total{group,topic}               partitions paused for back-pressure (see RunnerConfig.MaxBuffered)
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		busPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -87,10 +89,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "pyrite", Subsystem: "runner", Name: "dead_keys_overflow_total",
 			Help: "Dead letters that did not hold their key because RunnerConfig.MaxDeadKeys keys were held already.",
 		}, []string{"group"}),
+		paused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pyrite", Subsystem: "runner", Name: "paused_total",
+			Help: "Partitions paused for back-pressure: their worker held RunnerConfig.MaxBuffered records.",
+		}, []string{"group", "topic"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.busPublished, m.busDeliveries, m.busMiddleware,
-			m.records, m.enqueued, m.deadLettered, m.lag, m.parkedKeys, m.parkedRecords, m.deadKeys, m.deadOverflow} {
+			m.records, m.enqueued, m.deadLettered, m.lag, m.parkedKeys, m.parkedRecords, m.deadKeys, m.deadOverflow, m.paused} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("bus: register metrics: %w", err)
 			}
@@ -127,6 +133,12 @@ func (m *Metrics) record(group, topic, outcome string) {
 func (m *Metrics) recordN(group, topic, outcome string, n int) {
 	if m != nil && n > 0 {
 		m.records.WithLabelValues(group, topic, outcome).Add(float64(n))
+	}
+}
+
+func (m *Metrics) pause(group, topic string) {
+	if m != nil {
+		m.paused.WithLabelValues(group, topic).Inc()
 	}
 }
 

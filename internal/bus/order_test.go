@@ -44,7 +44,7 @@ func TestRunnerKeepsKeyOrderThroughRetries(t *testing.T) {
 				failed = true
 				return errors.New("webhook endpoint down")
 			}
-			parkedAtRetry = gaugeSum(t, reg, "pyrite_runner_parked_keys")
+			parkedAtRetry = metricSum(t, reg, "pyrite_runner_parked_keys")
 		}
 		hook.add(ev)
 		return nil
@@ -66,13 +66,13 @@ func TestRunnerKeepsKeyOrderThroughRetries(t *testing.T) {
 	if parkedAtRetry != 1 {
 		t.Fatalf("parked keys gauge %v while A's Started was retried, want 1", parkedAtRetry)
 	}
-	if v := gaugeSum(t, reg, "pyrite_runner_parked_keys"); v != 0 {
+	if v := metricSum(t, reg, "pyrite_runner_parked_keys"); v != 0 {
 		t.Fatalf("parked keys gauge %v after the retry succeeded", v)
 	}
 }
 
-// gaugeSum is the sum of a gauge's series in reg (0 when it has none).
-func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// metricSum is the sum of a gauge's or a counter's series in reg (0 when it has none).
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -82,7 +82,7 @@ func gaugeSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetGauge().GetValue()
+				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
 			}
 		}
 	}

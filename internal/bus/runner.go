@@ -82,14 +82,16 @@ type RunnerConfig struct {
 	// HandlerGrace is how long handlers in flight when Run's context ends may go on before
 	// their context is canceled. Default 5s.
 	HandlerGrace time.Duration
-	// MaxBuffered is how many fetched records a partition may have waiting before fetching
-	// from it pauses. Default 4000 (about 1.5 MB of Pyrite records), and twice BatchSize with
-	// Batch (so that the next batch is fetched while one is applied). A pause costs more
-	// than the wait: franz-go drops what it had fetched for the partition and not yet
-	// handed over, and fetches and decodes it again after the resume. With 1000 (some two
-	// fetches of 128 KiB) a worker paused often, and BenchmarkRunner spent about 6 us of CPU
-	// per record against 3 to 4 us with 4000 (alternating runs; 2000 and 8000 were within
-	// the noise of 4000).
+	// MaxBuffered is how many fetched records a partition may have waiting before the
+	// runner stops fetching: it waits up to 100 ms for the partition's worker to take half
+	// of them, then pauses the partition (see Runner.poll). Default 4000 (about 1.5 MB of
+	// Pyrite records), and twice BatchSize with Batch (so that the next batch is fetched
+	// while one is applied). A pause costs more than the wait: franz-go drops what it had
+	// fetched for the partition and not yet handed over, and fetches and decodes it again
+	// after the resume. With 1000 (some two fetches of 128 KiB) a worker paused often, and
+	// BenchmarkRunner spent about 6 us of CPU per record against 3 to 4 us with 4000
+	// (alternating runs, when every full worker paused; 2000 and 8000 were within the noise
+	// of 4000).
 	MaxBuffered int
 	// MaxParkedPerKey bounds the records of one key that wait behind its record being
 	// retried (see the package comment); one more makes the whole partition wait for that
@@ -125,6 +127,7 @@ const (
 
 	pollRecords            = 500
 	fetchMaxWait           = 200 * time.Millisecond
+	fullWait               = 100 * time.Millisecond // see poll
 	fetchMaxPartitionBytes = 128 << 10
 	flushEvery             = 100
 	flushAfter             = 100 * time.Millisecond
@@ -362,9 +365,20 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-// poll hands fetched records to partition workers until ctx ends or the client closes. It
-// never blocks on a worker: a worker with too much buffered pauses its partition.
+// poll hands fetched records to partition workers until ctx ends or the client closes.
+//
+// Back-pressure: when a worker holds MaxBuffered records, poll waits (up to fullWait) for
+// it to take them down to half before it polls again, which keeps franz-go from fetching
+// more (it buffers one fetch per broker, and fetches the next once that one is polled). A
+// worker still full after fullWait is stuck (a slow handler, a parked key's bound) and has
+// its partition paused, so that the other partitions go on. Pausing at once, as the runner
+// did, stalled a partition that kept up: a paused partition is left out of the fetch in
+// flight, and when the other partitions have nothing new that fetch waits FetchMaxWait
+// before it ends, so the resumed partition waited that long for every MaxBuffered/2
+// records (200 ms gaps in every run of BenchmarkRunner, a tenth of its runs at half the
+// rate; TestRunnerFastWorkerIsNotPaused).
 func (r *Runner) poll(ctx context.Context, cl *kgo.Client) {
+	var full []*worker
 	for {
 		fs := cl.PollRecords(ctx, pollRecords)
 		if fs.IsClientClosed() || ctx.Err() != nil {
@@ -374,14 +388,26 @@ func (r *Runner) poll(ctx context.Context, cl *kgo.Client) {
 		fs.EachError(func(topic string, partition int32, err error) {
 			r.log.Error("bus: fetch failed", "topic", topic, "partition", partition, "err", err)
 		})
+		full = full[:0]
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
 			}
-			if w := r.worker(cl, p.Topic, p.Partition); w != nil {
-				w.push(p.Records, p.HighWatermark)
+			if w := r.worker(cl, p.Topic, p.Partition); w != nil && w.push(p.Records, p.HighWatermark) {
+				full = append(full, w)
 			}
 		})
+		if len(full) > 0 {
+			// Before AllowRebalance: no revoke stops a worker (and resumes its partition)
+			// while poll may still pause it.
+			wctx, cancel := context.WithTimeout(ctx, fullWait)
+			for _, w := range full {
+				if !w.awaitRoom(wctx) {
+					w.pause()
+				}
+			}
+			cancel()
+		}
 		cl.AllowRebalance()
 	}
 }

@@ -29,6 +29,7 @@ type worker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	wake   chan struct{}
+	room   chan struct{} // signalled when take leaves MaxBuffered/2 records or fewer
 
 	mu     sync.Mutex
 	buf    []*kgo.Record
@@ -53,24 +54,54 @@ func newWorker(r *Runner, cl *kgo.Client, topic string, partition int32) *worker
 	ctx, cancel := context.WithCancel(r.runCtx)
 	return &worker{
 		r: r, cl: cl, topic: topic, partition: partition, control: r.control[topic],
-		ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
 		parked: map[string]*parkedKey{},
 	}
 }
 
-// push queues fetched records; at MaxBuffered waiting records it pauses the partition.
-func (w *worker) push(recs []*kgo.Record, hw int64) {
+// push queues fetched records and reports whether the worker now holds MaxBuffered or more
+// (see Runner.poll).
+func (w *worker) push(recs []*kgo.Record, hw int64) (full bool) {
 	w.hw.Store(hw)
 	w.mu.Lock()
 	w.buf = append(w.buf, recs...)
-	if !w.paused && len(w.buf) >= w.r.cfg.MaxBuffered {
-		w.paused = true
-		w.cl.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
-	}
+	full = len(w.buf) >= w.r.cfg.MaxBuffered
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+	return full
+}
+
+// awaitRoom waits until the worker holds MaxBuffered/2 records or fewer, it stops, or ctx
+// ends; it reports whether the worker has room (or stopped).
+func (w *worker) awaitRoom(ctx context.Context) bool {
+	for {
+		w.mu.Lock()
+		roomy := len(w.buf) <= w.r.cfg.MaxBuffered/2
+		w.mu.Unlock()
+		if roomy {
+			return true
+		}
+		select {
+		case <-w.room:
+		case <-w.ctx.Done():
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// pause stops fetching the partition until take drains it to MaxBuffered/2 records.
+func (w *worker) pause() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.paused && len(w.buf) > w.r.cfg.MaxBuffered/2 {
+		w.paused = true
+		w.cl.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+		w.r.cfg.Metrics.pause(w.r.cfg.Group, w.topic)
 	}
 }
 
@@ -84,9 +115,15 @@ func (w *worker) take(n int) []*kgo.Record {
 	if len(w.buf) == 0 {
 		w.buf = nil
 	}
-	if w.paused && len(w.buf) <= w.r.cfg.MaxBuffered/2 {
-		w.paused = false
-		w.cl.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+	if len(w.buf) <= w.r.cfg.MaxBuffered/2 {
+		if w.paused {
+			w.paused = false
+			w.cl.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+		}
+		select {
+		case w.room <- struct{}{}:
+		default:
+		}
 	}
 	return out
 }
