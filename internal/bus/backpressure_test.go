@@ -14,8 +14,8 @@ import (
 // TestRunnerFastWorkerIsNotPaused: a worker that fills up (MaxBuffered) but keeps up is
 // waited for, not paused. A paused partition is left out of the fetch in flight, which,
 // when the other partitions have nothing new, waits FetchMaxWait before it ends: a resumed
-// partition waited that long for each MaxBuffered/2 records (BenchmarkRunner of
-// bench/watermill saw 200 ms gaps in every run, and a run at half its rate now and then).
+// partition waited that long for each MaxBuffered/2 records (the runner alone on the
+// records of BenchmarkRunner in bench/watermill had 200 ms gaps in most runs).
 func TestRunnerFastWorkerIsNotPaused(t *testing.T) {
 	k := newKafka(t)
 	const n = 3000

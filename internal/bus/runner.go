@@ -375,8 +375,8 @@ func (r *Runner) Run(ctx context.Context) error {
 // did, stalled a partition that kept up: a paused partition is left out of the fetch in
 // flight, and when the other partitions have nothing new that fetch waits FetchMaxWait
 // before it ends, so the resumed partition waited that long for every MaxBuffered/2
-// records (200 ms gaps in every run of BenchmarkRunner, a tenth of its runs at half the
-// rate; TestRunnerFastWorkerIsNotPaused).
+// records (200 ms gaps in most runs of the runner alone on BenchmarkRunner's records, a
+// tenth of that benchmark's runs at half the rate; TestRunnerFastWorkerIsNotPaused).
 func (r *Runner) poll(ctx context.Context, cl *kgo.Client) {
 	var full []*worker
 	for {
