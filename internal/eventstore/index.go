@@ -62,7 +62,7 @@ type record struct {
 	typ      string
 	schemaID int32
 	at       time.Time
-	fresh    bool // id was made for this very write (Pending.NewID, by the partition's IDs): it cannot be in the window
+	fresh    bool // id was made for this very write (Pending.NewID): it cannot be in the window
 }
 
 // outcome is what apply did with a record.
@@ -89,7 +89,7 @@ const (
 // (BenchmarkIndexApply measures the index alone).
 //
 // The ids the partition's IDs made for the very write (fresh) are found through their
-// counter instead (see IDs): counted[c-countedBase] is the number of the id with counter c,
+// counter instead (see IDs): counted[c-base] is the number of the id with counter c,
 // in a slice that grows at its end as the counter does and is cut at its start as the
 // oldest ids are forgotten. Such an id costs no hash, no map insert and no map delete,
 // where each of those was a cache miss in a window of DedupeMax ids.
