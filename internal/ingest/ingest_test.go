@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,6 +59,15 @@ func uniqueGroup() string {
 // startIngest runs ingest.Run on a new listener until the test ends and returns its URL.
 func startIngest(t *testing.T, s *stacktest.Stack, brokers []string, registryURL, group string, cfg ingest.Config) string {
 	t.Helper()
+	url, stop := startIngestStop(t, s, brokers, registryURL, group, cfg)
+	t.Cleanup(stop)
+	return url
+}
+
+// startIngestStop is startIngest with a stop func (which the caller must call) in place of
+// the cleanup.
+func startIngestStop(t *testing.T, s *stacktest.Stack, brokers []string, registryURL, group string, cfg ingest.Config) (string, func()) {
+	t.Helper()
 	if cfg.Folds == nil {
 		cfg.Folds, cfg.Commands = s.Folds, s.Commands
 	}
@@ -73,13 +83,16 @@ func startIngest(t *testing.T, s *stacktest.Stack, brokers []string, registryURL
 			Drain: 5 * time.Second, Config: cfg, Store: ingest.StoreOptions{Group: group, SessionTimeout: 6 * time.Second},
 		})
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ingest.Run: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("ingest.Run: %v", err)
+			}
+		})
+	}
+	return "http://" + ln.Addr().String(), stop
 }
 
 // waitOwned waits until the instances at urls agree on one generation in which every

@@ -149,6 +149,46 @@ func TestMadeIDIsDeduplicated(t *testing.T) {
 	}
 }
 
+// Ids ingest made (counted by the partition's index, see eventstore.IDs) are still found
+// after the partition's writer moved to a new instance, which rebuilds the index from the
+// topic: a retry of a batch quoting them is answered from the dedupe window, and writes
+// nothing.
+func TestMadeIDsDeduplicatedAfterRestart(t *testing.T) {
+	s := stacktest.Start(t)
+	group := uniqueGroup()
+	first, stop := startIngestStop(t, s, s.Brokers, s.RegistryURL, group, ingest.Config{})
+	waitOwned(t, first)
+	h := &harness{stack: s, url: first}
+	batch := `{"events":[` + progressEvent("we-r", "", -1, 0, 10) + "," + progressEvent("we-r", "", -1, 10, 20) + "]}"
+	code, _, written := h.post(t, "/v1/events:batch", "application/json", batch)
+	if code != 201 {
+		t.Fatalf("first: %d %v", code, written)
+	}
+	evs, _ := written["events"].([]any)
+	if len(evs) != 2 {
+		t.Fatalf("answer %v", written)
+	}
+	var ids []string
+	for _, e := range evs {
+		ids = append(ids, e.(map[string]any)["id"].(string))
+	}
+	stop()
+
+	second, stop2 := startIngestStop(t, s, s.Brokers, s.RegistryURL, group, ingest.Config{})
+	defer stop2()
+	waitOwned(t, second)
+	h.url = second
+	before := s.EndOffsets(t, rawTopic)[rawTopic]
+	retry := `{"events":[` + progressEvent("we-r", ids[0], -1, 0, 10) + "," + progressEvent("we-r", ids[1], -1, 10, 20) + "]}"
+	code, hdr, again := h.post(t, "/v1/events:batch", "application/json", retry)
+	if code != 201 || hdr.Get("Idempotent-Replayed") != "true" || fmt.Sprint(again) != fmt.Sprint(written) {
+		t.Fatalf("retry after the restart: %d %q %v, first %v", code, hdr.Get("Idempotent-Replayed"), again, written)
+	}
+	if after := s.EndOffsets(t, rawTopic)[rawTopic]; after != before {
+		t.Errorf("the retry wrote: end offsets %d -> %d", before, after)
+	}
+}
+
 func eventstorePartition(t *testing.T, answer map[string]any) int32 {
 	t.Helper()
 	p, ok := answer["partition"].(float64)
