@@ -45,11 +45,11 @@ func (m *IDs) New(at time.Time) string {
 	u[7] = byte(r >> 8)
 	u[8] = 0x80 | byte(r>>16)&0x3f // RFC 9562 variant
 	u[9], u[10], u[11] = byte(r>>24), byte(r>>32), byte(r>>40)
-	c := uint32(r >> 48)
+	var c uint32
 	if m != nil {
 		c = m.counter.Add(1)
 	} else {
-		c = c<<16 | rand.Uint32()>>16
+		c = rand.Uint32()
 	}
 	binary.BigEndian.PutUint32(u[12:], c)
 	return u.String()

@@ -140,6 +140,9 @@ func (ix *index) find(h uint64, id string) *seen {
 
 // findCounted returns the remembered fresh id id, or nil.
 func (ix *index) findCounted(id string) *seen {
+	if len(ix.counted) == 0 {
+		return nil // no id to find there (a partition written by others only): no parse
+	}
 	c, ok := idCounter(id)
 	if !ok {
 		return nil
@@ -256,12 +259,14 @@ func (ix *index) remember(s seen, fresh bool, now time.Time) {
 	if n/idBlock-ix.first == int64(len(ix.blocks)) {
 		ix.blocks = append(ix.blocks, new([idBlock]seen))
 	}
-	if c, ok := idCounter(s.id); fresh && ok && ix.count(c, n) {
-		s.counted = true
-	} else {
-		if fresh {
+	if fresh {
+		c, ok := idCounter(s.id)
+		s.counted = ok && ix.count(c, n)
+		if !s.counted {
 			s.hash = ix.hash(s.id)
 		}
+	}
+	if !s.counted {
 		s.next = ix.ids[s.hash] // lookups meet the newest id of a hash first
 		ix.ids[s.hash] = n
 	}

@@ -197,15 +197,17 @@ func carriesID(r *kgo.Record) bool {
 // frame appends r's key, value and headers to buf, each length-prefixed, so that distinct
 // records never lay out the same bytes.
 func frame(buf []byte, r *kgo.Record) []byte {
-	buf = binary.BigEndian.AppendUint64(buf, uint64(len(r.Key)))
-	buf = append(buf, r.Key...)
-	buf = binary.BigEndian.AppendUint64(buf, uint64(len(r.Value)))
-	buf = append(buf, r.Value...)
+	buf = appendPrefixed(buf, r.Key)
+	buf = appendPrefixed(buf, r.Value)
 	for _, hd := range r.Headers {
-		buf = binary.BigEndian.AppendUint64(buf, uint64(len(hd.Key)))
-		buf = append(buf, hd.Key...)
-		buf = binary.BigEndian.AppendUint64(buf, uint64(len(hd.Value)))
-		buf = append(buf, hd.Value...)
+		buf = appendPrefixed(buf, hd.Key)
+		buf = appendPrefixed(buf, hd.Value)
 	}
 	return buf
+}
+
+// appendPrefixed appends b to buf after its length.
+func appendPrefixed[T string | []byte](buf []byte, b T) []byte {
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(b)))
+	return append(buf, b...)
 }
